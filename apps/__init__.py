@@ -1,0 +1,1 @@
+"""What the city does with its data: dispatch, flood, environment, registry, traffic."""

@@ -1,0 +1,1 @@
+"""The platform itself: command line, embedded services, start-up."""

@@ -1,0 +1,1 @@
+"""The spatial core: storage, schema, coordinate systems, identity; no HTTP, no MQTT."""

@@ -1,0 +1,568 @@
+"""The platform's schema, as SQLAlchemy 2 / GeoAlchemy2 models. Alembic migrations follow it.
+
+Postgres schemas group tables by who owns the data:
+
+- ``auth``      users, departments, the audit trail
+- ``ref``       the city's reference geography (districts, rivers, roads, POIs, population)
+- ``iot``       monitoring sites, devices, telemetry history (partitioned by day), live state,
+                dead letters, alarm rules, geofences, alarms
+- ``ops``       emergency units, incidents, assignments and their timeline
+- ``env``       enterprises, pollution sources, discharge outlets
+- ``registry``  land parcels and mining rights, versioned: each change is a new row
+
+Geometries are stored in ``STORAGE_SRID`` (WGS84 lon/lat; CGCS2000 coincides with it to well
+under a metre). Metric work goes through EPSG:4547 or the geography type.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Double,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+STORAGE_SRID = 4326
+
+ROLES = ("admin", "supervisor", "dispatcher", "planner", "registrar", "inspector", "viewer")
+DEVICE_KINDS = (
+    "vehicle",
+    "air",
+    "water_level",
+    "rain",
+    "soil",
+    "water_quality",
+    "emission",
+    "signal",
+)
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def geom(kind: str) -> Any:
+    # spatial_index=False: indexes are declared explicitly so migrations name them.
+    return Geometry(kind, srid=STORAGE_SRID, spatial_index=False)
+
+
+def _now() -> Any:
+    return text("now()")
+
+
+# --------------------------------------------------------------------------- auth
+
+
+class Department(Base):
+    __tablename__ = "department"
+    __table_args__ = ({"schema": "auth"},)
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(Text)
+    name_en: Mapped[str] = mapped_column(Text)
+
+
+class User(Base):
+    __tablename__ = "app_user"
+    __table_args__ = (
+        CheckConstraint(
+            "roles <@ ARRAY[" + ",".join(f"'{r}'" for r in ROLES) + "]::text[]", name="known_roles"
+        ),
+        {"schema": "auth"},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    full_name: Mapped[str | None] = mapped_column(Text)
+    password_hash: Mapped[str] = mapped_column(Text)
+    department_code: Mapped[str | None] = mapped_column(ForeignKey("auth.department.code"))
+    roles: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class AuditEntry(Base):
+    """Who did what, when, to which object: one row for every write."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_object", "object_type", "object_id"),
+        Index("ix_audit_log_at", "at"),
+        {"schema": "auth"},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("auth.app_user.id"))
+    username: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    object_type: Mapped[str] = mapped_column(Text)
+    object_id: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    client: Mapped[str | None] = mapped_column(Text)
+
+
+# --------------------------------------------------------------------------- ref
+
+
+class AdminArea(Base):
+    """The city and its districts/counties (level 'city' or 'district')."""
+
+    __tablename__ = "admin_area"
+    __table_args__ = (
+        Index("ix_admin_area_geom", "geom", postgresql_using="gist"),
+        {"schema": "ref"},
+    )
+
+    code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    parent_code: Mapped[str | None] = mapped_column(String(12))
+    level: Mapped[str] = mapped_column(String(16))
+    name_zh: Mapped[str] = mapped_column(Text)
+    name_en: Mapped[str] = mapped_column(Text)
+    population_2020: Mapped[int | None] = mapped_column(Integer)
+    area_km2: Mapped[float | None] = mapped_column(Double)
+    geom: Mapped[Any] = mapped_column(geom("MULTIPOLYGON"))
+
+
+class River(Base):
+    __tablename__ = "river"
+    __table_args__ = (Index("ix_river_geom", "geom", postgresql_using="gist"), {"schema": "ref"})
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    name_zh: Mapped[str | None] = mapped_column(Text)
+    name_en: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(Text)
+    geom: Mapped[Any] = mapped_column(geom("MULTILINESTRING"))
+
+
+class Town(Base):
+    __tablename__ = "town"
+    __table_args__ = (Index("ix_town_geom", "geom", postgresql_using="gist"), {"schema": "ref"})
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    name_zh: Mapped[str | None] = mapped_column(Text)
+    name_en: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(24))
+    district_code: Mapped[str | None] = mapped_column(String(12))
+    population: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str | None] = mapped_column(Text)
+    geom: Mapped[Any] = mapped_column(geom("POINT"))
+
+
+class Road(Base):
+    """A directed-capable edge of the routable road network (pgRouting: source/target/cost)."""
+
+    __tablename__ = "road"
+    __table_args__ = (
+        Index("ix_road_geom", "geom", postgresql_using="gist"),
+        Index("ix_road_source", "source"),
+        Index("ix_road_target", "target"),
+        {"schema": "ref"},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name_zh: Mapped[str | None] = mapped_column(Text)
+    road_class: Mapped[str] = mapped_column(String(24))
+    speed_kmh: Mapped[float] = mapped_column(Double)
+    oneway: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    length_m: Mapped[float] = mapped_column(Double)
+    source: Mapped[int | None] = mapped_column(BigInteger)
+    target: Mapped[int | None] = mapped_column(BigInteger)
+    # Travel time in seconds; reverse_cost < 0 closes the reverse direction (one-way).
+    cost_s: Mapped[float] = mapped_column(Double)
+    reverse_cost_s: Mapped[float] = mapped_column(Double)
+    district_code: Mapped[str | None] = mapped_column(String(12))
+    geom: Mapped[Any] = mapped_column(geom("LINESTRING"))
+
+
+class RoadNode(Base):
+    __tablename__ = "road_node"
+    __table_args__ = (
+        Index("ix_road_node_geom", "geom", postgresql_using="gist"),
+        {"schema": "ref"},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    geom: Mapped[Any] = mapped_column(geom("POINT"))
+
+
+class Poi(Base):
+    """Points of interest the apps reason about: stations, hospitals, schools, shelters, ..."""
+
+    __tablename__ = "poi"
+    __table_args__ = (
+        Index("ix_poi_geom", "geom", postgresql_using="gist"),
+        Index("ix_poi_category", "category"),
+        {"schema": "ref"},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    category: Mapped[str] = mapped_column(String(32))
+    name_zh: Mapped[str] = mapped_column(Text)
+    name_en: Mapped[str | None] = mapped_column(Text)
+    district_code: Mapped[str | None] = mapped_column(String(12))
+    department_code: Mapped[str | None] = mapped_column(ForeignKey("auth.department.code"))
+    capacity: Mapped[int | None] = mapped_column(Integer)
+    address: Mapped[str | None] = mapped_column(Text)
+    geom: Mapped[Any] = mapped_column(geom("POINT"))
+
+
+class PopulationCell(Base):
+    """Exposure grid: residents and buildings per cell, scaled to the 2020 census by district."""
+
+    __tablename__ = "population_cell"
+    __table_args__ = (
+        Index("ix_population_cell_geom", "geom", postgresql_using="gist"),
+        {"schema": "ref"},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    district_code: Mapped[str] = mapped_column(String(12))
+    population: Mapped[float] = mapped_column(Double)
+    buildings: Mapped[int] = mapped_column(Integer)
+    geom: Mapped[Any] = mapped_column(geom("POLYGON"))
+
+
+# --------------------------------------------------------------------------- env
+
+
+class Enterprise(Base):
+    __tablename__ = "enterprise"
+    __table_args__ = (
+        Index("ix_enterprise_geom", "geom", postgresql_using="gist"),
+        {"schema": "env"},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    credit_code: Mapped[str] = mapped_column(String(18), unique=True)  # 统一社会信用代码
+    name_zh: Mapped[str] = mapped_column(Text)
+    industry_code: Mapped[str] = mapped_column(String(8))  # GB/T 4754
+    industry_zh: Mapped[str] = mapped_column(Text)
+    district_code: Mapped[str | None] = mapped_column(String(12))
+    employees: Mapped[int | None] = mapped_column(Integer)
+    geom: Mapped[Any] = mapped_column(geom("POINT"))
+
+
+class PollutionSource(Base):
+    __tablename__ = "pollution_source"
+    __table_args__ = (
+        Index("ix_pollution_source_geom", "geom", postgresql_using="gist"),
+        {"schema": "env"},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    enterprise_id: Mapped[int | None] = mapped_column(ForeignKey("env.enterprise.id"))
+    kind: Mapped[str] = mapped_column(String(24))  # stack, outfall, fugitive
+    name_zh: Mapped[str] = mapped_column(Text)
+    stack_height_m: Mapped[float | None] = mapped_column(Double)
+    limits: Mapped[dict[str, float] | None] = mapped_column(JSONB)  # permit limits, mg/m³
+    geom: Mapped[Any] = mapped_column(geom("POINT"))
+
+
+# --------------------------------------------------------------------------- iot
+
+
+class MonitoringSite(Base):
+    __tablename__ = "monitoring_site"
+    __table_args__ = (
+        Index("ix_monitoring_site_geom", "geom", postgresql_using="gist"),
+        {"schema": "iot"},
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    name_zh: Mapped[str] = mapped_column(Text)
+    district_code: Mapped[str | None] = mapped_column(String(12))
+    pollution_source_id: Mapped[int | None] = mapped_column(ForeignKey("env.pollution_source.id"))
+    # Per-site thresholds, e.g. {"warning_m": 3.2, "danger_m": 4.1} for a river gauge.
+    thresholds: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    geom: Mapped[Any] = mapped_column(geom("POINT"))
+
+
+class Device(Base):
+    __tablename__ = "device"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN (" + ",".join(f"'{k}'" for k in DEVICE_KINDS) + ")", name="known_kind"
+        ),
+        {"schema": "iot"},
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    department_code: Mapped[str | None] = mapped_column(ForeignKey("auth.department.code"))
+    site_id: Mapped[str | None] = mapped_column(ForeignKey("iot.monitoring_site.id"))
+    name_zh: Mapped[str | None] = mapped_column(Text)
+    expected_interval_s: Mapped[int] = mapped_column(Integer, server_default=text("60"))
+    # MQTT password, stored hashed for the platform; the broker's file is regenerated from
+    # the plaintext only at provisioning time.
+    mqtt_password_hash: Mapped[str | None] = mapped_column(Text)
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+# iot.telemetry is partitioned by day on ts; it is created by raw SQL in the migration because
+# declarative partitioning and its per-day children are DDL, not model structure.
+
+
+class DeviceState(Base):
+    """The latest reading of every device; out-of-order readings never roll it back."""
+
+    __tablename__ = "device_state"
+    __table_args__ = (
+        Index("ix_device_state_geom", "geom", postgresql_using="gist"),
+        {"schema": "iot"},
+    )
+
+    device_id: Mapped[str] = mapped_column(ForeignKey("iot.device.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    online: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    status: Mapped[str | None] = mapped_column(Text)
+    reading: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    geom: Mapped[Any] = mapped_column(geom("POINT"), nullable=True)
+
+
+class DeadLetter(Base):
+    __tablename__ = "dead_letter"
+    __table_args__ = (
+        Index("ix_dead_letter_received_at", "received_at"),
+        Index("ix_dead_letter_reason", "reason"),
+        {"schema": "iot"},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    topic: Mapped[str] = mapped_column(Text)
+    device_id: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[str | None] = mapped_column(Text)  # size-capped, escaped text
+    payload_bytes: Mapped[int] = mapped_column(Integer)
+
+
+class Geofence(Base):
+    __tablename__ = "geofence"
+    __table_args__ = (Index("ix_geofence_geom", "geom", postgresql_using="gist"), {"schema": "iot"})
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(Text)
+    kinds: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{vehicle}'"))
+    on_enter: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    on_leave: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    geom: Mapped[Any] = mapped_column(geom("MULTIPOLYGON"))
+
+
+class Alarm(Base):
+    __tablename__ = "alarm"
+    __table_args__ = (
+        Index("ix_alarm_raised_at", "raised_at"),
+        Index("ix_alarm_open", "kind", "device_id", postgresql_where=text("cleared_at IS NULL")),
+        Index("ix_alarm_geom", "geom", postgresql_using="gist"),
+        {"schema": "iot"},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    rule: Mapped[str] = mapped_column(Text)  # e.g. water_level.danger, air.pm25, offline
+    severity: Mapped[int] = mapped_column(SmallInteger)  # 1 info .. 4 critical
+    device_id: Mapped[str | None] = mapped_column(Text)
+    incident_id: Mapped[int | None] = mapped_column(BigInteger)
+    message_zh: Mapped[str] = mapped_column(Text)
+    message_en: Mapped[str] = mapped_column(Text)
+    value: Mapped[float | None] = mapped_column(Double)
+    threshold: Mapped[float | None] = mapped_column(Double)
+    raised_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    occurrences: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    acknowledged_by: Mapped[str | None] = mapped_column(Text)
+    cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    geom: Mapped[Any] = mapped_column(geom("POINT"), nullable=True)
+
+
+# --------------------------------------------------------------------------- ops
+
+
+class Unit(Base):
+    """An emergency unit (engine, ambulance, patrol car) bound to its GPS device."""
+
+    __tablename__ = "unit"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('available','dispatched','en_route','on_scene','out_of_service')",
+            name="known_status",
+        ),
+        {"schema": "ops"},
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    call_sign: Mapped[str] = mapped_column(Text)
+    unit_type: Mapped[str] = mapped_column(String(32))  # engine, ladder, ambulance, patrol, ...
+    department_code: Mapped[str] = mapped_column(ForeignKey("auth.department.code"))
+    station_poi_id: Mapped[int | None] = mapped_column(ForeignKey("ref.poi.id"))
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("iot.device.id"))
+    status: Mapped[str] = mapped_column(String(24), server_default=text("'available'"))
+    status_changed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=_now()
+    )
+
+
+class Incident(Base):
+    __tablename__ = "incident"
+    __table_args__ = (
+        Index("ix_incident_geom", "geom", postgresql_using="gist"),
+        Index("ix_incident_open", "created_at", postgresql_where=text("closed_at IS NULL")),
+        {"schema": "ops"},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    incident_type: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[int] = mapped_column(SmallInteger)
+    status: Mapped[str] = mapped_column(String(24), server_default=text("'new'"))
+    caller: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(Text)
+    geocode: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    district_code: Mapped[str | None] = mapped_column(String(12))
+    joint: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    source: Mapped[str] = mapped_column(String(24), server_default=text("'operator'"))
+    created_by: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    geom: Mapped[Any] = mapped_column(geom("POINT"))
+
+
+class Assignment(Base):
+    __tablename__ = "assignment"
+    __table_args__ = (
+        # A unit is on at most one live assignment: two dispatchers racing, exactly one wins.
+        Index(
+            "uq_assignment_active_unit",
+            "unit_id",
+            unique=True,
+            postgresql_where=text("cleared_at IS NULL"),
+        ),
+        {"schema": "ops"},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("ops.incident.id"))
+    unit_id: Mapped[str] = mapped_column(ForeignKey("ops.unit.id"))
+    assigned_by: Mapped[str] = mapped_column(Text)
+    dispatched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    en_route_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    on_scene_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    eta_s: Mapped[float | None] = mapped_column(Double)
+
+
+class IncidentEvent(Base):
+    """The incident timeline: every state change, who and when."""
+
+    __tablename__ = "incident_event"
+    __table_args__ = (Index("ix_incident_event_incident", "incident_id", "at"), {"schema": "ops"})
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("ops.incident.id"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    event: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+# --------------------------------------------------------------------------- registry
+
+
+class Parcel(Base):
+    """A cadastral parcel version. The current version has ``valid_to IS NULL``."""
+
+    __tablename__ = "parcel"
+    __table_args__ = (
+        UniqueConstraint("parcel_code", "version"),
+        Index("ix_parcel_geom", "geom", postgresql_using="gist"),
+        Index(
+            "uq_parcel_current",
+            "parcel_code",
+            unique=True,
+            postgresql_where=text("valid_to IS NULL"),
+        ),
+        {"schema": "registry"},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    parcel_code: Mapped[str] = mapped_column(String(19))  # 宗地代码 (GB/T 26424)
+    version: Mapped[int] = mapped_column(Integer)
+    land_use: Mapped[str] = mapped_column(String(8))  # GB/T 21010 class code
+    land_use_zh: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str | None] = mapped_column(Text)
+    district_code: Mapped[str | None] = mapped_column(String(12))
+    area_m2: Mapped[float] = mapped_column(Double)
+    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    registered_by: Mapped[str | None] = mapped_column(Text)
+    geom: Mapped[Any] = mapped_column(geom("MULTIPOLYGON"))
+
+
+class MiningRight(Base):
+    """A mining or exploration right version (采矿权/探矿权)."""
+
+    __tablename__ = "mining_right"
+    __table_args__ = (
+        UniqueConstraint("license_no", "version"),
+        Index("ix_mining_right_geom", "geom", postgresql_using="gist"),
+        Index(
+            "uq_mining_right_current",
+            "license_no",
+            unique=True,
+            postgresql_where=text("valid_to IS NULL"),
+        ),
+        {"schema": "registry"},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    license_no: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)
+    right_type: Mapped[str] = mapped_column(String(16))  # mining | exploration
+    mineral: Mapped[str] = mapped_column(Text)
+    holder: Mapped[str] = mapped_column(Text)
+    permit_from: Mapped[date | None] = mapped_column(Date)
+    permit_to: Mapped[date | None] = mapped_column(Date)
+    depth_top_m: Mapped[float | None] = mapped_column(Double)
+    depth_bottom_m: Mapped[float | None] = mapped_column(Double)
+    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    registered_by: Mapped[str | None] = mapped_column(Text)
+    geom: Mapped[Any] = mapped_column(geom("MULTIPOLYGON"))
+
+
+SCHEMAS = ("auth", "ref", "iot", "ops", "env", "registry")

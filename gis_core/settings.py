@@ -1,0 +1,212 @@
+"""Configuration, one pydantic-settings class per concern, all read from ``CHANGZHI_*``.
+
+When ``CHANGZHI_DATABASE_URL`` or ``CHANGZHI_MQTT_URL`` is unset the platform uses its embedded
+defaults: a private PostGIS cluster and a private Mosquitto under ``var/`` on their own ports,
+with credentials generated on first start and kept in ``var/secrets.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Secrets nobody may run a non-development platform with.
+_WEAK_SECRETS = {"", "secret", "changeme", "change-me", "changzhi", "development", "test"}
+
+
+class Mode(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class PlatformSettings(BaseSettings):
+    """Where the platform keeps its state, and which mode it runs in."""
+
+    model_config = SettingsConfigDict(env_prefix="CHANGZHI_", extra="ignore")
+
+    mode: Mode = Mode.development
+    var_dir: Path = REPO_ROOT / "var"
+    data_dir: Path = REPO_ROOT / "data" / "changzhi"
+    city: str = "changzhi"
+    # The unprivileged account that runs the embedded PostgreSQL and Mosquitto when we are root.
+    service_user: str = "changzhi"
+
+
+class EmbeddedSettings(BaseSettings):
+    """Ports of the private PostGIS cluster and Mosquitto broker."""
+
+    model_config = SettingsConfigDict(env_prefix="CHANGZHI_EMBEDDED_", extra="ignore")
+
+    pg_port: int = Field(55432, ge=1024, le=65535)
+    mqtt_port: int = Field(18830, ge=1024, le=65535)
+    host: str = "127.0.0.1"
+
+
+class DatabaseSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHANGZHI_DATABASE_", extra="ignore")
+
+    url: str | None = None
+    pool_min: int = Field(2, ge=1)
+    pool_max: int = Field(12, ge=1)
+    statement_timeout_ms: int = Field(30_000, ge=100)
+
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> DatabaseSettings:
+        if self.pool_min > self.pool_max:
+            raise ValueError("CHANGZHI_DATABASE_POOL_MIN cannot exceed CHANGZHI_DATABASE_POOL_MAX")
+        return self
+
+
+class MqttSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHANGZHI_MQTT_", extra="ignore")
+
+    url: str | None = None
+    # Ingest workers share one MQTT v5 shared-subscription group so N workers split the load.
+    share_group: str = "ingest"
+    session_expiry_s: int = Field(3600, ge=0)
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHANGZHI_API_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    default_limit: int = Field(100, ge=1)
+    max_limit: int = Field(10_000, ge=1)
+    max_features_per_tile: int = Field(20_000, ge=1)
+
+    @model_validator(mode="after")
+    def _limits(self) -> ApiSettings:
+        if self.default_limit > self.max_limit:
+            raise ValueError("CHANGZHI_API_DEFAULT_LIMIT cannot exceed CHANGZHI_API_MAX_LIMIT")
+        return self
+
+
+class AuthSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHANGZHI_AUTH_", extra="ignore")
+
+    secret_key: str | None = None
+    algorithm: str = "HS256"
+    token_minutes: int = Field(12 * 60, ge=1)  # one dispatcher shift
+
+
+class DataSettings(BaseSettings):
+    """The reference dataset: resolution of the refined DEM and the synthesis seed."""
+
+    model_config = SettingsConfigDict(env_prefix="CHANGZHI_DATA_", extra="ignore")
+
+    dem_resolution_m: float = Field(90.0, ge=10.0, le=2000.0)
+    seed: int = 20201101  # 2020 census reference day
+    scale: float = Field(1.0, gt=0.0, le=1.0)  # fraction of synthetic objects (tests use less)
+
+
+class SecretStore:
+    """Generated credentials of the embedded services, in ``var/secrets.json`` (mode 0600)."""
+
+    def __init__(self, var_dir: Path) -> None:
+        self.path = var_dir / "secrets.json"
+
+    def load(self) -> dict[str, str]:
+        try:
+            data: dict[str, str] = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        return data
+
+    def get_or_create(self, name: str, nbytes: int = 24) -> str:
+        data = self.load()
+        if name not in data:
+            data[name] = secrets.token_urlsafe(nbytes)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(data, fh, indent=2)
+            os.replace(tmp, self.path)
+        return data[name]
+
+
+class Settings:
+    """All concerns together, with the embedded defaults resolved."""
+
+    def __init__(self, **overrides: Any) -> None:
+        self.platform = overrides.get("platform") or PlatformSettings()
+        self.embedded = overrides.get("embedded") or EmbeddedSettings()
+        self.database = overrides.get("database") or DatabaseSettings()
+        self.mqtt = overrides.get("mqtt") or MqttSettings()
+        self.api = overrides.get("api") or ApiSettings()
+        self.auth = overrides.get("auth") or AuthSettings()
+        self.data = overrides.get("data") or DataSettings()
+        self.secrets = SecretStore(self.platform.var_dir)
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database.url is None
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.mqtt.url is None
+
+    @property
+    def database_url(self) -> str:
+        """libpq URL (``postgresql://...``) of the platform database."""
+        if self.database.url:
+            return normalize_pg_url(self.database.url)
+        password = self.secrets.get_or_create("pg_password")
+        return (
+            f"postgresql://changzhi:{password}@{self.embedded.host}:{self.embedded.pg_port}"
+            "/changzhi"
+        )
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+    @property
+    def mqtt_url(self) -> str:
+        if self.mqtt.url:
+            return self.mqtt.url
+        password = self.secrets.get_or_create("mqtt_platform_password")
+        return f"mqtt://platform:{password}@{self.embedded.host}:{self.embedded.mqtt_port}"
+
+    @property
+    def jwt_secret(self) -> str:
+        """The token-signing key; only development may fall back to a generated local one."""
+        key = self.auth.secret_key
+        if key is not None and key.strip().lower() not in _WEAK_SECRETS and len(key) >= 32:
+            return key
+        if self.platform.mode is Mode.production:
+            raise ConfigError(
+                "CHANGZHI_AUTH_SECRET_KEY must be set to a random string of 32+ characters "
+                "in production, e.g. the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+            )
+        if key is not None:
+            raise ConfigError("CHANGZHI_AUTH_SECRET_KEY is too weak: use 32+ random characters")
+        return self.secrets.get_or_create("jwt_secret", 48)
+
+
+class ConfigError(RuntimeError):
+    """A configuration the platform refuses to run with; the message says what to change."""
+
+
+def normalize_pg_url(url: str) -> str:
+    for prefix in ("postgresql+psycopg://", "postgresql+asyncpg://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix) :]
+    return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Where live data comes in: MQTT ingest, rules and alarms, live fan-out to consoles."""

@@ -1,0 +1,1 @@
+"""Field sensors: simulators that publish over MQTT as real devices would."""

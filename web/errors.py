@@ -1,0 +1,31 @@
+"""Every error leaves the API as JSON ``{"detail": ...}`` with its status, mapped here once."""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from gis_core.db import DatabaseUnavailable
+from gis_core.errors import PlatformError
+
+log = logging.getLogger(__name__)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(PlatformError)
+    async def platform_error(_: Request, exc: PlatformError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(DatabaseUnavailable)
+    @app.exception_handler(psycopg.OperationalError)
+    async def database_down(_: Request, exc: Exception) -> JSONResponse:
+        # The service is alive but its database is not: say so and let the client retry.
+        log.warning("database unavailable: %s", exc)
+        return JSONResponse(
+            {"detail": "the database is unavailable; retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )

@@ -1,0 +1,1 @@
+"""HTTP routers; each only wires requests to the domain code."""
