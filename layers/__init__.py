@@ -1,0 +1,1 @@
+"""Map layers served by the platform."""

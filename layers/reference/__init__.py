@@ -1,0 +1,1 @@
+"""Reference layers: administrative boundaries, rivers, towns and terrain extracts."""
