@@ -52,6 +52,11 @@ def migrate(sqlalchemy_url: str) -> tuple[str | None, str]:
     return before, ScriptDirectory.from_config(config).get_current_head() or ""
 
 
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config("postgresql://")).get_current_head()
+    return head or ""
+
+
 def current_revision(sqlalchemy_url: str) -> str | None:
     with engine(sqlalchemy_url).connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()

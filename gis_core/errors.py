@@ -25,3 +25,9 @@ class Conflict(PlatformError):
 
 class Forbidden(PlatformError):
     status = 403
+
+
+class InvalidParameter(PlatformError):
+    """A query parameter that cannot be understood (OGC APIs answer these with 400)."""
+
+    status = 400

@@ -96,6 +96,8 @@ class AuthSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CHANGZHI_AUTH_", extra="ignore")
 
     secret_key: str | None = None
+    # Devices' MQTT passwords are derived from this (see realtime.provision).
+    device_secret: str | None = None
     algorithm: str = "HS256"
     token_minutes: int = Field(12 * 60, ge=1)  # one dispatcher shift
 
@@ -194,6 +196,10 @@ class Settings:
         if key is not None:
             raise ConfigError("CHANGZHI_AUTH_SECRET_KEY is too weak: use 32+ random characters")
         return self.secrets.get_or_create("jwt_secret", 48)
+
+    @property
+    def device_secret(self) -> str:
+        return self.auth.device_secret or self.secrets.get_or_create("device_secret", 32)
 
 
 class ConfigError(RuntimeError):

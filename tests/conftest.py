@@ -9,24 +9,17 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from apps.platform.services import (
-    EmbeddedServices,
-    Mosquitto,
-    Postgres,
-    free_port,
-    service_account,
-)
+from apps.platform.services import Throwaway, start_throwaway
 from gis_core.db import migrate
 from gis_core.settings import (
     AuthSettings,
     DatabaseSettings,
+    DataSettings,
     MqttSettings,
     PlatformSettings,
     Settings,
@@ -39,46 +32,6 @@ ARTIFACTS = REPO / "test-artifacts"
 for key in list(os.environ):
     if key.startswith("CHANGZHI_"):
         del os.environ[key]
-
-
-@dataclass
-class Throwaway:
-    root: Path
-    services: EmbeddedServices
-
-    @property
-    def postgres(self) -> Postgres:
-        assert self.services.postgres is not None
-        return self.services.postgres
-
-    @property
-    def mosquitto(self) -> Mosquitto:
-        assert self.services.mosquitto is not None
-        return self.services.mosquitto
-
-
-def start_throwaway(prefix: str) -> Throwaway:
-    account = service_account("changzhi")
-    root = Path(tempfile.mkdtemp(prefix=prefix))
-    os.chmod(root, 0o755)  # the unprivileged server account must reach it
-    services = EmbeddedServices(
-        Postgres(
-            root=root,
-            port=free_port(),
-            password=secrets.token_urlsafe(12),
-            account=account,
-            # Durability is not under test here; speed is welcome.
-            settings={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"},
-        ),
-        Mosquitto(
-            root=root,
-            port=free_port(),
-            platform_password=secrets.token_urlsafe(12),
-            account=account,
-        ),
-    )
-    services.start()
-    return Throwaway(root, services)
 
 
 @pytest.fixture(scope="session")
@@ -99,6 +52,8 @@ def settings(throwaway: Throwaway, tmp_path_factory: pytest.TempPathFactory) -> 
         database=DatabaseSettings(url=throwaway.postgres.url),
         mqtt=MqttSettings(url=throwaway.mosquitto.url),
         auth=AuthSettings(secret_key=secrets.token_urlsafe(48)),
+        # A small city: 5% of the synthetic objects and a 1 km DEM keep the suite quick.
+        data=DataSettings(scale=0.05, dem_resolution_m=1000.0),
     )
 
 
@@ -106,6 +61,14 @@ def settings(throwaway: Throwaway, tmp_path_factory: pytest.TempPathFactory) -> 
 def db_url(settings: Settings) -> str:
     migrate(settings.sqlalchemy_url)
     return settings.database_url
+
+
+@pytest.fixture(scope="session")
+def reference(db_url: str, settings: Settings) -> object:
+    """The reference dataset, loaded once for the session."""
+    from apps.platform.cli import load_dataset
+
+    return load_dataset(settings)
 
 
 @pytest.fixture(scope="session")

@@ -6,12 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
+from gis_core.db import head_revision
+
 
 def test_health_reports_database_and_broker(api):
     body = api.get("/health").json()
     assert body["status"] == "ok"
     assert body["database"]["postgis"].startswith("3.")
-    assert body["database"]["schema_revision"] == "0001"
+    assert body["database"]["schema_revision"] == head_revision()
     assert body["broker"]["status"] == "ok"
 
 

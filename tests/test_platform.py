@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from apps.platform.services import ServiceError, free_port, single_instance
-from gis_core.db import DatabaseUnavailable, connect, migrate
+from gis_core.db import DatabaseUnavailable, connect, head_revision, migrate
 from gis_core.settings import (
     ApiSettings,
     AuthSettings,
@@ -154,7 +154,7 @@ def test_settings_invariants():
 
 def test_migration_builds_the_schema(db_url, settings):
     before, after = migrate(settings.sqlalchemy_url)  # idempotent
-    assert before == after == "0001"
+    assert before == after == head_revision()
     with psycopg.connect(db_url) as conn:
         schemas = {r[0] for r in conn.execute("SELECT nspname FROM pg_namespace")}
         assert {"auth", "ref", "iot", "ops", "env", "registry"} <= schemas

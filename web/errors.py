@@ -6,6 +6,8 @@ import logging
 
 import psycopg
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from gis_core.db import DatabaseUnavailable
@@ -15,6 +17,12 @@ log = logging.getLogger(__name__)
 
 
 def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # OGC APIs answer a bad query parameter with 400; JSON bodies keep FastAPI's 422.
+        status = 400 if request.url.path.startswith("/collections") else 422
+        return JSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=status)
+
     @app.exception_handler(PlatformError)
     async def platform_error(_: Request, exc: PlatformError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)

@@ -12,6 +12,7 @@ import grp
 import hashlib
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -515,3 +516,47 @@ def single_instance(lock_path: Path, what: str) -> Iterator[None]:
     finally:
         fh.close()
         lock_path.unlink(missing_ok=True)
+
+
+@dataclass
+class Throwaway:
+    root: Path
+    services: EmbeddedServices
+
+    @property
+    def postgres(self) -> Postgres:
+        assert self.services.postgres is not None
+        return self.services.postgres
+
+    @property
+    def mosquitto(self) -> Mosquitto:
+        assert self.services.mosquitto is not None
+        return self.services.mosquitto
+
+
+def start_throwaway(prefix: str, *, durable: bool = False) -> Throwaway:
+    """A private PostGIS and Mosquitto on free ports in a temporary directory, for tests and
+    benchmarks; ``services.stop()`` and removing ``root`` leave nothing behind."""
+    account = service_account("changzhi")
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(root, 0o755)  # the unprivileged server account must reach it
+    services = EmbeddedServices(
+        Postgres(
+            root=root,
+            port=free_port(),
+            password=secrets.token_urlsafe(12),
+            account=account,
+            # Tests trade durability for speed; benchmarks measure what production would run.
+            settings={}
+            if durable
+            else {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"},
+        ),
+        Mosquitto(
+            root=root,
+            port=free_port(),
+            platform_password=secrets.token_urlsafe(12),
+            account=account,
+        ),
+    )
+    services.start()
+    return Throwaway(root, services)

@@ -10,6 +10,7 @@ from gis_core.models import SCHEMAS, Base
 
 # Tables that extensions own (PostGIS, pgRouting) are not ours to diff.
 OUR_SCHEMAS = set(SCHEMAS)
+RAW_SQL_TABLES = {"dataset", "user_layer"}
 
 
 def include_object(
@@ -18,8 +19,8 @@ def include_object(
     if type_ == "table":
         if obj.schema not in OUR_SCHEMAS:
             return False
-        if name and name.startswith("telemetry"):
-            return False  # partitioned by raw SQL in the migration
+        if name and (name.startswith("telemetry") or name in RAW_SQL_TABLES):
+            return False  # created by raw SQL in the migrations
     return bool(alembic_helpers.include_object(obj, name, type_, reflected, compare_to))
 
 

@@ -1,0 +1,318 @@
+"""`bench tiles` and `bench features`: the platform's OGC API beside pygeoapi, same table, same run.
+
+A 1-million-point layer is generated in PostGIS (clustered like a city: dense downtown, sparse
+countryside). Both servers run as one uvicorn process against the same database; requests to
+the two alternate so that machine noise falls on both alike.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import psycopg
+
+from apps.bench.common import BenchEnv, free_port, median, percentile, wait_http
+from gis_core.settings import REPO_ROOT
+
+Log = Callable[[str], None]
+
+POINTS_SQL = """
+CREATE TABLE userdata.bench_points (
+    id bigint PRIMARY KEY,
+    name text NOT NULL,
+    category text NOT NULL,
+    value double precision NOT NULL,
+    geom geometry(Point, 4326) NOT NULL
+);
+SELECT setseed(0.42);
+INSERT INTO userdata.bench_points
+SELECT i,
+       'point ' || i,
+       (ARRAY['shop','home','office','school','clinic'])[1 + (i % 5)],
+       round((random() * 100)::numeric, 2),
+       CASE WHEN i % 10 < 6
+            -- downtown: a Gaussian cloud (Box-Muller) around the city seat
+            THEN ST_SetSRID(ST_MakePoint(
+                113.11 + 0.06 * sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()),
+                36.19 + 0.05 * sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random())), 4326)
+            ELSE ST_SetSRID(ST_MakePoint(112.0 + 1.7 * random(), 35.85 + 1.25 * random()), 4326)
+       END
+FROM generate_series(1, %(n)s) AS i;
+CREATE INDEX ix_bench_points_geom ON userdata.bench_points USING gist (geom);
+ANALYZE userdata.bench_points;
+INSERT INTO ref.user_layer (id, table_name, title_zh, title_en, geometry_type, properties)
+VALUES ('bench_points', 'userdata.bench_points', '基准点', 'Benchmark points', 'Point',
+        ARRAY['name', 'category', 'value']);
+"""
+
+
+def make_points(env: BenchEnv, n: int) -> None:
+    with psycopg.connect(env.database_url) as conn:
+        conn.execute(POINTS_SQL.replace("%(n)s", str(int(n))))
+        conn.commit()
+
+
+def pygeoapi_python(var_dir: Path, log: Log) -> Path:
+    """A virtual environment with pygeoapi from PyPI, made once and kept under var/bench."""
+    venv = var_dir / "pygeoapi-venv"
+    python = venv / "bin" / "python"
+    marker = venv / ".installed"
+    if not marker.exists():
+        log("installing pygeoapi into " + str(venv) + " (first run only)")
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "pygeoapi",
+                "psycopg2-binary",
+                "uvicorn",
+            ],
+            check=True,
+        )
+        marker.touch()
+    return python
+
+
+@contextmanager
+def serve_pygeoapi(env: BenchEnv, log: Log) -> Iterator[str]:
+    python = pygeoapi_python(REPO_ROOT / "var" / "bench", log)
+    port = free_port()
+    db = urlsplit(env.database_url)
+    connection = {
+        "host": db.hostname,
+        "port": db.port,
+        "dbname": db.path.lstrip("/"),
+        "user": db.username,
+        "password": db.password,
+        "search_path": ["userdata", "public"],
+    }
+    config: dict[str, Any] = {
+        "server": {
+            "bind": {"host": "127.0.0.1", "port": port},
+            "url": f"http://127.0.0.1:{port}",
+            "mimetype": "application/json; charset=UTF-8",
+            "encoding": "utf-8",
+            "language": "en-US",
+            "limits": {"default_items": 100, "max_items": 10000},
+            "map": {"url": "http://127.0.0.1/none", "attribution": "none"},
+        },
+        "logging": {"level": "ERROR"},
+        "metadata": {
+            "identification": {
+                "title": "peer",
+                "description": "peer",
+                "keywords": ["x"],
+                "keywords_type": "theme",
+                "terms_of_service": "none",
+                "url": "http://127.0.0.1",
+            },
+            "license": {"name": "none", "url": "http://127.0.0.1"},
+            "provider": {"name": "none", "url": "http://127.0.0.1"},
+            "contact": {"name": "none"},
+        },
+        "resources": {
+            "bench_points": {
+                "type": "collection",
+                "title": "bench points",
+                "description": "bench points",
+                "keywords": ["bench"],
+                "extents": {
+                    "spatial": {
+                        "bbox": [111.9, 35.8, 113.8, 37.2],
+                        "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+                    }
+                },
+                "providers": [
+                    {
+                        "type": "feature",
+                        "name": "PostgreSQL",
+                        "data": connection,
+                        "id_field": "id",
+                        "table": "bench_points",
+                        "geom_field": "geom",
+                    },
+                    {
+                        "type": "tile",
+                        "name": "MVT-postgresql",
+                        "data": connection,
+                        "id_field": "id",
+                        "table": "bench_points",
+                        "geom_field": "geom",
+                        "options": {"zoom": {"min": 0, "max": 22}},
+                        "format": {"name": "pbf", "mimetype": "application/vnd.mapbox-vector-tile"},
+                    },
+                ],
+            }
+        },
+    }
+    work = env.var_dir / "pygeoapi"
+    work.mkdir(exist_ok=True)
+    cfg = work / "config.yml"
+    cfg.write_text(json.dumps(config))  # JSON is YAML
+    openapi = work / "openapi.yml"
+    run_env = {
+        "PYGEOAPI_CONFIG": str(cfg),
+        "PYGEOAPI_OPENAPI": str(openapi),
+        "PATH": "/usr/bin:/bin",
+    }
+    generated = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pygeoapi",
+            "openapi",
+            "generate",
+            str(cfg),
+            "--output-file",
+            str(openapi),
+        ],
+        env=run_env,
+        capture_output=True,
+        text=True,
+    )
+    if generated.returncode != 0:
+        raise RuntimeError("pygeoapi openapi generate failed: " + generated.stderr[-400:])
+    proc = subprocess.Popen(
+        [
+            str(python),
+            "-m",
+            "uvicorn",
+            "pygeoapi.starlette_app:APP",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=run_env,
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/collections/bench_points", proc)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    n = 1 << z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return x, y
+
+
+def sample_tiles(rng: random.Random, per_zoom: int) -> list[tuple[int, int, int]]:
+    tiles = []
+    for z in range(8, 15):
+        for _ in range(per_zoom):
+            # Around the dense cluster, where tiles are fullest (the hard case).
+            lon = rng.gauss(113.11, 0.08)
+            lat = rng.gauss(36.19, 0.07)
+            x, y = tile_of(lon, lat, z)
+            tiles.append((z, x, y))
+    return tiles
+
+
+def timed_get(client: httpx.Client, url: str) -> tuple[float, httpx.Response]:
+    t0 = time.perf_counter()
+    response = client.get(url)
+    return (time.perf_counter() - t0) * 1000, response
+
+
+def run_tiles(env: BenchEnv, ours: str, peer: str, log: Log, per_zoom: int = 30) -> dict[str, Any]:
+    rng = random.Random(7)
+    tiles = sample_tiles(rng, per_zoom)
+    mine: list[float] = []
+    theirs: list[float] = []
+    features_in_tiles: list[int] = []
+    with httpx.Client(timeout=120) as client:
+        for z, x, y in tiles[:10]:  # warm both
+            client.get(f"{ours}/collections/bench_points/tiles/WebMercatorQuad/{z}/{y}/{x}")
+            client.get(f"{peer}/collections/bench_points/tiles/WebMercatorQuad/{z}/{y}/{x}?f=mvt")
+        for z, x, y in tiles:
+            ms, response = timed_get(
+                client, f"{ours}/collections/bench_points/tiles/WebMercatorQuad/{z}/{y}/{x}"
+            )
+            response.raise_for_status()
+            mine.append(ms)
+            features_in_tiles.append(len(response.content))
+            ms, response = timed_get(
+                client,
+                f"{peer}/collections/bench_points/tiles/WebMercatorQuad/{z}/{y}/{x}?f=mvt",
+            )
+            if response.status_code == 200:
+                theirs.append(ms)
+    log(
+        f"tiles: ours p50 {median(mine):.1f} ms p95 {percentile(mine, 95):.1f} ms; "
+        f"pygeoapi p50 {median(theirs):.1f} ms p95 {percentile(theirs, 95):.1f} ms"
+    )
+    return {
+        "tiles_requested": len(tiles),
+        "zooms": "8-14",
+        "p50_ms": round(median(mine), 2),
+        "p95_ms": round(percentile(mine, 95), 2),
+        "peer": "pygeoapi",
+        "peer_p50_ms": round(median(theirs), 2),
+        "peer_p95_ms": round(percentile(theirs, 95), 2),
+        "peer_tiles_ok": len(theirs),
+        "p95_ratio_peer_over_ours": round(percentile(theirs, 95) / percentile(mine, 95), 2),
+        "mean_tile_bytes": round(sum(features_in_tiles) / len(features_in_tiles)),
+    }
+
+
+def run_features(
+    env: BenchEnv, ours: str, peer: str, log: Log, pages: int = 40, limit: int = 1000
+) -> dict[str, Any]:
+    rng = random.Random(11)
+    offsets = [rng.randrange(0, 900_000) for _ in range(pages)]
+    totals = {"ours": [0, 0.0], "peer": [0, 0.0]}
+    with httpx.Client(timeout=120) as client:
+        for offset in offsets[:3]:  # warm both
+            client.get(f"{ours}/collections/bench_points/items?limit={limit}&offset={offset}")
+            client.get(
+                f"{peer}/collections/bench_points/items?limit={limit}&offset={offset}&f=json"
+            )
+        for offset in offsets:
+            for who, url in (
+                ("ours", f"{ours}/collections/bench_points/items?limit={limit}&offset={offset}"),
+                (
+                    "peer",
+                    f"{peer}/collections/bench_points/items?limit={limit}&offset={offset}&f=json",
+                ),
+            ):
+                ms, response = timed_get(client, url)
+                response.raise_for_status()
+                n = len(response.json()["features"])
+                totals[who][0] += n
+                totals[who][1] += ms / 1000
+    ours_rate = totals["ours"][0] / totals["ours"][1]
+    peer_rate = totals["peer"][0] / totals["peer"][1]
+    log(f"features: ours {ours_rate:,.0f}/s, pygeoapi {peer_rate:,.0f}/s")
+    return {
+        "pages": pages,
+        "page_size": limit,
+        "features_per_s": round(ours_rate),
+        "peer": "pygeoapi",
+        "peer_features_per_s": round(peer_rate),
+        "ratio": round(ours_rate / peer_rate, 2),
+    }

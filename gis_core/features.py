@@ -1,0 +1,308 @@
+"""OGC API – Features queries, built whole in PostGIS.
+
+Each function takes an explicit connection and a catalog layer. GeoJSON is assembled by the
+database and returned as text, so a page of features is never parsed or re-serialized in
+Python. Output coordinates follow RFC 7946 (lon/lat, exterior rings counter-clockwise) for
+CRS84, and the axis order of the CRS for the others (OGC API – Features Part 2).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from gis_core.crs import UnknownCRSError, parse_crs
+from gis_core.errors import InvalidParameter
+from gis_core.layer import Layer
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+
+
+@dataclass(frozen=True)
+class OutputCrs:
+    uri: str
+    srid: int
+    flip: bool  # the CRS's first axis is northing/latitude
+    decimals: int
+
+
+_EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
+OUTPUT_CRS: dict[int | str, OutputCrs] = {
+    "CRS84": OutputCrs(CRS84, 4326, False, 7),
+    4326: OutputCrs(_EPSG + "4326", 4326, True, 7),
+    4490: OutputCrs(_EPSG + "4490", 4490, True, 7),
+    4547: OutputCrs(_EPSG + "4547", 4547, True, 2),
+    3857: OutputCrs(_EPSG + "3857", 3857, False, 2),
+}
+SUPPORTED_CRS = [c.uri for c in OUTPUT_CRS.values()]
+
+
+def output_crs(value: str | None) -> OutputCrs:
+    """The output CRS for a ``crs`` parameter (default CRS84)."""
+    if value is None or value.strip().upper().endswith("CRS84"):
+        return OUTPUT_CRS["CRS84"]
+    try:
+        code = parse_crs(value)
+    except UnknownCRSError as exc:
+        raise InvalidParameter(str(exc)) from None
+    if code not in OUTPUT_CRS:
+        raise InvalidParameter(
+            f"crs {value!r} is not offered; use one of: {', '.join(SUPPORTED_CRS)}"
+        )
+    return OUTPUT_CRS[code]
+
+
+@dataclass(frozen=True)
+class BBox:
+    minx: float
+    miny: float
+    maxx: float
+    maxy: float
+    srid: int = 4326
+
+    @classmethod
+    def parse(cls, text: str, crs: str | None = None) -> BBox:
+        """Parse ``minx,miny,maxx,maxy`` (lon/lat for CRS84), refusing what cannot be meant."""
+        parts = text.split(",")
+        if len(parts) not in (4, 6):
+            raise InvalidParameter("bbox: expected 4 numbers minx,miny,maxx,maxy")
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            raise InvalidParameter(f"bbox: not numbers: {text[:100]!r}") from None
+        if not all(math.isfinite(v) for v in values):
+            raise InvalidParameter("bbox: numbers must be finite")
+        if len(values) == 6:  # 3D bbox: drop the heights
+            values = [values[0], values[1], values[3], values[4]]
+        minx, miny, maxx, maxy = values
+        target = output_crs(crs)
+        if target.flip:
+            # A bbox-crs whose first axis is northing/latitude: reorder to x/y.
+            minx, miny, maxx, maxy = miny, minx, maxy, maxx
+        geographic = target.srid in (4326, 4490)
+        if geographic:
+            if not (-180 <= minx <= 180 and -180 <= maxx <= 180):
+                raise InvalidParameter("bbox: longitudes must lie within -180..180")
+            if not (-90 <= miny <= 90 and -90 <= maxy <= 90):
+                raise InvalidParameter(
+                    "bbox: latitudes must lie within -90..90 (are longitude and latitude swapped?)"
+                )
+        if miny > maxy:
+            raise InvalidParameter("bbox: the lower edge lies above the upper edge")
+        if minx > maxx:
+            raise InvalidParameter(
+                "bbox: minx is greater than maxx (crossing the antimeridian is not supported)"
+            )
+        return cls(minx, miny, maxx, maxy, target.srid)
+
+
+@dataclass(frozen=True)
+class Interval:
+    start: datetime | None
+    end: datetime | None
+
+    @classmethod
+    def parse(cls, text: str) -> Interval:
+        """An RFC 3339 instant or interval (``a/b``, ``../b``, ``a/..``)."""
+
+        def instant(value: str) -> datetime | None:
+            if value in ("", ".."):
+                return None
+            try:
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                raise InvalidParameter(
+                    f"datetime: {value[:60]!r} is not an RFC 3339 time"
+                ) from None
+            if parsed.tzinfo is None:
+                raise InvalidParameter(f"datetime: {value!r} needs a time zone (e.g. Z or +08:00)")
+            return parsed
+
+        if "/" in text:
+            a, b = text.split("/", 1)
+            start, end = instant(a), instant(b)
+            if start and end and start > end:
+                raise InvalidParameter("datetime: the interval ends before it starts")
+            return cls(start, end)
+        moment = instant(text)
+        if moment is None:
+            raise InvalidParameter("datetime: give an instant or an interval")
+        return cls(moment, moment)
+
+
+def _table(layer: Layer) -> sql.Composable:
+    schema, name = layer.table.split(".", 1)
+    return sql.Identifier(schema, name)
+
+
+def _filters(
+    layer: Layer, bbox: BBox | None, interval: Interval | None
+) -> tuple[sql.Composable, dict[str, Any]]:
+    clauses: list[sql.Composable] = []
+    params: dict[str, Any] = {}
+    geom = sql.Identifier(layer.geom_column)
+    if layer.where:
+        # Catalog filters are code, written by us, never user input.
+        clauses.append(sql.SQL("(" + layer.where + ")"))
+    if bbox is not None:
+        envelope: sql.Composable = sql.SQL(
+            "ST_MakeEnvelope(%(minx)s, %(miny)s, %(maxx)s, %(maxy)s, %(bsrid)s)"
+        )
+        if bbox.srid != layer.srid:
+            envelope = sql.SQL("ST_Transform({}, %(lsrid)s)").format(envelope)
+            params["lsrid"] = layer.srid
+        clauses.append(sql.SQL("{} && {}").format(geom, envelope))
+        clauses.append(sql.SQL("ST_Intersects({}, {})").format(geom, envelope))
+        params.update(minx=bbox.minx, miny=bbox.miny, maxx=bbox.maxx, maxy=bbox.maxy)
+        params["bsrid"] = bbox.srid
+    if interval is not None:
+        if layer.time_column is None:
+            raise InvalidParameter(f"collection {layer.id!r} has no time: drop the datetime filter")
+        column = sql.Identifier(layer.time_column)
+        if interval.start is not None:
+            clauses.append(sql.SQL("{} >= %(t0)s").format(column))
+            params["t0"] = interval.start
+        if interval.end is not None:
+            clauses.append(sql.SQL("{} <= %(t1)s").format(column))
+            params["t1"] = interval.end
+    where = sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("true")
+    return where, params
+
+
+def _geometry_json(layer: Layer, crs: OutputCrs) -> sql.Composable:
+    g: sql.Composable = sql.Identifier("t", layer.geom_column)
+    if layer.is_polygon:
+        g = sql.SQL("ST_ForcePolygonCCW({})").format(g)
+    if crs.srid != layer.srid:
+        g = sql.SQL("ST_Transform({}, {})").format(g, sql.Literal(crs.srid))
+    if crs.flip:
+        g = sql.SQL("ST_FlipCoordinates({})").format(g)
+    return sql.SQL("ST_AsGeoJSON({}, {})::json").format(g, sql.Literal(crs.decimals))
+
+
+def _feature_json(layer: Layer, crs: OutputCrs) -> sql.Composable:
+    props = sql.SQL(", ").join(
+        sql.SQL("{}, {}").format(sql.Literal(p), sql.Identifier("t", p)) for p in layer.properties
+    )
+    return sql.SQL(
+        "json_build_object('type', 'Feature', 'id', {id}, 'geometry', {geom},"
+        " 'properties', json_build_object({props}))"
+    ).format(id=sql.Identifier("t", layer.id_column), geom=_geometry_json(layer, crs), props=props)
+
+
+@dataclass(frozen=True)
+class Page:
+    features_json: str  # a JSON array of GeoJSON features
+    number_returned: int
+    number_matched: int
+
+
+def features_page(
+    conn: psycopg.Connection,
+    layer: Layer,
+    *,
+    limit: int,
+    offset: int = 0,
+    bbox: BBox | None = None,
+    interval: Interval | None = None,
+    crs: OutputCrs = OUTPUT_CRS["CRS84"],
+) -> Page:
+    """One page of features, ordered by id, with the number matched by the filters."""
+    where, params = _filters(layer, bbox, interval)
+    query = sql.SQL(
+        """
+        WITH page AS (
+            SELECT {feature} AS f
+            FROM {table} AS t
+            WHERE {where}
+            ORDER BY t.{id}
+            LIMIT %(limit)s OFFSET %(offset)s
+        )
+        SELECT coalesce(json_agg(f), '[]'::json)::text, count(*) FROM page
+        """
+    ).format(
+        feature=_feature_json(layer, crs),
+        table=_table(layer),
+        where=where,
+        id=sql.Identifier(layer.id_column),
+    )
+    row = conn.execute(query, {**params, "limit": limit, "offset": offset}).fetchone()
+    assert row is not None
+    features, returned = row
+    if offset == 0 and returned < limit:
+        matched = returned  # the whole answer fits in this page: no second query
+    else:
+        count = sql.SQL("SELECT count(*) FROM {table} AS t WHERE {where}").format(
+            table=_table(layer), where=where
+        )
+        matched_row = conn.execute(count, params).fetchone()
+        matched = int(matched_row[0]) if matched_row else 0
+    return Page(features, int(returned), matched)
+
+
+def feature(conn: psycopg.Connection, layer: Layer, feature_id: str, crs: OutputCrs) -> str | None:
+    """One feature as GeoJSON text, or None."""
+    key: int | str = feature_id
+    if layer.id_type == "int":
+        try:
+            key = int(feature_id)
+        except ValueError:
+            return None
+    where, params = _filters(layer, None, None)
+    query = sql.SQL("SELECT {feature}::text FROM {table} AS t WHERE t.{id} = %(key)s AND {where}")
+    row = conn.execute(
+        query.format(
+            feature=_feature_json(layer, crs),
+            table=_table(layer),
+            id=sql.Identifier(layer.id_column),
+            where=where,
+        ),
+        {**params, "key": key},
+    ).fetchone()
+    return row[0] if row else None
+
+
+_extent_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+
+
+def extent(conn: psycopg.Connection, layer: Layer, ttl: float = 60.0) -> dict[str, Any]:
+    """Spatial (CRS84) and temporal extent of a layer, cached briefly."""
+    cached = _extent_cache.get(layer.id)
+    if cached and time.monotonic() - cached[0] < ttl:
+        return cached[1]
+    where, params = _filters(layer, None, None)
+    geom = sql.Identifier(layer.geom_column)
+    box = sql.SQL("ST_Transform(ST_SetSRID(ST_Extent({g})::geometry, {s}), 4326)").format(
+        g=geom, s=sql.Literal(layer.srid)
+    )
+    row = conn.execute(
+        sql.SQL(
+            "SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM"
+            " (SELECT {box} AS b FROM {table} AS t WHERE {where}) e"
+        ).format(box=box, table=_table(layer), where=where),
+        params,
+    ).fetchone()
+    result: dict[str, Any] = {}
+    if row and row[0] is not None:
+        result["spatial"] = {"bbox": [[round(v, 6) for v in row]], "crs": CRS84}
+    if layer.time_column:
+        column = sql.Identifier(layer.time_column)
+        times = conn.execute(
+            sql.SQL("SELECT min({c}), max({c}) FROM {table} AS t WHERE {where}").format(
+                c=column, table=_table(layer), where=where
+            ),
+            params,
+        ).fetchone()
+        if times:
+            result["temporal"] = {
+                "interval": [[t.isoformat() if t else None for t in times]],
+                "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian",
+            }
+    _extent_cache[layer.id] = (time.monotonic(), result)
+    return result
