@@ -20,7 +20,9 @@ from gis_core.errors import PlatformError
 from gis_core.identity import IdentityError, count_users, create_user
 from gis_core.models import ROLES
 from gis_core.settings import ConfigError, Settings, get_settings
+from layers.reference.load import LoadReport
 
+from .cli_io import register as register_io
 from .services import ServiceError, embedded_services, single_instance
 
 app = typer.Typer(
@@ -34,7 +36,10 @@ services_app = typer.Typer(
 )
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="Accounts, roles and departments.", no_args_is_help=True)
+data_app = typer.Typer(help="The city's reference dataset.", no_args_is_help=True)
 app.add_typer(services_app, name="services")
+app.add_typer(data_app, name="data")
+register_io(app)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 
@@ -134,6 +139,71 @@ def db_migrate() -> None:
         out.print(f"schema migrated: {before or 'empty'} → {after}")
 
 
+# --------------------------------------------------------------------------- data
+
+
+@data_app.command("load")
+def data_load(
+    scale: Annotated[
+        float | None, typer.Option(help="fraction of synthetic objects, 0 < s <= 1")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="synthesis seed")] = None,
+    dem_resolution: Annotated[
+        float | None, typer.Option("--dem-resolution", help="DEM cell size in metres")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="replace even if operational records exist")
+    ] = False,
+) -> None:
+    """Load or refresh the reference dataset (real extract, synthesized layers, DEM)."""
+    report = load_dataset(
+        settings(), scale=scale, seed=seed, dem_resolution=dem_resolution, force=force
+    )
+    table = Table("table", "rows")
+    for name, count in report.counts.items():
+        table.add_row(name, f"{count:,}")
+    out.print(table)
+    out.print(f"DEM: {report.dem_path}")
+
+
+def load_dataset(
+    s: Settings,
+    *,
+    scale: float | None = None,
+    seed: int | None = None,
+    dem_resolution: float | None = None,
+    force: bool = False,
+) -> LoadReport:
+    from layers.reference.load import ensure_dem, load_reference
+
+    scale = s.data.scale if scale is None else scale
+    seed = s.data.seed if seed is None else seed
+    resolution = dem_resolution or s.data.dem_resolution_m
+    if not 0 < scale <= 1:
+        raise ValueError("--scale must be in (0, 1]")
+    if not 10 <= resolution <= 2000:
+        raise ValueError("--dem-resolution must be between 10 and 2000 metres")
+    city_dir = s.platform.data_dir
+    if not (city_dir / "city.json").exists():
+        raise FileNotFoundError(f"no city data in {city_dir} (CHANGZHI_DATA_DIR)")
+    migrate(s.sqlalchemy_url)
+    with err.status("refining the DEM (once per resolution)..."):
+        dem = ensure_dem(s.platform.city, city_dir, s.platform.var_dir / "dem", resolution, seed)
+    with connect(s.database_url) as conn, err.status("loading the reference dataset...") as st:
+        report = load_reference(
+            conn,
+            city_dir,
+            city=s.platform.city,
+            seed=seed,
+            scale=scale,
+            dem_path=dem,
+            force=force,
+            progress=lambda msg: st.update(msg + "..."),
+        )
+        conn.commit()
+    return report
+
+
 # --------------------------------------------------------------------------- users
 
 
@@ -207,6 +277,30 @@ def serve(
     uvicorn.run(create_app(s), host=host, port=port, log_level="warning", access_log=False)
 
 
+@app.command("bench")
+def bench(
+    name: Annotated[str, typer.Argument(help="tiles, features, ...")],
+    as_json: Annotated[bool, typer.Option("--json", help="end with one JSON line")] = False,
+    points: Annotated[int | None, typer.Option(help="layer size, for tiles/features")] = None,
+) -> None:
+    """Run a benchmark; it starts what it needs and leaves nothing running."""
+    import json
+
+    from apps.bench.runner import BENCHES
+
+    if name not in BENCHES:
+        raise fail(f"no benchmark {name!r}; benchmarks: {', '.join(sorted(BENCHES))}")
+    kwargs = {"points": points} if points else {}
+    result = BENCHES[name](lambda msg: err.print(f"[dim]{msg}[/]"), **kwargs)
+    if as_json:
+        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+    else:
+        table = Table("figure", "value")
+        for key, value in result.items():
+            table.add_row(key, str(value))
+        out.print(table)
+
+
 def _check_port_free(host: str, port: int) -> None:
     from .services import port_in_use
 
@@ -240,6 +334,8 @@ def up(
             before, after = migrate(s.sqlalchemy_url)
             if before != after:
                 out.print(f"schema migrated: {before or 'empty'} → {after}")
+            if not skip_data:
+                _load_if_empty(s)
             _ensure_first_admin(s)
             server = uvicorn.Server(
                 uvicorn.Config(
@@ -271,6 +367,17 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def _load_if_empty(s: Settings) -> None:
+    from layers.reference.load import is_loaded
+
+    with connect(s.database_url) as conn:
+        if is_loaded(conn, s.platform.city):
+            return
+    out.print("empty database: loading the reference dataset (first start only)")
+    report = load_dataset(s)
+    out.print(f"loaded {sum(report.counts.values()):,} reference rows")
+
+
 def _ensure_first_admin(s: Settings) -> None:
     """On an empty platform, create ``admin`` with a generated password kept in var/."""
     with connect(s.database_url) as conn:
@@ -298,7 +405,10 @@ def main() -> None:
     try:
         app()
     except USER_ERRORS as exc:
-        err.print(f"[bold red]changzhi:[/] {exc}", highlight=False, soft_wrap=True)
+        message = str(exc)
+        if isinstance(exc, DatabaseUnavailable) and get_settings().embedded_database:
+            message += " (is the embedded database running? `changzhi services start`)"
+        err.print(f"[bold red]changzhi:[/] {message}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
