@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import orjson
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
+from starlette.concurrency import run_in_threadpool
 
 from gis_core.settings import Settings, get_settings
+from layers.catalog import builtin_catalog
+from realtime.ingest import LIVE_TOPIC
+from realtime.live import LiveHub
 from realtime.mqtt import BrokerAddress, make_client
 from web import errors
-from web.routers import admin, auth, health
+from web.routers import admin, auth, basemap, health, live, ogc
 
 VERSION = "0.1.0"
 
@@ -20,6 +26,20 @@ def _configure(conn: object) -> None:
     # Sessions of the API never hang on a lock forever.
     conn.execute("SET statement_timeout = 30000")  # type: ignore[attr-defined]
     conn.commit()  # type: ignore[attr-defined]
+
+
+def load_snapshot(pool: ConnectionPool, hub: LiveHub) -> None:
+    try:
+        with pool.connection(timeout=5) as conn:
+            rows = conn.execute(
+                "SELECT device_id, kind, ST_X(geom), ST_Y(geom),"
+                " (extract(epoch FROM ts) * 1000)::bigint, status, reading::text"
+                " FROM iot.device_state"
+            ).fetchall()
+    except Exception:  # no database yet: the hub fills as readings arrive
+        return
+    for row in rows:
+        hub.latest[row[0]] = [*row[:6], orjson.loads(row[6])]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -36,17 +56,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             name="api",
         )
         pool.open(wait=False)  # the API comes up even while the database is still starting
+        hub = LiveHub()
+        hub.start()
         broker = BrokerAddress.parse(settings.mqtt_url)
         mqtt_client = make_client(settings.mqtt_url, "api")
+
+        def on_connect(client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+            if not reason.is_failure:
+                client.subscribe([(LIVE_TOPIC, 0), ("cz/v1/alarms/#", 1)])
+
+        mqtt_client.on_connect = on_connect
+        mqtt_client.on_message = lambda client, userdata, msg: hub.feed_threadsafe(
+            msg.topic, bytes(msg.payload)
+        )
         # Asynchronous connect: the API serves (and /health reports) while the broker is away.
         mqtt_client.connect_async(broker.host, broker.port, keepalive=30)
         mqtt_client.loop_start()
         app.state.settings = settings
+        app.state.catalog = builtin_catalog()
         app.state.pool = pool
         app.state.mqtt = mqtt_client
+        app.state.live = hub
+        # Consoles that connect before any new reading still see every device's last state.
+        await run_in_threadpool(load_snapshot, pool, hub)
         try:
             yield
         finally:
+            await hub.stop()
             mqtt_client.disconnect()
             mqtt_client.loop_stop()
             pool.close()
@@ -64,4 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(admin.router)
+    app.include_router(ogc.router)
+    app.include_router(basemap.router)
+    app.include_router(live.router)
     return app

@@ -1,0 +1,390 @@
+"""The ingest worker: MQTT in, PostGIS out, nothing lost.
+
+- MQTT v5 shared subscriptions (``$share/<group>/...``): N workers — on one machine or many,
+  against one broker or a cluster — split the stream.
+- QoS 1 with a persistent session (``clean_start=False`` and a session expiry): what arrives
+  while a worker is down waits for it at the broker.
+- Manual acknowledgement: a message is acknowledged only after the batch that holds it is
+  committed. A worker killed mid-batch leaves its messages unacknowledged, and the broker
+  delivers them again; the writes are idempotent, so nothing is stored twice.
+- Back-pressure: while the database is away, batches are retried and nothing is acknowledged;
+  the broker stops sending once ``receive_maximum`` messages are in flight and queues the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from gis_core.settings import Settings
+from realtime import rules
+from realtime.mqtt import BrokerAddress, make_client
+from realtime.readings import Limits, Reading, dedupe, limits_for, parse_message
+from realtime.store import DeadLetter, StateChange, write_batch
+
+log = logging.getLogger(__name__)
+
+SUBSCRIPTIONS = (
+    "cz/v1/+/+/telemetry",
+    "cz/v1/+/+/status",
+    "owntracks/+/+",
+)
+LIVE_TOPIC = "cz/v1/platform/live"
+ALARM_TOPIC = "cz/v1/alarms/{kind}"
+RECEIVE_MAXIMUM = 20_000
+OFFLINE_AFTER_INTERVALS = 3
+
+
+@dataclass
+class Message:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
+@dataclass
+class Registry:
+    """Device kinds and rule contexts, refreshed now and then (new devices appear)."""
+
+    kinds: dict[str, str] = field(default_factory=dict)
+    contexts: dict[str, rules.DeviceContext] = field(default_factory=dict)
+    fences: list[rules.Fence] = field(default_factory=list)
+    loaded_at: float = 0.0
+
+    def load(self, conn: psycopg.Connection) -> None:
+        rows = conn.execute(
+            """
+            SELECT d.id, d.kind, coalesce(d.name_zh, s.name_zh, d.id),
+                   coalesce(s.thresholds, '{}'::jsonb), coalesce(ps.limits, '{}'::jsonb)
+            FROM iot.device d
+            LEFT JOIN iot.monitoring_site s ON s.id = d.site_id
+            LEFT JOIN env.pollution_source ps ON ps.id = s.pollution_source_id
+            """
+        ).fetchall()
+        self.kinds = {r[0]: r[1] for r in rows}
+        self.contexts = {r[0]: rules.DeviceContext(r[2], r[3], r[4]) for r in rows}
+        self.fences = rules.load_fences(conn)
+        self.loaded_at = time.monotonic()
+
+
+@dataclass
+class Counters:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    batches: int = 0
+    retries: int = 0
+
+
+class IngestWorker:
+    def __init__(
+        self,
+        settings: Settings,
+        worker_id: str,
+        *,
+        batch_max: int = 5000,
+        batch_wait_s: float = 0.05,
+        limits: Limits | None = None,
+    ) -> None:
+        self.settings = settings
+        self.worker_id = worker_id
+        self.batch_max = batch_max
+        self.batch_wait_s = batch_wait_s
+        self.limits = limits or _city_limits(settings)
+        self.registry = Registry()
+        self.counters = Counters()
+        self._pending: list[Message] = []
+        self._lock = threading.Lock()
+        self._arrived = threading.Event()
+        self._stop = threading.Event()
+        self._conn: psycopg.Connection | None = None
+        self.client = self._client()
+
+    # ------------------------------------------------------------------ MQTT
+
+    def _client(self) -> mqtt.Client:
+        client = make_client(
+            self.settings.mqtt_url, "ingest", client_id=f"cz-ingest-{self.worker_id}"
+        )
+        client.manual_ack_set(True)
+        client.on_connect = self._on_connect
+        client.on_message = self._on_message
+        client.max_inflight_messages_set(1000)
+        client.max_queued_messages_set(0)
+        return client
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        if reason.is_failure:
+            log.error("ingest %s: broker refused: %s", self.worker_id, reason)
+            return
+        group = self.settings.mqtt.share_group
+        client.subscribe([(f"$share/{group}/{topic}", 1) for topic in SUBSCRIPTIONS])
+        log.info("ingest %s: connected, subscribed to $share/%s", self.worker_id, group)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self._pending.append(Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos))
+            if len(self._pending) >= self.batch_max:
+                self._arrived.set()
+
+    def connect(self) -> None:
+        broker = BrokerAddress.parse(self.settings.mqtt_url)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.settings.mqtt.session_expiry_s
+        props.ReceiveMaximum = RECEIVE_MAXIMUM
+        self.client.connect_async(
+            broker.host, broker.port, keepalive=30, clean_start=False, properties=props
+        )
+        self.client.loop_start()
+
+    # ------------------------------------------------------------------ database
+
+    def _db(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.settings.database_url, connect_timeout=5)
+            self._conn.execute("SET synchronous_commit = on")
+            self._conn.commit()
+            self.registry.load(self._conn)
+            self._conn.commit()
+        return self._conn
+
+    def _drop_db(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+        self._conn = None
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> None:
+        self.connect()
+        last_maintenance = 0.0
+        try:
+            while not self._stop.is_set():
+                self._arrived.wait(self.batch_wait_s)
+                self._arrived.clear()
+                with self._lock:
+                    batch, self._pending = (
+                        self._pending[: self.batch_max],
+                        self._pending[self.batch_max :],
+                    )
+                if batch:
+                    self._process_until_stored(batch)
+                if time.monotonic() - last_maintenance > 15:
+                    last_maintenance = time.monotonic()
+                    self._maintain()
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()
+            self._drop_db()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._arrived.set()
+
+    def _process_until_stored(self, batch: list[Message]) -> None:
+        delay = 0.2
+        while True:
+            try:
+                self.process(batch)
+                return
+            except psycopg.Error as exc:
+                # Nothing was acknowledged: hold the batch and try again, backing off.
+                self.counters.retries += 1
+                log.warning(
+                    "ingest %s: database error, retrying in %.1fs: %s",
+                    self.worker_id,
+                    delay,
+                    str(exc).splitlines()[0] if str(exc) else exc,
+                )
+                self._drop_db()
+                if self._stop.wait(delay):
+                    # Stopping: the broker will deliver these again to whoever comes next.
+                    return
+                delay = min(delay * 2, 5.0) * (0.8 + 0.4 * random.random())
+
+    def process(self, batch: list[Message]) -> None:
+        conn = self._db()
+        if time.monotonic() - self.registry.loaded_at > 30:
+            self.registry.load(conn)
+        now = datetime.now(UTC)
+        readings: list[Reading] = []
+        dead: list[DeadLetter] = []
+        statuses = []
+        unknown_seen = False
+        for message in batch:
+            parsed = parse_message(
+                message.topic,
+                message.payload,
+                kinds=self.registry.kinds.get,
+                now=now,
+                limits=self.limits,
+            )
+            readings.extend(parsed.readings)
+            statuses.extend(parsed.statuses)
+            for reject in parsed.rejects:
+                unknown_seen |= reject.reason == "unknown_device"
+                dead.append(DeadLetter(message.topic, reject, message.payload))
+        if unknown_seen and time.monotonic() - self.registry.loaded_at > 5:
+            # A device registered since the last refresh: look again before refusing it.
+            self.registry.load(conn)
+            self.process(batch)
+            return
+        unique = dedupe(readings)
+        result = write_batch(conn, unique, dead, statuses)
+        conditions: list[rules.Condition] = []
+        for change in result.changes:
+            conditions += rules.evaluate(change, self.registry.contexts.get(change.device_id))
+            conditions += rules.crossings(change, self.registry.fences)
+            if not change.was_online:
+                conditions.append(_offline_condition(change.device_id, change.kind, False))
+        for device_id, kind, online in result.status_changes:
+            conditions.append(_offline_condition(device_id, kind, not online))
+        announced = rules.apply(conn, conditions)
+        conn.commit()
+        # Committed: now the world may know, and the broker may forget.
+        self._announce(result.changes, result.status_changes, announced)
+        for message in batch:
+            if message.qos > 0:
+                self.client.ack(message.mid, message.qos)
+        c = self.counters
+        c.received += len(batch)
+        c.stored += result.stored
+        c.duplicates += len(readings) - result.stored
+        c.dead_letters += result.dead_letters
+        c.batches += 1
+
+    def _announce(
+        self,
+        changes: list[StateChange],
+        status_changes: list[tuple[str, str, bool]],
+        alarms: list[dict[str, Any]],
+    ) -> None:
+        if changes or status_changes:
+            live = {
+                "states": [
+                    [
+                        c.device_id,
+                        c.kind,
+                        c.lon,
+                        c.lat,
+                        int(c.ts.timestamp() * 1000),
+                        c.status,
+                        c.reading,
+                    ]
+                    for c in changes
+                ],
+                "online": [[d, k, online] for d, k, online in status_changes],
+            }
+            self.client.publish(LIVE_TOPIC, orjson.dumps(live), qos=0)
+        for alarm in alarms:
+            self.client.publish(ALARM_TOPIC.format(kind=alarm["kind"]), orjson.dumps(alarm), qos=1)
+
+    def _maintain(self) -> None:
+        """Partitions ahead, and devices gone silent — done by one worker at a time."""
+        try:
+            conn = self._db()
+            got = conn.execute("SELECT pg_try_advisory_xact_lock(4404001)").fetchone()
+            if not got or not got[0]:
+                conn.rollback()
+                return
+            conn.execute(
+                "SELECT iot.ensure_telemetry_partitions(current_date - 1, current_date + 7)"
+            )
+            silent = conn.execute(
+                """
+                UPDATE iot.device_state st SET online = false
+                FROM iot.device d
+                WHERE d.id = st.device_id AND st.online
+                  AND st.received_at < now() - make_interval(secs => d.expected_interval_s * %s)
+                RETURNING st.device_id, st.kind
+                """,
+                (OFFLINE_AFTER_INTERVALS,),
+            ).fetchall()
+            announced = rules.apply(
+                conn, [_offline_condition(device_id, kind, True) for device_id, kind in silent]
+            )
+            conn.commit()
+            self._announce([], [(d, k, False) for d, k in silent], announced)
+        except psycopg.Error as exc:
+            log.warning("ingest %s: maintenance skipped: %s", self.worker_id, exc)
+            self._drop_db()
+
+
+def _offline_condition(device_id: str, kind: str, offline: bool) -> rules.Condition:
+    return rules.Condition(
+        kind,
+        "device.offline",
+        device_id,
+        offline,
+        2,
+        None,
+        None,
+        f"{device_id} 离线",
+        f"{device_id} offline",
+    )
+
+
+def _city_limits(settings: Settings) -> Limits:
+    facts = orjson.loads((settings.platform.data_dir / "city.json").read_bytes())
+    return limits_for(facts["bbox"])
+
+
+def run_worker(worker_id: str, settings: Settings | None = None) -> None:
+    """A worker process's main: runs until SIGTERM/SIGINT."""
+    from gis_core.settings import get_settings
+
+    worker = IngestWorker(settings or get_settings(), worker_id)
+
+    def stop(signum: int, frame: object) -> None:
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    worker.run()
+
+
+def spawn_workers(count: int, prefix: str = "w") -> list[Callable[[], None]]:
+    """Start ``count`` worker processes; return one stop function per process."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    host = os.uname().nodename
+    processes = []
+    for n in range(count):
+        process = ctx.Process(
+            target=run_worker, args=(f"{host}-{prefix}{n}",), name=f"ingest-{n}", daemon=False
+        )
+        process.start()
+        processes.append(process)
+
+    def stopper(process: Any) -> Callable[[], None]:
+        def stop() -> None:
+            if process.is_alive():
+                process.terminate()
+            process.join(15)
+            if process.is_alive():
+                process.kill()
+
+        return stop
+
+    return [stopper(p) for p in processes]

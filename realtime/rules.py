@@ -1,0 +1,399 @@
+"""Rules that turn live states into alarms, and the alarm ledger with de-bouncing.
+
+A rule looks at a device's newest state and says whether a condition holds. The ledger keeps
+one open alarm per (device, rule): a condition that persists updates it, one that ends clears
+it, and one that comes back within ``REOPEN_WINDOW`` reopens the same alarm quietly — so a
+flapping sensor produces one alarm, not a flood. Clearing needs the value to move back past a
+hysteresis margin, which keeps a value hovering at the threshold from toggling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+from shapely import Point, prepared
+from shapely.geometry.base import BaseGeometry
+
+from realtime.store import StateChange
+
+REOPEN_WINDOW = timedelta(minutes=5)
+HYSTERESIS = 0.05  # 5 % of the threshold
+
+# GB 3095-2012 grade II one-hour limits (µg/m³; CO mg/m³) and, for fine particles without an
+# hourly limit, the 'heavily polluted' AQI band (HJ 633: PM2.5 > 150, PM10 > 350).
+AIR_LIMITS = {"pm25": 150.0, "pm10": 350.0, "so2": 500.0, "no2": 200.0, "o3": 200.0, "co": 10.0}
+# GB 3838-2002 class III surface water: (limit, direction)
+WATER_LIMITS = {
+    "cod_mgl": (20.0, "above"),
+    "nh3n_mgl": (1.0, "above"),
+    "do_mgl": (5.0, "below"),
+}
+EMISSION_FIELDS = ("so2_mgm3", "nox_mgm3", "dust_mgm3")
+OVERSPEED_KMH = 120.0
+DROUGHT_VWC_PCT = 12.0
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A rule's verdict for one device: ``active`` False ends an open alarm."""
+
+    kind: str
+    rule: str
+    device_id: str
+    active: bool
+    severity: int = 2
+    value: float | None = None
+    threshold: float | None = None
+    message_zh: str = ""
+    message_en: str = ""
+    lon: float | None = None
+    lat: float | None = None
+    # Conditions that can only be raised (a geofence crossing) never clear themselves.
+    momentary: bool = False
+
+
+@dataclass(frozen=True)
+class DeviceContext:
+    """What the rules need to know of a device beyond its reading."""
+
+    name: str
+    thresholds: Mapping[str, Any]  # site thresholds (water level, drought)
+    limits: Mapping[str, Any]  # permit limits of the watched stack
+
+
+def _above(
+    change: StateChange, field_name: str, limit: float, rule: str, severity: int, zh: str, en: str
+) -> Condition | None:
+    value = change.reading.get(field_name)
+    if not isinstance(value, int | float):
+        return None
+    active = value > limit
+    if not active and value > limit * (1 - HYSTERESIS):
+        return None  # inside the hysteresis band: no change either way
+    return Condition(
+        change.kind,
+        rule,
+        change.device_id,
+        active,
+        severity,
+        float(value),
+        limit,
+        f"{zh} {value:g}（限值 {limit:g}）",
+        f"{en} {value:g} (limit {limit:g})",
+        change.lon,
+        change.lat,
+    )
+
+
+def evaluate(change: StateChange, context: DeviceContext | None) -> list[Condition]:
+    """The conditions one new state raises or ends."""
+    ctx = context or DeviceContext("", {}, {})
+    name = ctx.name or change.device_id
+    found: list[Condition | None] = []
+    if change.kind == "water_level":
+        level = change.reading.get("level_m")
+        warning = ctx.thresholds.get("warning_m")
+        danger = ctx.thresholds.get("danger_m")
+        if isinstance(level, int | float) and warning is not None:
+            found.append(
+                _above(
+                    change,
+                    "level_m",
+                    float(warning),
+                    "water_level.warning",
+                    3,
+                    f"{name} 水位超警戒",
+                    f"{name} water level above warning",
+                )
+            )
+            if danger is not None:
+                found.append(
+                    _above(
+                        change,
+                        "level_m",
+                        float(danger),
+                        "water_level.danger",
+                        4,
+                        f"{name} 水位超保证",
+                        f"{name} water level above danger",
+                    )
+                )
+    elif change.kind == "air":
+        for pollutant, limit in AIR_LIMITS.items():
+            found.append(
+                _above(
+                    change,
+                    pollutant,
+                    limit,
+                    f"air.{pollutant}",
+                    3,
+                    f"{name} {pollutant.upper()} 超标",
+                    f"{name} {pollutant} exceeds",
+                )
+            )
+    elif change.kind == "emission":
+        for field_name in EMISSION_FIELDS:
+            permit = ctx.limits.get(field_name)
+            if permit is not None:
+                found.append(
+                    _above(
+                        change,
+                        field_name,
+                        float(permit),
+                        f"emission.{field_name}",
+                        3,
+                        f"{name} 排放超许可",
+                        f"{name} emission above permit",
+                    )
+                )
+    elif change.kind == "water_quality":
+        for field_name, (limit, direction) in WATER_LIMITS.items():
+            value = change.reading.get(field_name)
+            if not isinstance(value, int | float):
+                continue
+            bad = value > limit if direction == "above" else value < limit
+            found.append(
+                Condition(
+                    change.kind,
+                    f"water_quality.{field_name}",
+                    change.device_id,
+                    bad,
+                    2,
+                    float(value),
+                    limit,
+                    f"{name} 水质 {field_name} 劣于III类",
+                    f"{name} water quality {field_name} worse than class III",
+                    change.lon,
+                    change.lat,
+                )
+            )
+        ph = change.reading.get("ph")
+        if isinstance(ph, int | float):
+            found.append(
+                Condition(
+                    change.kind,
+                    "water_quality.ph",
+                    change.device_id,
+                    not 6 <= ph <= 9,
+                    2,
+                    float(ph),
+                    None,
+                    f"{name} pH 异常 {ph:g}",
+                    f"{name} pH out of 6-9: {ph:g}",
+                    change.lon,
+                    change.lat,
+                )
+            )
+    elif change.kind == "soil":
+        vwc = change.reading.get("vwc_pct")
+        limit = float(ctx.thresholds.get("drought_vwc_pct", DROUGHT_VWC_PCT))
+        if isinstance(vwc, int | float):
+            dry = vwc < limit
+            if dry or vwc > limit * (1 + HYSTERESIS):
+                found.append(
+                    Condition(
+                        change.kind,
+                        "soil.drought",
+                        change.device_id,
+                        dry,
+                        2,
+                        float(vwc),
+                        limit,
+                        f"{name} 土壤墒情干旱 {vwc:g}%",
+                        f"{name} soil drought {vwc:g}%",
+                        change.lon,
+                        change.lat,
+                    )
+                )
+    elif change.kind == "signal":
+        fault = change.reading.get("fault")
+        if "fault" in change.reading:
+            found.append(
+                Condition(
+                    change.kind,
+                    "signal.fault",
+                    change.device_id,
+                    bool(fault),
+                    2,
+                    None,
+                    None,
+                    f"{name} 信号机故障：{fault}",
+                    f"{name} signal fault: {fault}",
+                    change.lon,
+                    change.lat,
+                )
+            )
+    elif change.kind == "vehicle":
+        found.append(
+            _above(
+                change,
+                "speed_kmh",
+                OVERSPEED_KMH,
+                "vehicle.overspeed",
+                2,
+                f"{name} 超速",
+                f"{name} overspeed",
+            )
+        )
+    return [c for c in found if c is not None]
+
+
+@dataclass(frozen=True)
+class Fence:
+    id: int
+    name: str
+    geom: BaseGeometry
+    kinds: frozenset[str]
+    on_enter: bool
+    on_leave: bool
+
+
+def load_fences(conn: psycopg.Connection) -> list[Fence]:
+    from shapely import from_wkb
+
+    rows = conn.execute(
+        "SELECT id, name_zh, ST_AsBinary(geom), kinds, on_enter, on_leave FROM iot.geofence"
+    ).fetchall()
+    fences = []
+    for fid, name, wkb, kinds, on_enter, on_leave in rows:
+        geom = from_wkb(bytes(wkb))
+        prepared.prep(geom)
+        fences.append(Fence(fid, name, geom, frozenset(kinds), on_enter, on_leave))
+    return fences
+
+
+def crossings(change: StateChange, fences: Sequence[Fence]) -> list[Condition]:
+    """Geofence entries and exits between a device's previous and new position."""
+    if change.lon is None or change.previous_lon is None or change.previous_lat is None:
+        return []
+    now = Point(change.lon, change.lat)
+    before = Point(change.previous_lon, change.previous_lat)
+    found = []
+    for fence in fences:
+        if change.kind not in fence.kinds:
+            continue
+        inside, was_inside = fence.geom.intersects(now), fence.geom.intersects(before)
+        if inside and not was_inside and fence.on_enter:
+            verb_zh, verb_en, rule = "进入", "entered", f"geofence.{fence.id}.enter"
+        elif was_inside and not inside and fence.on_leave:
+            verb_zh, verb_en, rule = "离开", "left", f"geofence.{fence.id}.leave"
+        else:
+            continue
+        found.append(
+            Condition(
+                change.kind,
+                rule,
+                change.device_id,
+                True,
+                2,
+                None,
+                None,
+                f"{change.device_id} {verb_zh} {fence.name}",
+                f"{change.device_id} {verb_en} {fence.name}",
+                change.lon,
+                change.lat,
+                momentary=True,
+            )
+        )
+    return found
+
+
+LEDGER_OPEN = """
+SELECT id, device_id, rule, cleared_at FROM iot.alarm
+WHERE device_id = ANY(%(devices)s) AND rule = ANY(%(rules)s)
+  AND (cleared_at IS NULL OR cleared_at > now() - %(window)s)
+ORDER BY raised_at
+"""
+
+
+def apply(conn: psycopg.Connection, conditions: Iterable[Condition]) -> list[dict[str, Any]]:
+    """Record conditions in the alarm ledger; return the alarm events worth announcing."""
+    conditions = list(conditions)
+    if not conditions:
+        return []
+    rows = conn.execute(
+        LEDGER_OPEN,
+        {
+            "devices": sorted({c.device_id for c in conditions}),
+            "rules": sorted({c.rule for c in conditions}),
+            "window": REOPEN_WINDOW,
+        },
+    ).fetchall()
+    latest: dict[tuple[str, str], tuple[int, Any]] = {}
+    for alarm_id, device_id, rule, cleared_at in rows:
+        latest[(device_id, rule)] = (alarm_id, cleared_at)
+    announced: list[dict[str, Any]] = []
+    for c in conditions:
+        known = latest.get((c.device_id, c.rule))
+        if c.active:
+            if known and known[1] is None and not c.momentary:
+                conn.execute(
+                    "UPDATE iot.alarm SET last_seen_at = now(), occurrences = occurrences + 1,"
+                    " value = %s, severity = greatest(severity, %s) WHERE id = %s",
+                    (c.value, c.severity, known[0]),
+                )
+            elif known:
+                # Back within the window (or a crossing repeated): the same alarm, reopened.
+                conn.execute(
+                    "UPDATE iot.alarm SET cleared_at = NULL, last_seen_at = now(),"
+                    " occurrences = occurrences + 1, value = %s WHERE id = %s",
+                    (c.value, known[0]),
+                )
+                latest[(c.device_id, c.rule)] = (known[0], None)
+            else:
+                row = conn.execute(
+                    """
+                    INSERT INTO iot.alarm (kind, rule, severity, device_id, message_zh,
+                        message_en, value, threshold, geom)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s,
+                        CASE WHEN %s::float8 IS NULL THEN NULL
+                             ELSE ST_SetSRID(ST_MakePoint(%s, %s), 4326) END)
+                    RETURNING id, raised_at
+                    """,
+                    (
+                        c.kind,
+                        c.rule,
+                        c.severity,
+                        c.device_id,
+                        c.message_zh,
+                        c.message_en,
+                        c.value,
+                        c.threshold,
+                        c.lon,
+                        c.lon,
+                        c.lat,
+                    ),
+                ).fetchone()
+                assert row is not None
+                latest[(c.device_id, c.rule)] = (row[0], None)
+                announced.append(_event("raised", row[0], row[1], c))
+        elif known and known[1] is None:
+            cleared = conn.execute(
+                "UPDATE iot.alarm SET cleared_at = now() WHERE id = %s RETURNING cleared_at",
+                (known[0],),
+            ).fetchone()
+            latest[(c.device_id, c.rule)] = (known[0], cleared[0] if cleared else None)
+            announced.append(_event("cleared", known[0], cleared[0] if cleared else None, c))
+    return announced
+
+
+def _event(what: str, alarm_id: int, at: Any, c: Condition) -> dict[str, Any]:
+    return {
+        "event": what,
+        "id": alarm_id,
+        "at": at.isoformat() if at is not None else None,
+        "kind": c.kind,
+        "rule": c.rule,
+        "severity": c.severity,
+        "device_id": c.device_id,
+        "message_zh": c.message_zh,
+        "message_en": c.message_en,
+        "value": c.value,
+        "threshold": c.threshold,
+        "lon": c.lon,
+        "lat": c.lat,
+    }

@@ -1,0 +1,445 @@
+"""Ingest end to end: devices publish to the real broker with their own credentials, the worker
+stores into PostGIS, alarms are raised and announced, consoles get live states."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import psycopg
+import pytest
+from starlette.websockets import WebSocketDisconnect
+
+from gis_core.crs import wgs84_to_gcj02
+from realtime.ingest import IngestWorker
+from realtime.mqtt import BrokerAddress, make_client
+from realtime.provision import device_credentials, device_password
+from realtime.readings import Limits
+
+LIMITS = Limits((111.5, 35.3, 114.2, 37.6))
+SITE_LON, SITE_LAT = 113.12, 36.21
+
+
+def wait_until(check: Callable[[], object], timeout: float = 15.0, what: str = "") -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what or check}")
+
+
+@pytest.fixture(scope="module")
+def devices(db_url, settings, throwaway) -> dict[str, str]:
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            """
+            INSERT INTO iot.monitoring_site (id, kind, name_zh, thresholds, geom) VALUES
+              ('T-AIR-SITE', 'air', '测试空气站', NULL, ST_SetSRID(ST_MakePoint(%s, %s), 4326)),
+              ('T-WL-SITE', 'water_level', '测试水位站',
+               '{"warning_m": 3.0, "danger_m": 4.0}', ST_SetSRID(ST_MakePoint(113.2, 36.3), 4326))
+            ON CONFLICT DO NOTHING
+            """,
+            (SITE_LON, SITE_LAT),
+        )
+        conn.execute(
+            """
+            INSERT INTO iot.device (id, kind, site_id, name_zh, expected_interval_s) VALUES
+              ('T-AIR-1', 'air', 'T-AIR-SITE', '测试空气1', 600),
+              ('T-WL-1', 'water_level', 'T-WL-SITE', '测试水位1', 300),
+              ('T-VEH-1', 'vehicle', NULL, '测试救护车', 5),
+              ('T-VEH-2', 'vehicle', NULL, '测试消防车', 5),
+              ('T-SIG-1', 'signal', NULL, '测试信号机', 60)
+            ON CONFLICT DO NOTHING
+            """
+        )
+        conn.commit()
+        creds = device_credentials(conn, settings.device_secret)
+    throwaway.mosquitto.write_accounts(creds)
+    throwaway.mosquitto.reload()
+    time.sleep(0.3)
+    return creds
+
+
+@pytest.fixture(scope="module")
+def worker(devices, settings) -> Iterator[IngestWorker]:
+    w = IngestWorker(settings, "test-0", limits=LIMITS, batch_wait_s=0.02)
+    thread = threading.Thread(target=w.run, daemon=True)
+    thread.start()
+    wait_until(w.client.is_connected, what="worker connected")
+    time.sleep(0.3)  # subscriptions settle
+    yield w
+    w.stop()
+    thread.join(10)
+
+
+class Device:
+    """A field device: its own MQTT login, QoS 1 publishes confirmed by the broker."""
+
+    def __init__(self, url: str, device_id: str, password: str) -> None:
+        address = BrokerAddress.parse(url)
+        self.client = make_client(url, "dev", client_id=f"dev-{device_id}-{time.monotonic_ns()}")
+        self.client.username_pw_set(device_id, password)
+        self.refused: list[int] = []
+        self.client.on_publish = self._on_publish
+        self.client.connect(address.host, address.port)
+        self.client.loop_start()
+        wait_until(self.client.is_connected, what=f"{device_id} connected")
+
+    def _on_publish(self, client, userdata, mid, reason, props):
+        if reason.is_failure:
+            self.refused.append(mid)
+
+    def send(self, topic: str, body: object, raw: bytes | None = None) -> int:
+        info = self.client.publish(topic, raw if raw is not None else orjson.dumps(body), qos=1)
+        info.wait_for_publish(10)
+        return info.mid
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture(scope="module")
+def connect_device(throwaway, devices) -> Iterator[Callable[[str], Device]]:
+    opened: list[Device] = []
+
+    def open_device(device_id: str, password: str | None = None) -> Device:
+        device = Device(throwaway.mosquitto.url, device_id, password or devices.get(device_id, "x"))
+        opened.append(device)
+        return device
+
+    yield open_device
+    for device in opened:
+        device.close()
+
+
+def now_iso(delta_s: float = 0) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=delta_s)).isoformat()
+
+
+def rows(db_url: str, sql: str, *params: object) -> list[tuple]:
+    with psycopg.connect(db_url) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def test_fixed_station_reading_lands_at_its_site(worker, connect_device, db_url):
+    air = connect_device("T-AIR-1")
+    air.send("cz/v1/air/T-AIR-1/telemetry", {"ts": now_iso(-1), "seq": 1, "pm25": 41.5, "o3": 60})
+    got = wait_until(
+        lambda: rows(
+            db_url,
+            "SELECT ST_X(geom), ST_Y(geom), reading FROM iot.telemetry WHERE device_id = %s",
+            "T-AIR-1",
+        ),
+        what="air reading stored",
+    )
+    lon, lat, reading = got[0]
+    assert (lon, lat) == pytest.approx((SITE_LON, SITE_LAT))
+    assert reading == {"pm25": 41.5, "o3": 60.0}
+    state = rows(
+        db_url, "SELECT online, reading FROM iot.device_state WHERE device_id = %s", "T-AIR-1"
+    )
+    assert state == [(True, {"pm25": 41.5, "o3": 60.0})]
+
+
+def test_vehicle_gcj02_out_of_order_and_duplicates(worker, connect_device, db_url):
+    car = connect_device("T-VEH-1")
+    glon, glat = wgs84_to_gcj02(113.10, 36.18)
+    newer = {
+        "ts": now_iso(-2),
+        "seq": 11,
+        "lon": glon,
+        "lat": glat,
+        "crs": "GCJ02",
+        "speed_kmh": 40,
+        "status": "en_route",
+    }
+    older = {"ts": now_iso(-30), "seq": 10, "lon": 113.0, "lat": 36.1, "speed_kmh": 30}
+    car.send("cz/v1/vehicle/T-VEH-1/telemetry", newer)
+    car.send("cz/v1/vehicle/T-VEH-1/telemetry", newer)  # a retransmission
+    wait_until(
+        lambda: rows(db_url, "SELECT 1 FROM iot.device_state WHERE device_id = %s", "T-VEH-1")
+    )
+    car.send("cz/v1/vehicle/T-VEH-1/telemetry", older)  # arrives late
+    wait_until(
+        lambda: (
+            len(rows(db_url, "SELECT 1 FROM iot.telemetry WHERE device_id = %s", "T-VEH-1")) == 2
+        ),
+        what="both readings in history",
+    )
+    time.sleep(0.3)
+    history = rows(
+        db_url, "SELECT seq FROM iot.telemetry WHERE device_id = %s ORDER BY seq", "T-VEH-1"
+    )
+    assert history == [(10,), (11,)]  # stored once each
+    state = rows(
+        db_url,
+        "SELECT seq, status, ST_X(geom), ST_Y(geom) FROM iot.device_state WHERE device_id = %s",
+        "T-VEH-1",
+    )[0]
+    assert state[0] == 11 and state[1] == "en_route"  # the late reading did not roll it back
+    assert state[2:] == pytest.approx((113.10, 36.18), abs=1e-6)
+
+
+def test_bad_input_goes_to_dead_letters_and_neighbours_survive(worker, connect_device, db_url):
+    car = connect_device("T-VEH-2")
+    car.send("cz/v1/vehicle/T-VEH-2/telemetry", None, raw=b'{"ts": oops')
+    car.send(
+        "cz/v1/vehicle/T-VEH-2/telemetry",
+        [
+            {"ts": now_iso(), "seq": 1, "lon": 113.2, "lat": 36.2},
+            {"ts": now_iso(), "seq": 2, "lon": "east", "lat": 36.2},
+            {"ts": now_iso(), "seq": 3, "lon": 36.2, "lat": 113.2},
+            {"ts": now_iso(), "seq": 4, "lon": 113.3, "lat": 36.3, "speed_kmh": "fast"},
+            {
+                "ts": now_iso(),
+                "seq": 5,
+                "lon": 113.3,
+                "lat": 36.3,
+                "x'); DROP TABLE iot.device;--": 1,
+            },
+            {"ts": now_iso(600), "seq": 6, "lon": 113.3, "lat": 36.3},
+            {"ts": now_iso(), "seq": 7, "lon": 113.4, "lat": 36.4},
+        ],
+    )
+    car.send("cz/v1/vehicle/T-VEH-2/telemetry", None, raw=b"x" * (300 * 1024))
+    reasons = wait_until(
+        lambda: (
+            [
+                r[0]
+                for r in rows(
+                    db_url,
+                    "SELECT reason FROM iot.dead_letter WHERE device_id = %s ORDER BY id",
+                    "T-VEH-2",
+                )
+            ]
+            if len(rows(db_url, "SELECT 1 FROM iot.dead_letter WHERE device_id = %s", "T-VEH-2"))
+            >= 7
+            else None
+        ),
+        what="dead letters",
+    )
+    assert sorted(reasons) == sorted(
+        [
+            "bad_json",
+            "bad_position",
+            "out_of_area",
+            "bad_value",
+            "unknown_field",
+            "bad_ts",
+            "too_large",
+        ]
+    )
+    stored = rows(
+        db_url, "SELECT seq FROM iot.telemetry WHERE device_id = %s ORDER BY seq", "T-VEH-2"
+    )
+    assert stored == [(1,), (7,)]
+    assert rows(db_url, "SELECT count(*) FROM iot.device")[0][0] >= 5  # still there
+    big = rows(
+        db_url,
+        "SELECT payload_bytes, length(payload) FROM iot.dead_letter"
+        " WHERE reason = 'too_large' AND device_id = %s",
+        "T-VEH-2",
+    )[0]
+    assert big[0] == 300 * 1024 and big[1] < 5000  # capped
+
+
+def test_acl_keeps_devices_in_their_own_topics(worker, connect_device, db_url, devices):
+    car = connect_device("T-VEH-1")
+    car.send("cz/v1/air/T-AIR-1/telemetry", {"ts": now_iso(), "pm25": 999})  # not its topic
+    car.send(
+        "cz/v1/vehicle/T-VEH-1/telemetry", {"ts": now_iso(), "seq": 50, "lon": 113.0, "lat": 36.0}
+    )
+    wait_until(
+        lambda: rows(
+            db_url, "SELECT 1 FROM iot.telemetry WHERE device_id = %s AND seq = 50", "T-VEH-1"
+        )
+    )
+    assert not rows(
+        db_url,
+        "SELECT 1 FROM iot.telemetry WHERE device_id = 'T-AIR-1'"
+        " AND (reading->>'pm25')::float = 999",
+    )
+    assert car.refused, "the broker should refuse a publish outside the device's topics"
+    with pytest.raises(AssertionError):
+        connect_device("T-VEH-1", password="wrong-password")
+
+
+def test_water_level_alarm_debounced_published_and_cleared(
+    worker, connect_device, db_url, throwaway
+):
+    heard: list[dict] = []
+    listener = make_client(throwaway.mosquitto.url, "listen")
+    listener.on_message = lambda c, u, m: heard.append(orjson.loads(m.payload))
+    address = BrokerAddress.parse(throwaway.mosquitto.url)
+    listener.connect(address.host, address.port)
+    listener.subscribe("cz/v1/alarms/#", qos=1)
+    listener.loop_start()
+    time.sleep(0.3)
+    gauge = connect_device("T-WL-1")
+    try:
+        for seq, level in enumerate([2.0, 3.4, 3.5, 3.6], start=1):
+            gauge.send(
+                "cz/v1/water_level/T-WL-1/telemetry",
+                {"ts": now_iso(-10 + seq), "seq": seq, "level_m": level},
+            )
+            time.sleep(0.15)
+        alarm = wait_until(
+            lambda: rows(
+                db_url,
+                "SELECT id, occurrences, severity FROM iot.alarm WHERE device_id = %s AND"
+                " rule = 'water_level.warning' AND cleared_at IS NULL",
+                "T-WL-1",
+            ),
+            what="alarm",
+        )
+        wait_until(lambda: any(h.get("rule") == "water_level.warning" for h in heard))
+        raised = [h for h in heard if h.get("rule") == "water_level.warning"]
+        assert len(raised) == 1 and raised[0]["event"] == "raised"
+        assert alarm[0][2] == 3
+        wait_until(
+            lambda: (
+                rows(db_url, "SELECT occurrences FROM iot.alarm WHERE id = %s", alarm[0][0])[0][0]
+                >= 3
+            ),
+            what="debounced occurrences",
+        )
+        gauge.send(
+            "cz/v1/water_level/T-WL-1/telemetry", {"ts": now_iso(-1), "seq": 9, "level_m": 2.9}
+        )  # inside the hysteresis band
+        time.sleep(0.4)
+        assert (
+            rows(db_url, "SELECT cleared_at FROM iot.alarm WHERE id = %s", alarm[0][0])[0][0]
+            is None
+        )
+        gauge.send(
+            "cz/v1/water_level/T-WL-1/telemetry", {"ts": now_iso(0), "seq": 10, "level_m": 2.0}
+        )
+        wait_until(
+            lambda: (
+                rows(db_url, "SELECT cleared_at FROM iot.alarm WHERE id = %s", alarm[0][0])[0][0]
+                is not None
+            ),
+            what="cleared",
+        )
+        wait_until(lambda: any(h.get("event") == "cleared" for h in heard))
+        # flapping back within the window reopens the same alarm, quietly
+        gauge.send(
+            "cz/v1/water_level/T-WL-1/telemetry", {"ts": now_iso(1), "seq": 11, "level_m": 3.3}
+        )
+        wait_until(
+            lambda: rows(
+                db_url, "SELECT cleared_at IS NULL FROM iot.alarm WHERE id = %s", alarm[0][0]
+            )[0][0],
+            what="reopened",
+        )
+        assert (
+            len(
+                rows(
+                    db_url,
+                    "SELECT 1 FROM iot.alarm WHERE device_id = 'T-WL-1' AND"
+                    " rule = 'water_level.warning'",
+                )
+            )
+            == 1
+        )
+    finally:
+        listener.disconnect()
+        listener.loop_stop()
+
+
+def test_gateway_owntracks_and_status(worker, connect_device, db_url, devices, throwaway, settings):
+    gateway_password = device_password(settings.device_secret, "T-GW-1")
+    accounts = {**devices, "T-GW-1": gateway_password}
+    throwaway.mosquitto.write_accounts(accounts)
+    throwaway.mosquitto.reload()
+    time.sleep(0.3)
+    gateway = connect_device("T-GW-1", password=gateway_password)
+    gateway.send(
+        "cz/v1/gateway/T-GW-1/telemetry",
+        {
+            "T-AIR-1": [{"ts": now_iso(-3), "seq": 100, "pm10": 70}],
+            "T-SIG-1": [
+                {"ts": now_iso(-3), "seq": 1, "mode": "actuated", "phase": 2, "fault": None}
+            ],
+        },
+    )
+    wait_until(lambda: rows(db_url, "SELECT 1 FROM iot.telemetry WHERE device_id = 'T-SIG-1'"))
+    phone = connect_device("T-VEH-2")
+    phone.send(
+        "owntracks/T-VEH-2/phone",
+        {
+            "_type": "location",
+            "lat": 36.25,
+            "lon": 113.05,
+            "tst": int(time.time()),
+            "vel": 20,
+            "batt": 80,
+        },
+    )
+    wait_until(
+        lambda: rows(
+            db_url,
+            "SELECT 1 FROM iot.telemetry WHERE device_id = 'T-VEH-2'"
+            " AND (reading->>'battery_pct')::float = 80",
+        ),
+        what="owntracks",
+    )
+    signal = connect_device("T-SIG-1")
+    signal.client.publish("cz/v1/signal/T-SIG-1/status", b"offline", qos=1, retain=True)
+    wait_until(
+        lambda: rows(
+            db_url, "SELECT 1 FROM iot.device_state WHERE device_id = 'T-SIG-1' AND NOT online"
+        ),
+        what="offline state",
+    )
+    wait_until(
+        lambda: rows(
+            db_url,
+            "SELECT 1 FROM iot.alarm WHERE device_id = 'T-SIG-1' AND"
+            " rule = 'device.offline' AND cleared_at IS NULL",
+        ),
+        what="offline alarm",
+    )
+    signal.send(
+        "cz/v1/signal/T-SIG-1/telemetry",
+        {"ts": now_iso(), "seq": 2, "mode": "fixed", "phase": 1, "fault": None},
+    )
+    wait_until(
+        lambda: rows(
+            db_url,
+            "SELECT 1 FROM iot.alarm WHERE device_id = 'T-SIG-1' AND"
+            " rule = 'device.offline' AND cleared_at IS NOT NULL",
+        ),
+        what="back online clears it",
+    )
+
+
+def test_consoles_get_live_states_over_websocket(worker, connect_device, api, admin_headers):
+    token = admin_headers["Authorization"].split()[1]
+    with api.websocket_connect(f"/ws/live?token={token}&kinds=vehicle") as ws:
+        hello = orjson.loads(ws.receive_text())
+        assert hello["type"] == "hello"
+        car = connect_device("T-VEH-1")
+        car.send(
+            "cz/v1/vehicle/T-VEH-1/telemetry",
+            {"ts": now_iso(), "seq": 77, "lon": 113.111, "lat": 36.222, "speed_kmh": 12},
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            message = orjson.loads(ws.receive_text())
+            if message["type"] == "states" and any(
+                item[0] == "T-VEH-1" and item[2] == pytest.approx(113.111)
+                for item in message["items"]
+            ):
+                break
+        else:
+            raise AssertionError("no live state arrived")
+        assert all(item[1] == "vehicle" for item in message["items"])
+    with pytest.raises(WebSocketDisconnect), api.websocket_connect("/ws/live?token=bogus") as ws:
+        ws.receive_text()

@@ -1,0 +1,108 @@
+"""``WS /ws/live``: live positions, sensor states, alarms and incident changes.
+
+Query parameters: ``token`` (the bearer JWT; browsers cannot set headers on a WebSocket),
+``kinds`` (comma-separated device kinds) and ``bbox`` (minx,miny,maxx,maxy, CRS84). The client
+may send ``{"type": "filter", "kinds": [...], "bbox": [...]}`` at any time to change them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
+from starlette.concurrency import run_in_threadpool
+
+from gis_core.identity import Principal
+from realtime.live import Filter, LiveHub, Subscriber
+from realtime.readings import KINDS
+from web.deps import principal_from_token
+
+router = APIRouter(tags=["live"])
+
+
+def parse_filter(kinds: Any, bbox: Any) -> Filter:
+    """A filter from query text or JSON values; raises ValueError with the reason."""
+    kind_set = None
+    if kinds:
+        names = kinds.split(",") if isinstance(kinds, str) else list(kinds)
+        unknown = [k for k in names if k not in KINDS]
+        if unknown:
+            raise ValueError(f"unknown kinds: {', '.join(map(str, unknown))[:200]}")
+        kind_set = frozenset(names)
+    box = None
+    if bbox:
+        values = bbox.split(",") if isinstance(bbox, str) else list(bbox)
+        try:
+            numbers = [float(v) for v in values]
+        except (TypeError, ValueError):
+            raise ValueError("bbox: four numbers minx,miny,maxx,maxy") from None
+        if len(numbers) != 4 or numbers[0] > numbers[2] or numbers[1] > numbers[3]:
+            raise ValueError("bbox: four numbers minx,miny,maxx,maxy with min <= max")
+        box = (numbers[0], numbers[1], numbers[2], numbers[3])
+    return Filter(kind_set, box)
+
+
+def _authenticate(ws: WebSocket, token: str) -> Principal:
+    with ws.app.state.pool.connection() as conn:
+        return principal_from_token(token, ws.app.state.settings, conn)
+
+
+@router.websocket("/ws/live")
+async def live(ws: WebSocket) -> None:
+    hub: LiveHub = ws.app.state.live
+    token = ws.query_params.get("token")
+    if not token:
+        await ws.close(code=4401, reason="log in first: /ws/live?token=<bearer token>")
+        return
+    try:
+        await run_in_threadpool(_authenticate, ws, token)
+    except HTTPException as exc:
+        await ws.close(code=4401, reason=str(exc.detail)[:120])
+        return
+    except Exception:  # the database is away: tell the console to retry
+        await ws.close(code=1013, reason="service unavailable, retry shortly")
+        return
+    try:
+        flt = parse_filter(ws.query_params.get("kinds"), ws.query_params.get("bbox"))
+    except ValueError as exc:
+        await ws.close(code=4400, reason=str(exc)[:120])
+        return
+    await ws.accept()
+
+    async def send(data: bytes) -> None:
+        await ws.send_text(data.decode())
+
+    sub = Subscriber(send=send, filter=flt)
+    await send(
+        orjson.dumps({"type": "hello", "t": int(time.time() * 1000), "items": hub.snapshot(flt)})
+    )
+    sender = asyncio.create_task(hub.serve(sub))
+    try:
+        while True:
+            text = await ws.receive_text()
+            try:
+                message = orjson.loads(text)
+                if not isinstance(message, dict) or message.get("type") != "filter":
+                    raise ValueError('send {"type": "filter", "kinds": [...], "bbox": [...]}')
+                sub.filter = parse_filter(message.get("kinds"), message.get("bbox"))
+                await send(
+                    orjson.dumps(
+                        {
+                            "type": "hello",
+                            "t": int(time.time() * 1000),
+                            "items": hub.snapshot(sub.filter),
+                        }
+                    )
+                )
+            except (ValueError, orjson.JSONDecodeError) as exc:
+                await send(orjson.dumps({"type": "error", "detail": str(exc)[:200]}))
+    except WebSocketDisconnect:
+        pass
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await sender
