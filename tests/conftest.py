@@ -68,7 +68,7 @@ def reference(db_url: str, settings: Settings) -> object:
     """The reference dataset, loaded once for the session."""
     from apps.platform.cli import load_dataset
 
-    return load_dataset(settings)
+    return load_dataset(settings, force=True)  # other modules may have written live rows
 
 
 @pytest.fixture(scope="session")

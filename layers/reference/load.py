@@ -214,7 +214,11 @@ def load_reference(
         report.counts[table] = copy_frame(conn, table, frame, geometry=geometry)
     for table in TABLES:
         # Rows came with their ids: move identity sequences past them for later inserts.
-        seq = conn.execute("SELECT pg_get_serial_sequence(%s, 'id')", (table,)).fetchone()
+        seq = conn.execute(
+            "SELECT pg_get_serial_sequence(%s, 'id') FROM information_schema.columns"
+            " WHERE table_schema || '.' || table_name = %s AND column_name = 'id'",
+            (table, table),
+        ).fetchone()
         if seq and seq[0]:
             conn.execute(
                 f"SELECT setval(%s, greatest(1, (SELECT coalesce(max(id), 0) FROM {table})))",
