@@ -112,6 +112,16 @@ class DataSettings(BaseSettings):
     scale: float = Field(1.0, gt=0.0, le=1.0)  # fraction of synthetic objects (tests use less)
 
 
+class RunSettings(BaseSettings):
+    """What `changzhi up` runs beside the API."""
+
+    model_config = SettingsConfigDict(env_prefix="CHANGZHI_UP_", extra="ignore")
+
+    ingest_workers: int = Field(2, ge=0, le=64)
+    simulate: bool = True
+    simulate_vehicles: int = Field(300, ge=0)
+
+
 class SecretStore:
     """Generated credentials of the embedded services, in ``var/secrets.json`` (mode 0600)."""
 
@@ -149,6 +159,7 @@ class Settings:
         self.api = overrides.get("api") or ApiSettings()
         self.auth = overrides.get("auth") or AuthSettings()
         self.data = overrides.get("data") or DataSettings()
+        self.run = overrides.get("run") or RunSettings()
         self.secrets = SecretStore(self.platform.var_dir)
 
     @property

@@ -100,7 +100,7 @@ class IngestWorker:
         worker_id: str,
         *,
         batch_max: int = 5000,
-        batch_wait_s: float = 0.05,
+        batch_wait_s: float = 0.02,
         limits: Limits | None = None,
     ) -> None:
         self.settings = settings
@@ -114,6 +114,7 @@ class IngestWorker:
         self._lock = threading.Lock()
         self._arrived = threading.Event()
         self._stop = threading.Event()
+        self._unsubscribed = threading.Event()
         self._conn: psycopg.Connection | None = None
         self.client = self._client()
 
@@ -126,6 +127,7 @@ class IngestWorker:
         client.manual_ack_set(True)
         client.on_connect = self._on_connect
         client.on_message = self._on_message
+        client.on_unsubscribe = lambda *args: self._unsubscribed.set()
         client.max_inflight_messages_set(1000)
         client.max_queued_messages_set(0)
         return client
@@ -193,17 +195,38 @@ class IngestWorker:
                     last_maintenance = time.monotonic()
                     self._maintain()
         finally:
-            self.client.disconnect()
-            self.client.loop_stop()
+            self._leave()
             self._drop_db()
+
+    def _leave(self) -> None:
+        """Leave the share cleanly: unsubscribe (the broker would otherwise keep dealing this
+        worker's persistent session its share of messages while it is away), store and
+        acknowledge what has already arrived, then disconnect."""
+        group = self.settings.mqtt.share_group
+        if self.client.is_connected():
+            self.client.unsubscribe([f"$share/{group}/{t}" for t in SUBSCRIPTIONS])
+            self._unsubscribed.wait(5)
+            time.sleep(0.2)  # messages sent before the broker saw the unsubscribe
+            with self._lock:
+                batch, self._pending = self._pending, []
+            if batch:
+                self._stop.clear()  # let the retry loop finish this last batch
+                for start in range(0, len(batch), self.batch_max):
+                    self._process_until_stored(batch[start : start + self.batch_max], tries=10)
+                self._stop.set()
+        self.client.disconnect()
+        self.client.loop_stop()
 
     def stop(self) -> None:
         self._stop.set()
         self._arrived.set()
 
-    def _process_until_stored(self, batch: list[Message]) -> None:
+    def _process_until_stored(self, batch: list[Message], tries: int = 0) -> None:
+        """Store a batch, retrying while the database is away (``tries`` 0: for ever)."""
         delay = 0.2
+        attempt = 0
         while True:
+            attempt += 1
             try:
                 self.process(batch)
                 return
@@ -217,7 +240,7 @@ class IngestWorker:
                     str(exc).splitlines()[0] if str(exc) else exc,
                 )
                 self._drop_db()
-                if self._stop.wait(delay):
+                if (tries and attempt >= tries) or self._stop.wait(delay):
                     # Stopping: the broker will deliver these again to whoever comes next.
                     return
                 delay = min(delay * 2, 5.0) * (0.8 + 0.4 * random.random())

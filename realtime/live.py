@@ -72,7 +72,7 @@ class Subscriber:
 class LiveHub:
     """Collects announcements (from any thread) and fans them out every ``tick`` seconds."""
 
-    def __init__(self, tick: float = 0.25) -> None:
+    def __init__(self, tick: float = 0.05) -> None:
         self.tick = tick
         self.latest: dict[str, State] = {}
         self._dirty: dict[str, State] = {}

@@ -443,3 +443,97 @@ def test_consoles_get_live_states_over_websocket(worker, connect_device, api, ad
         assert all(item[1] == "vehicle" for item in message["items"])
     with pytest.raises(WebSocketDisconnect), api.websocket_connect("/ws/live?token=bogus") as ws:
         ws.receive_text()
+
+
+def test_history_track_and_series_apis(worker, connect_device, api, admin_headers):
+    car = connect_device("T-VEH-2")
+    base = datetime.now(UTC) - timedelta(minutes=20)
+    fixes = [
+        {
+            "ts": (base + timedelta(seconds=10 * i)).isoformat(),
+            "seq": 1000 + i,
+            "lon": 113.0 + i * 0.001,
+            "lat": 36.0,
+            "speed_kmh": 36.0,
+        }
+        for i in range(60)
+    ]
+    car.send("cz/v1/vehicle/T-VEH-2/telemetry", fixes)
+    params = {"start": base.isoformat(), "end": (base + timedelta(minutes=11)).isoformat()}
+
+    def full_track() -> dict | None:
+        body = api.get("/devices/T-VEH-2/track", params=params, headers=admin_headers).json()
+        return body if len(body["geometry"]["coordinates"]) == 60 else None
+
+    wait_until(full_track, what="track stored")
+    thin = api.get(
+        "/devices/T-VEH-2/track", params={**params, "max_points": 10}, headers=admin_headers
+    ).json()
+    assert 2 <= len(thin["geometry"]["coordinates"]) <= 11
+    times = thin["properties"]["times"]
+    assert times == sorted(times)
+    series = api.get(
+        "/devices/T-VEH-2/series",
+        params={**params, "field": "speed_kmh", "bucket_s": 300},
+        headers=admin_headers,
+    ).json()
+    assert sum(p["n"] for p in series["points"]) == 60
+    assert all(p["avg"] == pytest.approx(36.0) for p in series["points"])
+    assert (
+        api.get(
+            "/devices/T-VEH-2/series", params={"field": "colour"}, headers=admin_headers
+        ).status_code
+        == 400
+    )
+    assert (
+        api.get(
+            "/devices/T-VEH-2/track",
+            params={"start": params["end"], "end": params["start"]},
+            headers=admin_headers,
+        ).status_code
+        == 400
+    )
+    assert api.get("/devices/T-VEH-2/track").status_code == 401
+
+
+def test_acknowledging_an_alarm_reaches_every_console(api, admin_headers, db_url):
+    with psycopg.connect(db_url) as conn:
+        alarm_id = conn.execute(
+            "INSERT INTO iot.alarm (kind, rule, severity, device_id, message_zh, message_en)"
+            " VALUES ('air', 'air.pm25', 3, 'T-AIR-1', '测试', 'test') RETURNING id"
+        ).fetchone()[0]
+        conn.commit()
+    token = admin_headers["Authorization"].split()[1]
+    listed = api.get("/alarms", headers=admin_headers).json()
+    assert alarm_id in [a["id"] for a in listed]
+    with (
+        api.websocket_connect(f"/ws/live?token={token}") as one,
+        api.websocket_connect(f"/ws/live?token={token}") as two,
+    ):
+        one.receive_text(), two.receive_text()  # hello
+        done = api.post(f"/alarms/{alarm_id}/ack", headers=admin_headers)
+        assert done.status_code == 200 and done.json()["by"] == "root-admin"
+        for ws in (one, two):
+            while True:
+                message = orjson.loads(ws.receive_text())
+                if message.get("event") == "acknowledged":
+                    assert message["id"] == alarm_id
+                    break
+    again = api.post(f"/alarms/{alarm_id}/ack", headers=admin_headers)
+    assert again.status_code == 409 and "already acknowledged" in again.json()["detail"]
+    assert api.post("/alarms/999999999/ack", headers=admin_headers).status_code == 404
+    assert alarm_id not in [a["id"] for a in api.get("/alarms", headers=admin_headers).json()]
+    audit = api.get(
+        "/admin/audit",
+        params={"object_type": "alarm", "object_id": str(alarm_id)},
+        headers=admin_headers,
+    ).json()
+    assert audit[0]["action"] == "acknowledge"
+
+
+def test_dead_letters_are_visible_to_operators(worker, api, admin_headers):
+    body = api.get(
+        "/telemetry/dead-letters", params={"device_id": "T-VEH-2"}, headers=admin_headers
+    ).json()
+    assert body["counts_last_day"].get("bad_json", 0) >= 1
+    assert {item["reason"] for item in body["items"]} >= {"bad_json", "out_of_area"}

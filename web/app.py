@@ -17,7 +17,7 @@ from realtime.ingest import LIVE_TOPIC
 from realtime.live import LiveHub
 from realtime.mqtt import BrokerAddress, make_client
 from web import errors
-from web.routers import admin, auth, basemap, health, live, ogc
+from web.routers import admin, auth, basemap, health, live, ogc, telemetry
 
 VERSION = "0.1.0"
 
@@ -103,4 +103,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ogc.router)
     app.include_router(basemap.router)
     app.include_router(live.router)
+    app.include_router(telemetry.router)
     return app

@@ -32,7 +32,28 @@ def bench_features(log: Log, points: int = 1_000_000) -> dict[str, Any]:
     return {"bench": "features", "features_in_layer": points, **figures}
 
 
+def bench_ingest(log: Log) -> dict[str, Any]:
+    from apps.bench.ingest import bench_ingest as run
+
+    return run(log)
+
+
+def bench_ingest_batch(log: Log) -> dict[str, Any]:
+    from apps.bench.ingest import bench_ingest_batch as run
+
+    return run(log)
+
+
+def bench_latency(log: Log) -> dict[str, Any]:
+    from apps.bench.ingest import bench_latency as run
+
+    return run(log)
+
+
 BENCHES: dict[str, Callable[..., dict[str, Any]]] = {
     "tiles": bench_tiles,
     "features": bench_features,
+    "ingest": bench_ingest,
+    "ingest-batch": bench_ingest_batch,
+    "latency": bench_latency,
 }

@@ -8,6 +8,7 @@ import os
 import secrets
 import signal
 import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -37,8 +38,10 @@ services_app = typer.Typer(
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="Accounts, roles and departments.", no_args_is_help=True)
 data_app = typer.Typer(help="The city's reference dataset.", no_args_is_help=True)
+devices_app = typer.Typer(help="Field devices and their broker accounts.", no_args_is_help=True)
 app.add_typer(services_app, name="services")
 app.add_typer(data_app, name="data")
+app.add_typer(devices_app, name="devices")
 register_io(app)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
@@ -204,6 +207,64 @@ def load_dataset(
     return report
 
 
+# --------------------------------------------------------------------------- devices
+
+
+@devices_app.command("provision")
+def devices_provision() -> None:
+    """Give every registered device its broker account (embedded Mosquitto)."""
+    count = provision_broker(settings())
+    out.print(f"{count:,} device accounts written to the broker")
+
+
+@devices_app.command("password")
+def devices_password(device_id: Annotated[str, typer.Argument(help="device id")]) -> None:
+    """Print a device's MQTT password (for configuring a real device)."""
+    from realtime.provision import device_password
+
+    s = settings()
+    with connect(s.database_url) as conn:
+        if conn.execute("SELECT 1 FROM iot.device WHERE id = %s", (device_id,)).fetchone() is None:
+            raise fail(f"no device {device_id!r} in the registry")
+    out.print(device_password(s.device_secret, device_id))
+
+
+def provision_broker(s: Settings) -> int:
+    from realtime.provision import device_credentials
+
+    svc = embedded_services(s)
+    if svc.mosquitto is None:
+        raise ServiceError(
+            "the broker is external (CHANGZHI_MQTT_URL): provision device accounts with its "
+            "own tools; `changzhi devices password ID` prints each device's password"
+        )
+    with connect(s.database_url) as conn:
+        creds = device_credentials(conn, s.device_secret)
+    svc.mosquitto.write_accounts(creds)
+    svc.mosquitto.reload()
+    return len(creds)
+
+
+@app.command("ingest")
+def ingest(
+    workers: Annotated[int, typer.Option(help="worker processes sharing the subscription")] = 2,
+) -> None:
+    """Run ingest workers against running services until Ctrl-C."""
+    from realtime.ingest import spawn_workers
+
+    if not 1 <= workers <= 64:
+        raise fail("--workers must be between 1 and 64")
+    stops = spawn_workers(workers)
+    out.print(f"{workers} ingest workers running; Ctrl-C stops them")
+    # Blocked only now: the workers must not inherit a mask that hides SIGTERM from them.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        for stop in stops:
+            stop()
+
+
 # --------------------------------------------------------------------------- users
 
 
@@ -291,6 +352,7 @@ def bench(
     if name not in BENCHES:
         raise fail(f"no benchmark {name!r}; benchmarks: {', '.join(sorted(BENCHES))}")
     kwargs = {"points": points} if points else {}
+    _stop_on_sigterm()  # a killed benchmark still stops the services it started
     result = BENCHES[name](lambda msg: err.print(f"[dim]{msg}[/]"), **kwargs)
     if as_json:
         sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
@@ -328,6 +390,7 @@ def up(
         _check_port_free(host, port)
         svc = embedded_services(s)
         started = svc.start()
+        stops: list[Callable[[], None]] = []
         try:
             if started:
                 out.print(f"started: {', '.join(started)}")
@@ -337,6 +400,11 @@ def up(
             if not skip_data:
                 _load_if_empty(s)
             _ensure_first_admin(s)
+            if svc.mosquitto is not None:
+                out.print(f"{provision_broker(s):,} device accounts on the broker")
+            from realtime.ingest import spawn_workers
+
+            stops = spawn_workers(s.run.ingest_workers)
             server = uvicorn.Server(
                 uvicorn.Config(
                     create_app(s), host=host, port=port, log_level="warning", access_log=False
@@ -349,6 +417,8 @@ def up(
             _stop_on_sigterm()
             server.run()
         finally:
+            for stop in stops:
+                stop()
             stopped = svc.stop(started)
             if stopped:
                 out.print(f"stopped: {', '.join(stopped)}")

@@ -1,0 +1,400 @@
+"""`bench ingest`, `bench ingest-batch` and `bench latency`: MQTT to PostGIS, measured end to end
+on this machine with the broker, the database and the workers all on it.
+
+- ingest: single-reading messages at QoS 1 from many devices, publish to committed, with lost
+  and duplicated counts, beside the raw broker rate (``mosquitto_sub`` reading a stream of the
+  same messages, in the same run);
+- ingest-batch: gateway batches, readings per second, beside a plain ``COPY`` of the same rows
+  into a table with the same indexes;
+- latency: publish to WebSocket delivery at a fixed rate, p50/p99.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import psycopg
+
+from apps.bench.common import BenchEnv, bench_services, median, percentile, serve_api
+from realtime.mqtt import BrokerAddress
+
+Log = Callable[[str], None]
+CENTER = (113.11, 36.19)
+
+
+def register_devices(
+    env: BenchEnv, count: int, kind: str = "vehicle", prefix: str = "B"
+) -> list[str]:
+    ids = [f"{prefix}-{i:05d}" for i in range(count)]
+    with psycopg.connect(env.database_url) as conn:
+        with conn.cursor().copy("COPY iot.device (id, kind, expected_interval_s) FROM STDIN") as cp:
+            for device_id in ids:
+                cp.write_row((device_id, kind, 3600))
+        conn.commit()
+    return ids
+
+
+def _publisher(
+    url: str, topics: list[str], count: int, start_seq: int, rate: float, batch: int, done: Any
+) -> None:
+    """A publishing process: ``count`` messages round-robin over ``topics`` (QoS 1)."""
+    from realtime.mqtt import make_client
+
+    address = BrokerAddress.parse(url)
+    client = make_client(url, "benchpub")
+    client.max_inflight_messages_set(2000)
+    client.max_queued_messages_set(0)
+    acked = [0]
+
+    def on_publish(client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        acked[0] += 1
+
+    client.on_publish = on_publish
+    client.connect(address.host, address.port, keepalive=60)
+    client.loop_start()
+    sent = 0
+    t0 = time.perf_counter()
+    last = None
+    while sent < count:
+        # Message ids wrap at 65535: keep well under that many unacknowledged.
+        while sent - acked[0] > 20_000:
+            time.sleep(0.001)
+        for _ in range(min(500, count - sent)):
+            topic = topics[sent % len(topics)]
+            seq = start_seq + sent
+            now_ms = int(time.time() * 1000)
+            if batch > 1:
+                device_base = topic  # gateway: topic is the gateway's, body carries devices
+                body = {
+                    f"{device_base}-{k}": [{"ts": now_ms, "seq": seq, "pm25": 30.0}]
+                    for k in range(batch)
+                }
+                payload = orjson.dumps(body)
+                topic_out = f"cz/v1/gateway/{device_base}/telemetry"
+            else:
+                payload = orjson.dumps(
+                    {
+                        "ts": now_ms,
+                        "seq": seq,
+                        "lon": CENTER[0] + (seq % 997) * 1e-4,
+                        "lat": CENTER[1] + (seq % 991) * 1e-4,
+                        "speed_kmh": 30.0,
+                    }
+                )
+                topic_out = topic
+            last = client.publish(topic_out, payload, qos=1)
+            sent += 1
+        if rate > 0:
+            ahead = sent / rate - (time.perf_counter() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+    if last is not None:
+        last.wait_for_publish(120)
+    elapsed = time.perf_counter() - t0
+    client.disconnect()
+    client.loop_stop()
+    done.put((sent, elapsed))
+
+
+def publish(
+    url: str,
+    topics: list[str],
+    total: int,
+    *,
+    processes: int = 2,
+    rate: float = 0,
+    batch: int = 1,
+    seq_base: int = 0,
+) -> tuple[int, float]:
+    """Publish ``total`` messages from ``processes`` processes; (sent, seconds of the slowest)."""
+    ctx = multiprocessing.get_context("spawn")
+    done = ctx.Queue()
+    share = total // processes
+    procs = []
+    for p in range(processes):
+        mine = topics[p::processes] or topics
+        n = share if p < processes - 1 else total - share * (processes - 1)
+        proc = ctx.Process(
+            target=_publisher,
+            args=(url, mine, n, seq_base + p * 10**9, rate / processes, batch, done),
+        )
+        proc.start()
+        procs.append(proc)
+    results = [done.get(timeout=600) for _ in procs]
+    for proc in procs:
+        proc.join(30)
+    return sum(r[0] for r in results), max(r[1] for r in results)
+
+
+@contextmanager
+def workers(env: BenchEnv, count: int) -> Iterator[None]:
+    from realtime.ingest import spawn_workers
+
+    saved = dict(os.environ)
+    os.environ.update({k: v for k, v in env.env().items() if k.startswith("CHANGZHI_")})
+    try:
+        stops = spawn_workers(count, prefix="bench")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    try:
+        time.sleep(2.0)  # connected and subscribed
+        yield
+    finally:
+        for stop in stops:
+            stop()
+
+
+def stored_rows(env: BenchEnv, like: str) -> int:
+    with psycopg.connect(env.database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM iot.telemetry WHERE device_id LIKE %s", (like,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+
+def wait_stored(env: BenchEnv, like: str, expected: int, timeout: float) -> tuple[int, float]:
+    """Poll until ``expected`` rows are stored; (rows, time of the last increase)."""
+    deadline = time.monotonic() + timeout
+    last_count, last_change = -1, time.perf_counter()
+    while time.monotonic() < deadline:
+        count = stored_rows(env, like)
+        if count != last_count:
+            last_count, last_change = count, time.perf_counter()
+        if count >= expected:
+            break
+        if time.perf_counter() - last_change > 20:
+            break  # no progress for 20 s: what is missing is lost
+        time.sleep(0.25)
+    return last_count, last_change
+
+
+def raw_broker_rate(env: BenchEnv, total: int, processes: int) -> float:
+    """Messages per second that ``mosquitto_sub`` receives of a stream like the ingest one."""
+    address = BrokerAddress.parse(env.mqtt_url)
+    sub = subprocess.Popen(
+        [
+            "mosquitto_sub",
+            "-h",
+            address.host,
+            "-p",
+            str(address.port),
+            "-u",
+            address.username or "",
+            "-P",
+            address.password or "",
+            "-t",
+            "bench/raw/#",
+            "-q",
+            "1",
+            "-C",
+            str(total),
+            "-V",
+            "mqttv5",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(0.5)
+    t0 = time.perf_counter()
+    topics = [f"bench/raw/{i}" for i in range(200)]
+    publish(env.mqtt_url, topics, total, processes=processes)
+    try:
+        sub.wait(timeout=300)
+    except subprocess.TimeoutExpired:
+        sub.kill()
+    return total / (time.perf_counter() - t0)
+
+
+def bench_ingest(
+    log: Log,
+    messages: int = 300_000,
+    devices: int = 2000,
+    worker_count: int = 2,
+    publishers: int = 2,
+) -> dict[str, Any]:
+    with bench_services("ingest") as env:
+        ids = register_devices(env, devices)
+        log(f"raw broker rate: {messages // 2:,} messages through mosquitto_sub")
+        raw = raw_broker_rate(env, messages // 2, publishers)
+        log(f"  {raw:,.0f} msgs/s")
+        topics = [f"cz/v1/vehicle/{d}/telemetry" for d in ids]
+        with workers(env, worker_count):
+            log(f"ingest: {messages:,} single-reading messages, {worker_count} workers")
+            t0 = time.perf_counter()
+            sent, _ = publish(env.mqtt_url, topics, messages, processes=publishers)
+            count, t_last = wait_stored(env, "B-%", sent, timeout=900)
+        elapsed = t_last - t0
+        with psycopg.connect(env.database_url) as conn:
+            dup = conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM iot.telemetry WHERE device_id LIKE 'B-%'"
+                " GROUP BY device_id, seq HAVING count(*) > 1) d"
+            ).fetchone()
+            dead = conn.execute("SELECT count(*) FROM iot.dead_letter").fetchone()
+    rate = count / elapsed
+    log(f"  stored {count:,} of {sent:,} in {elapsed:.1f} s: {rate:,.0f} msgs/s")
+    return {
+        "bench": "ingest",
+        "msgs_per_s": round(rate),
+        "sent": sent,
+        "stored": count,
+        "lost": sent - count,
+        "duplicated": int(dup[0]) if dup else 0,
+        "dead_letters": int(dead[0]) if dead else 0,
+        "raw_broker_msgs_per_s": round(raw),
+        "ratio_to_raw_broker": round(rate / raw, 3),
+        "workers": worker_count,
+        "devices": devices,
+        "qos": 1,
+    }
+
+
+def bench_ingest_batch(
+    log: Log, messages: int = 4000, per_message: int = 100, worker_count: int = 2
+) -> dict[str, Any]:
+    with bench_services("ingest-batch") as env:
+        gateways = [f"G{g:03d}" for g in range(20)]
+        devices = [f"{g}-{k}" for g in gateways for k in range(per_message)]
+        with psycopg.connect(env.database_url) as conn:
+            with conn.cursor().copy(
+                "COPY iot.device (id, kind, expected_interval_s) FROM STDIN"
+            ) as cp:
+                for d in devices:
+                    cp.write_row((d, "air", 600))
+            conn.commit()
+        total = messages * per_message
+        with workers(env, worker_count):
+            log(f"ingest-batch: {messages:,} gateway messages x {per_message} readings")
+            t0 = time.perf_counter()
+            sent, _ = publish(env.mqtt_url, gateways, messages, processes=2, batch=per_message)
+            count, t_last = wait_stored(env, "G%", sent * per_message, timeout=900)
+        rate = count / (t_last - t0)
+        log(f"  {rate:,.0f} readings/s")
+        copy_rate = plain_copy_rate(env, total)
+        log(f"  plain COPY of the same rows: {copy_rate:,.0f} rows/s")
+    return {
+        "bench": "ingest-batch",
+        "readings_per_s": round(rate),
+        "sent_readings": sent * per_message,
+        "stored": count,
+        "lost": sent * per_message - count,
+        "copy_rows_per_s": round(copy_rate),
+        "ratio_to_copy": round(rate / copy_rate, 3),
+    }
+
+
+def plain_copy_rate(env: BenchEnv, rows: int) -> float:
+    """COPY the same shape of rows into a table with the telemetry table's indexes."""
+    with psycopg.connect(env.database_url) as conn:
+        conn.execute("CREATE TABLE bench_copy (LIKE iot.telemetry INCLUDING DEFAULTS)")
+        conn.execute("CREATE UNIQUE INDEX ON bench_copy (device_id, ts, seq) NULLS NOT DISTINCT")
+        conn.execute("CREATE INDEX ON bench_copy USING gist (geom)")
+        conn.commit()
+        now = datetime.now(UTC)
+        t0 = time.perf_counter()
+        with conn.cursor().copy(
+            "COPY bench_copy (device_id, kind, ts, seq, geom, reading) FROM STDIN"
+        ) as cp:
+            for i in range(rows):
+                cp.write_row(
+                    (
+                        f"G-{i % 2000}",
+                        "air",
+                        now,
+                        i,
+                        "0101000020E6100000A4703D0AD7475C4052B81E85EB184240",
+                        '{"pm25": 30.0}',
+                    )
+                )
+        conn.commit()
+        return rows / (time.perf_counter() - t0)
+
+
+def bench_latency(
+    log: Log, rate: float = 10_000, seconds: float = 30, devices: int = 1000, worker_count: int = 2
+) -> dict[str, Any]:
+    import websockets
+
+    with bench_services("latency") as env:
+        ids = register_devices(env, devices)
+        topics = [f"cz/v1/vehicle/{d}/telemetry" for d in ids]
+        latencies: list[float] = []
+        received_bytes = 0
+        with workers(env, worker_count), serve_api(env) as api:
+            token = _admin_token(env, api)
+
+            async def listen(stop_at: float) -> None:
+                nonlocal received_bytes
+                url = api.replace("http://", "ws://") + f"/ws/live?token={token}&kinds=vehicle"
+                async with websockets.connect(url, max_size=2**26) as ws:
+                    await ws.recv()  # hello
+                    while time.time() < stop_at:
+                        try:
+                            text = await asyncio.wait_for(ws.recv(), timeout=1)
+                        except TimeoutError:
+                            continue
+                        now_ms = time.time() * 1000
+                        received_bytes += len(text)
+                        message = orjson.loads(text)
+                        if message.get("type") == "states":
+                            latencies.extend(now_ms - item[4] for item in message["items"])
+
+            stop_at = time.time() + seconds + 8
+            loop_thread = _run_async_in_thread(listen(stop_at))
+            time.sleep(1.0)
+            log(f"latency: {rate:,.0f} msgs/s for {seconds:.0f} s to the WebSocket")
+            publish(env.mqtt_url, topics, int(rate * seconds), processes=2, rate=rate)
+            loop_thread.join(seconds + 30)
+    log(
+        f"  p50 {median(latencies):.1f} ms p99 {percentile(latencies, 99):.1f} ms "
+        f"over {len(latencies):,} delivered states"
+    )
+    return {
+        "bench": "latency",
+        "rate": rate,
+        "seconds": seconds,
+        "p50_ms": round(median(latencies), 1),
+        "p99_ms": round(percentile(latencies, 99), 1),
+        "states_delivered": len(latencies),
+        "ws_bytes_per_s": round(received_bytes / (seconds + 8)),
+        "note": "states are coalesced per device per tick; latency is measured per delivered state",
+    }
+
+
+def _admin_token(env: BenchEnv, api: str) -> str:
+    import secrets
+
+    import httpx
+
+    from gis_core.identity import create_user
+
+    password = secrets.token_urlsafe(12)
+    with psycopg.connect(env.database_url) as conn:
+        create_user(conn, username="bench", password=password, roles=["admin"], department=None)
+        conn.commit()
+    response = httpx.post(f"{api}/auth/token", data={"username": "bench", "password": password})
+    response.raise_for_status()
+    token: str = response.json()["access_token"]
+    return token
+
+
+def _run_async_in_thread(coro: Any) -> Any:
+    import threading
+
+    def runner() -> None:
+        with contextlib.suppress(Exception):
+            asyncio.run(coro)
+
+    thread = threading.Thread(target=runner, daemon=True)
+    thread.start()
+    return thread
