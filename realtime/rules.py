@@ -268,7 +268,9 @@ def load_fences(conn: psycopg.Connection) -> list[Fence]:
 
 def crossings(change: StateChange, fences: Sequence[Fence]) -> list[Condition]:
     """Geofence entries and exits between a device's previous and new position."""
-    if change.lon is None or change.previous_lon is None or change.previous_lat is None:
+    if not fences or change.lon is None or change.previous_lon is None:
+        return []
+    if change.previous_lat is None:
         return []
     now = Point(change.lon, change.lat)
     before = Point(change.previous_lon, change.previous_lat)

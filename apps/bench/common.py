@@ -100,8 +100,17 @@ def serve_api(env: BenchEnv) -> Iterator[str]:
         wait_http(f"{base}/health", proc)
         yield base
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """Terminate, and kill what does not stop in time (a server stuck in a long query)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:

@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from typing import Annotated
@@ -353,7 +354,10 @@ def bench(
         raise fail(f"no benchmark {name!r}; benchmarks: {', '.join(sorted(BENCHES))}")
     kwargs = {"points": points} if points else {}
     _stop_on_sigterm()  # a killed benchmark still stops the services it started
-    result = BENCHES[name](lambda msg: err.print(f"[dim]{msg}[/]"), **kwargs)
+    try:
+        result = BENCHES[name](lambda msg: err.print(f"[dim]{msg}[/]"), **kwargs)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        raise fail(f"benchmark {name} failed: {exc}") from None
     if as_json:
         sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
     else:
