@@ -23,6 +23,7 @@ from gis_core.identity import IdentityError, count_users, create_user
 from gis_core.models import ROLES
 from gis_core.settings import ConfigError, Settings, get_settings
 from layers.reference.load import LoadReport
+from sensors.cli import register as register_simulate
 
 from .cli_io import register as register_io
 from .services import ServiceError, embedded_services, single_instance
@@ -44,6 +45,7 @@ app.add_typer(services_app, name="services")
 app.add_typer(data_app, name="data")
 app.add_typer(devices_app, name="devices")
 register_io(app)
+register_simulate(app)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 
@@ -409,6 +411,8 @@ def up(
             from realtime.ingest import spawn_workers
 
             stops = spawn_workers(s.run.ingest_workers)
+            if s.run.simulate:
+                stops.append(_start_simulator(s))
             server = uvicorn.Server(
                 uvicorn.Config(
                     create_app(s), host=host, port=port, log_level="warning", access_log=False
@@ -439,6 +443,24 @@ def _stop_on_sigterm() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+
+
+def _start_simulator(s: Settings) -> Callable[[], None]:
+    """Field sensors for a live city: the stations and a share of the units' vehicles."""
+    from sensors.run import SimConfig, SimulatorError, start_simulator
+
+    try:
+        sim = start_simulator(s, SimConfig(vehicles=s.run.simulate_vehicles, stations=True))
+    except SimulatorError as exc:
+        out.print(f"no simulated sensors: {exc}")
+        return lambda: None
+    out.print(f"simulating up to {s.run.simulate_vehicles} vehicles and the monitoring stations")
+
+    def stop() -> None:
+        sim.stop()
+        sim.join(15)
+
+    return stop
 
 
 def _load_if_empty(s: Settings) -> None:
