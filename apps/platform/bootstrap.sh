@@ -21,6 +21,8 @@ have_file /usr/share/postgresql/15/extension/postgis.control || need_pkgs+=(post
 have_file /usr/share/postgresql/15/extension/pgrouting.control || need_pkgs+=(postgresql-15-pgrouting)
 command -v mosquitto >/dev/null 2>&1 || have_file /usr/sbin/mosquitto || need_pkgs+=(mosquitto)
 command -v mosquitto_pub >/dev/null 2>&1 || need_pkgs+=(mosquitto-clients)
+# The console's Chinese labels are drawn with the system's CJK font.
+have_file /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc || need_pkgs+=(fonts-noto-cjk)
 if [ "$purpose" = "test" ]; then
     command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
     command -v npm >/dev/null 2>&1 || need_pkgs+=(nodejs npm)

@@ -1,0 +1,338 @@
+"""`bench console`: the command console in headless Chromium with 10,000 units moving live.
+
+The page is measured as a dispatcher would use it: logged in, the whole city on screen, every
+unit reporting once a second. Figures: requestAnimationFrame intervals over at least 30 s
+(p50/p95, in ms), the WebSocket bytes per second the page receives, and the same with 50,000
+units for the "still usable" bound.
+
+The units' states are published on the platform's live topic (``cz/v1/platform/live``), the
+announcement the ingest workers make after each committed batch: this measures the page and
+the API's fan-out, not ingest (which `bench ingest` measures) — the output says so with
+``"feed": "live-topic"``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import secrets
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from apps.bench.common import BenchEnv, bench_services, free_port, wait_http
+from gis_core.settings import REPO_ROOT
+from realtime.ingest import LIVE_TOPIC
+from realtime.mqtt import BrokerAddress, make_client
+
+Log = Callable[[str], None]
+
+CONSOLE_DIR = REPO_ROOT / "web" / "console"
+BENCH_SCRIPT = Path(__file__).with_name("console_bench.mjs")
+CITY_CENTER = (113.11, 36.19)
+UNIT_STATUSES = ("available", "available", "dispatched", "en_route", "en_route", "on_scene")
+
+
+class LiveFeeder:
+    """Moving units published as live announcements, every unit once per ``period`` seconds,
+    spread over ``slices`` messages so the load is even (as many ingest batches would be)."""
+
+    def __init__(
+        self,
+        mqtt_url: str,
+        units: list[tuple[str, str, float, float]],
+        *,
+        period: float = 1.0,
+        slices: int = 10,
+        seed: int = 7,
+    ) -> None:
+        self.mqtt_url = mqtt_url
+        self.period = period
+        self.slices = max(1, slices)
+        rnd = random.Random(seed)
+        self.ids = [u[0] for u in units]
+        self.kinds = [u[1] for u in units]
+        self.lon = [u[2] for u in units]
+        self.lat = [u[3] for u in units]
+        self.heading = [rnd.uniform(0, 360) for _ in units]
+        self.speed = [rnd.uniform(20, 70) for _ in units]
+        self.status = [rnd.choice(UNIT_STATUSES) for _ in units]
+        self.battery = [rnd.uniform(40, 100) for _ in units]
+        self.rnd = rnd
+        self.published = 0
+        self.messages = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.client = make_client(mqtt_url, "console-feed")
+
+    def state(self, i: int, ts_ms: int) -> list[Any]:
+        kind = self.kinds[i]
+        if kind != "vehicle":
+            pm25 = round(30 + 60 * (1 + math.sin(ts_ms / 60_000 + i)) / 2, 1)
+            return [self.ids[i], kind, self.lon[i], self.lat[i], ts_ms, None, {"pm25": pm25}]
+        return [
+            self.ids[i],
+            "vehicle",
+            round(self.lon[i], 6),
+            round(self.lat[i], 6),
+            ts_ms,
+            self.status[i],
+            {
+                "status": self.status[i],
+                "speed_kmh": round(self.speed[i], 1),
+                "heading_deg": round(self.heading[i]),
+                "battery_pct": round(self.battery[i]),
+            },
+        ]
+
+    def step(self, i: int, dt: float) -> None:
+        """Move unit ``i`` along its heading for ``dt`` seconds, turning now and then."""
+        if self.kinds[i] != "vehicle":
+            return
+        if self.rnd.random() < 0.05:
+            self.heading[i] = (self.heading[i] + self.rnd.uniform(-60, 60)) % 360
+        metres = self.speed[i] / 3.6 * dt
+        rad = math.radians(self.heading[i])
+        self.lat[i] += metres * math.cos(rad) / 111_320
+        self.lon[i] += metres * math.sin(rad) / (111_320 * math.cos(math.radians(self.lat[i])))
+        # Keep the fleet inside the city: turn back towards the centre when far out.
+        if abs(self.lon[i] - CITY_CENTER[0]) > 0.8 or abs(self.lat[i] - CITY_CENTER[1]) > 0.6:
+            dx, dy = CITY_CENTER[0] - self.lon[i], CITY_CENTER[1] - self.lat[i]
+            self.heading[i] = math.degrees(math.atan2(dx, dy)) % 360
+        self.battery[i] = max(5.0, self.battery[i] - 0.001)
+
+    def publish_once(self, slice_no: int | None = None) -> None:
+        """Publish one slice (or every unit, when ``slice_no`` is None) right now."""
+        ts = int(time.time() * 1000)
+        n = len(self.ids)
+        if slice_no is None:
+            indexes: range = range(n)
+        else:
+            indexes = range(slice_no, n, self.slices)
+        states = []
+        for i in indexes:
+            self.step(i, self.period)
+            states.append(self.state(i, ts))
+        payload = orjson.dumps({"states": states, "online": []})
+        self.client.publish(LIVE_TOPIC, payload, qos=0)
+        self.published += len(states)
+        self.messages += 1
+
+    def connect(self) -> None:
+        address = BrokerAddress.parse(self.mqtt_url)
+        self.client.connect(address.host, address.port, keepalive=30)
+        self.client.loop_start()
+        deadline = time.monotonic() + 10
+        while not self.client.is_connected():
+            if time.monotonic() > deadline:
+                raise RuntimeError("live feed: the broker did not accept the platform account")
+            time.sleep(0.05)
+
+    def _run(self) -> None:
+        step = self.period / self.slices
+        next_at = time.monotonic()
+        k = 0
+        while not self._stop.is_set():
+            self.publish_once(k % self.slices)
+            k += 1
+            next_at += step
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def start(self) -> None:
+        self.connect()
+        self._thread = threading.Thread(target=self._run, name="live-feed", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def synthetic_units(n: int, seed: int = 11) -> list[tuple[str, str, float, float]]:
+    """``n`` vehicles scattered over the city, denser downtown."""
+    rnd = random.Random(seed)
+    units = []
+    for i in range(n):
+        if rnd.random() < 0.6:
+            lon = rnd.gauss(CITY_CENTER[0], 0.08)
+            lat = rnd.gauss(CITY_CENTER[1], 0.06)
+        else:
+            lon = rnd.uniform(112.1, 113.6)
+            lat = rnd.uniform(35.9, 37.0)
+        units.append((f"BV-{i:05d}", "vehicle", lon, lat))
+    return units
+
+
+def create_console_app() -> Any:
+    """The platform's app with the console mounted (uvicorn factory for the bench server)."""
+    from web.app import create_app
+    from web.routers import console
+
+    app = create_app()
+    console.install(app)
+    return app
+
+
+def ensure_node_modules(log: Log) -> None:
+    if not (CONSOLE_DIR / "node_modules" / "playwright-core").is_dir():
+        log("installing playwright-core (the library only; the system Chromium is used)")
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=CONSOLE_DIR, check=True
+        )
+
+
+def create_bench_user(env: BenchEnv) -> tuple[str, str]:
+    from gis_core.db import connect
+    from gis_core.identity import create_user
+
+    password = secrets.token_urlsafe(12)
+    with connect(env.database_url) as conn:
+        create_user(
+            conn, username="bench-dispatcher", password=password, roles=["dispatcher"],
+            department=None,
+        )  # fmt: skip
+        conn.commit()
+    return "bench-dispatcher", password
+
+
+@contextmanager
+def serve_console(env: BenchEnv) -> Iterator[str]:
+    """The API with the console mounted, as a real uvicorn server (as `serve_api` runs it)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "apps.bench.console:create_console_app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/health", proc)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def measure_page(
+    base: str, username: str, password: str, units: int, seconds: float, log: Log
+) -> dict[str, Any]:
+    """Run the node/Playwright measurement and return its figures."""
+    user_data = Path(os.environ.get("TMPDIR", "/tmp")) / f"cz-bench-chromium-{secrets.token_hex(4)}"
+    env = {
+        **os.environ,
+        "CONSOLE_URL": f"{base}/console",
+        "CONSOLE_USER": username,
+        "CONSOLE_PASSWORD": password,
+        "BENCH_UNITS": str(units),
+        "BENCH_SECONDS": str(seconds),
+        "CHROMIUM_USER_DATA": str(user_data),
+    }
+    try:
+        proc = subprocess.run(
+            ["node", str(BENCH_SCRIPT)],
+            cwd=CONSOLE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=seconds + 240,
+        )
+    finally:
+        shutil.rmtree(user_data, ignore_errors=True)
+    for line in proc.stderr.splitlines()[-20:]:
+        log(f"page: {line}")
+    if proc.returncode != 0:
+        raise RuntimeError(f"the console measurement failed: {proc.stderr[-800:]}")
+    figures: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def run_level(
+    env: BenchEnv, base: str, user: tuple[str, str], units: int, seconds: float, log: Log
+) -> dict[str, Any]:
+    feeder = LiveFeeder(env.mqtt_url, synthetic_units(units))
+    feeder.start()
+    try:
+        time.sleep(2.0)  # the hub has every unit before the page opens
+        log(f"{units:,} units at 1 Hz: measuring the page for {seconds:.0f} s")
+        figures = measure_page(base, user[0], user[1], units, seconds, log)
+    finally:
+        feeder.stop()
+    figures["published_states_per_s"] = round(feeder.published / max(1.0, feeder.messages / 10), 1)
+    return figures
+
+
+def load_city(env: BenchEnv, log: Log) -> None:
+    """The reference city, small (5 % of synthetic objects, 1 km relief): the page draws a real
+    base map and catalog layers under the fleet, not an empty canvas."""
+    from apps.platform.cli import load_dataset
+    from gis_core.settings import (
+        AuthSettings,
+        DatabaseSettings,
+        DataSettings,
+        MqttSettings,
+        PlatformSettings,
+        Settings,
+    )
+
+    log("loading the reference city (small) for the base map")
+    settings = Settings(
+        platform=PlatformSettings(var_dir=env.var_dir),
+        database=DatabaseSettings(url=env.database_url),
+        mqtt=MqttSettings(url=env.mqtt_url),
+        auth=AuthSettings(secret_key=env.jwt_secret),
+        data=DataSettings(scale=0.05, dem_resolution_m=1000.0),
+    )
+    load_dataset(settings, force=True)
+
+
+def bench_console(log: Log, units: int = 10_000, seconds: float = 30.0) -> dict[str, Any]:
+    ensure_node_modules(log)
+    with bench_services("console") as env:
+        load_city(env, log)
+        with serve_console(env) as base:
+            user = create_bench_user(env)
+            main = run_level(env, base, user, units, seconds, log)
+            heavy = run_level(env, base, user, units * 5, min(seconds, 20.0), log)
+    return {
+        "bench": "console",
+        "units": units,
+        "frame_p50_ms": main["frame_p50_ms"],
+        "frame_p95_ms": main["frame_p95_ms"],
+        "ws_bytes_per_s": main["ws_bytes_per_s"],
+        "feed": "live-topic",
+        "seconds": main["seconds"],
+        "frames": main["frames"],
+        "drawn_units": main["drawn_units"],
+        "long_tasks": main.get("long_tasks"),
+        "renderer": main.get("renderer"),
+        "heavy_units": units * 5,
+        "heavy_frame_p50_ms": heavy["frame_p50_ms"],
+        "heavy_frame_p95_ms": heavy["frame_p95_ms"],
+        "heavy_ws_bytes_per_s": heavy["ws_bytes_per_s"],
+        "heavy_drawn_units": heavy["drawn_units"],
+    }

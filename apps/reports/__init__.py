@@ -1,0 +1,1 @@
+"""Reports: what the platform hands over as files (self-contained maps)."""

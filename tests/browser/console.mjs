@@ -1,0 +1,319 @@
+// Browser scenarios of the command console, driven from tests/test_console.py.
+//
+// Debian's Chromium through playwright-core (no browser download). Every request the page makes
+// is checked: anything to a host other than this machine fails the scenario. When the scenario
+// needs the platform to act it prints "STEP name" and waits for one line on stdin.
+
+import { createRequire } from 'node:module';
+import { createInterface } from 'node:readline';
+import path from 'node:path';
+
+const require = createRequire(path.join(process.cwd(), 'package.json'));
+const { chromium } = require('playwright-core');
+
+const env = process.env;
+const URL_ = env.CONSOLE_URL;
+const ART = env.ARTIFACTS || 'test-artifacts';
+const LOCAL = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
+const external = [];
+
+const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+async function step(name) {
+  console.log(`STEP ${name}`);
+  const { value } = await lines.next();
+  return JSON.parse(value);
+}
+function check(cond, message) {
+  if (!cond) throw new Error(`check failed: ${message}`);
+}
+
+const browser = await chromium.launchPersistentContext(env.CHROMIUM_USER_DATA, {
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  viewport: { width: 1920, height: 1080 },
+});
+
+function watch(page) {
+  page.on('request', (req) => {
+    const u = new URL(req.url());
+    if (u.protocol === 'data:' || u.protocol === 'blob:') return;
+    if (!LOCAL.has(u.hostname)) external.push(req.url());
+  });
+  page.on('websocket', (ws) => {
+    const u = new URL(ws.url());
+    if (!LOCAL.has(u.hostname)) external.push(ws.url());
+  });
+  page.on('pageerror', (e) => console.error('pageerror:', e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/GL Driver|GPU stall/.test(m.text())) console.error('console:', m.text());
+  });
+  return page;
+}
+
+async function newPage(context = browser) {
+  return watch(await context.newPage());
+}
+
+async function logIn(page, user = env.CONSOLE_USER, password = env.CONSOLE_PASSWORD) {
+  await page.goto(URL_);
+  await page.waitForSelector('#login:not([hidden])');
+  await page.fill('#login-user', user);
+  await page.fill('#login-pass', password);
+  await page.click('#login-form button[type=submit]');
+  await page.waitForFunction(() => window.__console && window.__console.ready, null, { timeout: 45000 });
+}
+
+async function colours(page, file, clip) {
+  const png = await page.screenshot({ path: file, clip });
+  const b64 = png.toString('base64');
+  return page.evaluate(async (data) => {
+    const img = new Image();
+    img.src = `data:image/png;base64,${data}`;
+    await img.decode();
+    const c = document.createElement('canvas');
+    c.width = img.width; c.height = img.height;
+    const g = c.getContext('2d');
+    g.drawImage(img, 0, 0);
+    const px = g.getImageData(0, 0, c.width, c.height).data;
+    const seen = new Set();
+    for (let i = 0; i < px.length; i += 4 * 7) seen.add((px[i] >> 3) << 10 | (px[i + 1] >> 3) << 5 | (px[i + 2] >> 3));
+    return seen.size;
+  }, b64);
+}
+
+async function mapBox(page) {
+  return page.evaluate(() => {
+    const r = document.getElementById('map').getBoundingClientRect();
+    return { x: r.x, y: r.y, width: r.width, height: r.height };
+  });
+}
+
+const scenarios = {
+  async main() {
+    const page = await newPage();
+    await page.goto(URL_);
+    await page.waitForSelector('#login:not([hidden])');
+    await page.fill('#login-user', env.CONSOLE_USER);
+    await page.fill('#login-pass', 'not-the-password');
+    await page.click('#login-form button[type=submit]');
+    await page.waitForFunction(() => document.getElementById('login-msg').textContent.length > 0);
+    const wrong = await page.textContent('#login-msg');
+    await page.fill('#login-pass', env.CONSOLE_PASSWORD);
+    await page.click('#login-form button[type=submit]');
+    await page.waitForFunction(() => window.__console && window.__console.ready, null, { timeout: 45000 });
+    await step('publish');
+    await page.waitForFunction(() => window.__console.stats.drawn >= 10, null, { timeout: 20000 });
+    await page.waitForFunction(() => window.__console.map.areTilesLoaded(), null, { timeout: 30000 }).catch(() => {});
+    await page.waitForTimeout(2500); // charts refresh, tiles settle
+    const box = await mapBox(page);
+    const mapColours = await colours(page, `${ART}/console-1920.png`, undefined);
+    const mapOnly = await colours(page, `${ART}/console-map.png`, box);
+    // A unit moves: its drawn position two seconds apart.
+    const id = await page.evaluate(() => {
+      const f = window.__console.fleet;
+      const rec = [...f.records.values()].find((r) => r.kind === 'vehicle' && r.slot >= 0);
+      return rec.id;
+    });
+    // Zoomed in on it so a few metres are visible pixels.
+    await page.evaluate((i) => {
+      const rec = window.__console.fleet.records.get(i);
+      window.__console.map.jumpTo({ center: [rec.lon, rec.lat], zoom: 16 });
+    }, id);
+    await page.waitForTimeout(300);
+    const p0 = await page.evaluate((i) => window.__console.unitScreenPos(i), id);
+    const c0 = await page.evaluate(() => window.__console.map.getCenter());
+    await page.waitForTimeout(2200);
+    const p1 = await page.evaluate((i) => window.__console.unitScreenPos(i), id);
+    const c1 = await page.evaluate(() => window.__console.map.getCenter());
+    check(c0.lng === c1.lng && c0.lat === c1.lat, 'the camera stayed put');
+    const moved = Math.hypot(p1[0] - p0[0], p1[1] - p0[1]);
+    // Zoom in on it and click it: the details card shows it.
+    await page.evaluate((i) => {
+      const rec = window.__console.fleet.records.get(i);
+      window.__console.map.jumpTo({ center: [rec.lon, rec.lat], zoom: 14 });
+    }, id);
+    await page.waitForTimeout(1200);
+    const pos = await page.evaluate((i) => window.__console.unitScreenPos(i), id);
+    await page.mouse.click(box.x + pos[0], box.y + pos[1]);
+    await page.waitForSelector('#details:not([hidden])', { timeout: 10000 });
+    await page.waitForTimeout(800);
+    const detailsId = await page.evaluate(() => window.__console.fleet.selected);
+    const detailsText = await page.textContent('#details-body');
+    check(detailsText.includes(detailsId), 'the details card names the selected unit');
+    await page.screenshot({ path: `${ART}/console-details.png` });
+    // Layer toggles: hospitals off, schools on (and their tiles are fetched).
+    let schoolTiles = 0;
+    page.on('request', (r) => { if (r.url().includes('/collections/schools/tiles/')) schoolTiles += 1; });
+    await page.evaluate(() => window.__console.map.jumpTo({ center: [113.11, 36.19], zoom: 11 }));
+    await page.click('#btn-layers');
+    await page.click('[data-layer-toggle="hospitals"]');
+    await page.click('[data-layer-toggle="schools"]');
+    await page.waitForTimeout(2000);
+    const hospitals = await page.evaluate(() => window.__console.layerVisible('hospitals'));
+    const schools = await page.evaluate(() => window.__console.layerVisible('schools'));
+    await page.screenshot({ path: `${ART}/console-layers.png` });
+    // English.
+    await page.click('#lang-btn');
+    const title = await page.textContent('#topbar h1');
+    await page.waitForTimeout(3200);
+    await page.screenshot({ path: `${ART}/console-english.png` });
+    await page.click('#lang-btn');
+    // The same console on a 4K wall.
+    await page.setViewportSize({ width: 3840, height: 2160 });
+    await page.evaluate(() => window.__console.map.fitBounds([111.978, 35.823, 113.73, 37.125], { padding: 20, duration: 0 }));
+    await page.waitForTimeout(3500);
+    await page.screenshot({ path: `${ART}/console-3840.png` });
+    return {
+      wrong_password_message: wrong,
+      map_colours: Math.min(mapColours, mapOnly),
+      units_drawn: await page.evaluate(() => window.__console.stats.drawn),
+      moved_px: moved,
+      details_id: detailsId,
+      details_text: detailsText,
+      hospitals_after_toggle: hospitals,
+      schools_after_toggle: schools,
+      schools_tiles_requested: schoolTiles,
+      english_title: title,
+    };
+  },
+
+  async ack() {
+    const a = await newPage();
+    // A second console, another dispatcher (each tab keeps its own session).
+    const b = await newPage();
+    await logIn(a);
+    await logIn(b, env.CONSOLE_USER2, env.CONSOLE_PASSWORD2);
+    const { id } = await step('raise');
+    const sel = `[data-alarm="${id}"]`;
+    await a.waitForSelector(sel, { timeout: 15000 });
+    await b.waitForSelector(sel, { timeout: 15000 });
+    // Clicking it flies the map there.
+    await a.click(`${sel} .al-msg`);
+    await a.waitForTimeout(2500);
+    const flew = await a.evaluate((alarmId) => {
+      const item = window.__console.alarms.items.get(alarmId);
+      const c = window.__console.map.getCenter();
+      return Math.abs(c.lng - item.lon) < 0.01 && Math.abs(c.lat - item.lat) < 0.01;
+    }, id);
+    await a.screenshot({ path: `${ART}/console-alarm-focus.png` });
+    await a.click(`${sel} [data-ack]`);
+    await a.waitForSelector(sel, { state: 'detached', timeout: 10000 });
+    await b.waitForSelector(sel, { state: 'detached', timeout: 10000 });
+    const goneA = await a.evaluate((i) => !window.__console.alarms.items.has(i), id);
+    const goneB = await b.evaluate((i) => !window.__console.alarms.items.has(i), id);
+    return { seen_on_both: true, gone_on_a: goneA, gone_on_b: goneB, flew_to_alarm: flew };
+  },
+
+  async burst() {
+    const page = await newPage();
+    await logIn(page);
+    await page.evaluate(() => {
+      window.__frames = [];
+      let last = performance.now();
+      const tick = (t) => { window.__frames.push(t - last); last = t; requestAnimationFrame(tick); };
+      requestAnimationFrame(tick);
+    });
+    const before = await page.evaluate(() => window.__console.alarms.count());
+    await step('burst');
+    await page.waitForFunction((n) => window.__console.alarms.count() >= n + 1000, before, { timeout: 30000 });
+    const t0 = Date.now();
+    await page.evaluate(() => document.getElementById('alarm-list').scrollTop = 20000);
+    const evalMs = Date.now() - t0;
+    await page.waitForTimeout(800);
+    await page.screenshot({ path: `${ART}/console-burst.png` });
+    const rows = await page.evaluate(() => document.querySelectorAll('#alarm-list .al-row').length);
+    const worst = await page.evaluate(() => Math.max(...window.__frames.slice(2)));
+    return {
+      count: await page.evaluate(() => window.__console.alarms.count()),
+      rows_in_dom: rows,
+      eval_ms: evalMs,
+      worst_frame_ms: worst,
+    };
+  },
+
+  async expired() {
+    const page = await newPage();
+    await page.addInitScript((token) => {
+      if (!sessionStorage.getItem('cz-test-seeded')) {
+        sessionStorage.setItem('cz-test-seeded', '1');
+        sessionStorage.setItem('changzhi.console.session', JSON.stringify({
+          token, user: { username: 'console-disp', roles: ['dispatcher'] }, expiresAt: Date.now() + 3600_000,
+        }));
+      }
+    }, env.EXPIRED_TOKEN);
+    await page.goto(URL_);
+    await page.waitForSelector('#login:not([hidden])', { timeout: 20000 });
+    await page.waitForFunction(() => document.getElementById('login-msg').textContent.length > 0);
+    await page.screenshot({ path: `${ART}/console-expired.png` });
+    return {
+      login_visible: await page.isVisible('#login'),
+      message: await page.textContent('#login-msg'),
+    };
+  },
+
+  async drop() {
+    const page = await newPage();
+    const routes = [];
+    await page.routeWebSocket(/\/ws\/live/, (ws) => {
+      ws.connectToServer();
+      routes.push(ws);
+    });
+    await logIn(page);
+    await step('publish');
+    await page.waitForFunction(() => window.__console.conn === 'open', null, { timeout: 15000 });
+    await page.waitForFunction(() => window.__console.stats.drawn > 0, null, { timeout: 15000 });
+    // The network drops the socket under the page.
+    await routes[routes.length - 1].close({ code: 1011, reason: 'network drop' });
+    await page.waitForFunction(() => window.__console.conn === 'down', null, { timeout: 10000 });
+    const down = await page.textContent('#banner');
+    await page.screenshot({ path: `${ART}/console-ws-down.png` });
+    await page.waitForFunction(() => window.__console.conn === 'restored', null, { timeout: 30000 });
+    const after = await page.textContent('#banner');
+    const m0 = await page.evaluate(() => window.__console.socket.messages);
+    await page.waitForTimeout(2500);
+    const m1 = await page.evaluate(() => window.__console.socket.messages);
+    await page.screenshot({ path: `${ART}/console-ws-restored.png` });
+    return {
+      banner_when_down: down,
+      state_after: await page.evaluate(() => window.__console.conn),
+      banner_after: after,
+      sockets_opened: routes.length,
+      messages_after_reconnect: m1 - m0,
+    };
+  },
+
+  async viewer() {
+    const page = await newPage();
+    const restricted = [];
+    page.on('request', (r) => {
+      if (/\/collections\/(parcels|mining_rights|incidents|pollution_sources)\b/.test(r.url())) restricted.push(r.url());
+    });
+    await logIn(page);
+    await page.waitForTimeout(1500);
+    await page.click('#btn-layers');
+    const layers = await page.evaluate(() => [...document.querySelectorAll('[data-layer-toggle]')].map((e) => e.dataset.layerToggle));
+    await page.screenshot({ path: `${ART}/console-viewer.png` });
+    return {
+      layers,
+      restricted_requests: restricted,
+      ack_buttons: await page.evaluate(() => document.querySelectorAll('[data-ack]').length),
+      incidents_text: await page.textContent('#incident-list'),
+    };
+  },
+};
+
+let code = 0;
+try {
+  const result = await scenarios[env.SCENARIO]();
+  result.external = external;
+  console.log(`RESULT ${JSON.stringify(result)}`);
+} catch (err) {
+  console.error(err.stack || String(err));
+  console.log(`RESULT ${JSON.stringify({ error: String(err), external })}`);
+  code = 1;
+} finally {
+  await browser.close();
+}
+process.exit(code);
