@@ -97,6 +97,9 @@ class LiveHub:
         if topic.startswith("cz/v1/alarms/"):
             self._events.append({"type": "alarm", **body})
             return
+        if topic.startswith("cz/v1/dispatch/"):
+            self._events.append(body)  # already {"type": "incident", ...}
+            return
         for state in body.get("states", ()):
             self.latest[state[0]] = state
             self._dirty[state[0]] = state

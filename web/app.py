@@ -11,13 +11,14 @@ from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
+from apps.dispatch.api import router as dispatch_router
 from gis_core.settings import Settings, get_settings
 from layers.catalog import builtin_catalog
 from realtime.ingest import LIVE_TOPIC
 from realtime.live import LiveHub
 from realtime.mqtt import BrokerAddress, make_client
 from web import errors
-from web.routers import admin, auth, basemap, health, live, ogc, telemetry
+from web.routers import admin, auth, basemap, console, health, live, ogc, telemetry
 
 VERSION = "0.1.0"
 
@@ -63,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         def on_connect(client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
             if not reason.is_failure:
-                client.subscribe([(LIVE_TOPIC, 0), ("cz/v1/alarms/#", 1)])
+                client.subscribe([(LIVE_TOPIC, 0), ("cz/v1/alarms/#", 1), ("cz/v1/dispatch/#", 1)])
 
         mqtt_client.on_connect = on_connect
         mqtt_client.on_message = lambda client, userdata, msg: hub.feed_threadsafe(
@@ -104,4 +105,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(basemap.router)
     app.include_router(live.router)
     app.include_router(telemetry.router)
+    app.include_router(dispatch_router)
+    console.install(app)
     return app

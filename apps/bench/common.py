@@ -93,7 +93,8 @@ def serve_api(env: BenchEnv) -> Iterator[str]:
         ],
         env=env.env(),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        # A file, not a pipe: a server whose log nobody reads would block on a full pipe.
+        stderr=(env.var_dir / "api.log").open("ab"),
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -117,8 +118,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) ->
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            raise RuntimeError(f"server exited: {err[-500:]}")
+            raise RuntimeError(f"the server at {url} exited with code {proc.returncode}")
         try:
             if httpx.get(url, timeout=2).status_code < 500:
                 return

@@ -50,10 +50,24 @@ def bench_latency(log: Log) -> dict[str, Any]:
     return run(log)
 
 
+def bench_console(log: Log) -> dict[str, Any]:
+    from apps.bench.console import bench_console as run
+
+    return run(log)
+
+
+def bench_dispatch(log: Log) -> dict[str, Any]:
+    from apps.bench.dispatch import bench_dispatch as run
+
+    return run(log)
+
+
 BENCHES: dict[str, Callable[..., dict[str, Any]]] = {
     "tiles": bench_tiles,
     "features": bench_features,
     "ingest": bench_ingest,
     "ingest-batch": bench_ingest_batch,
     "latency": bench_latency,
+    "console": bench_console,
+    "dispatch": bench_dispatch,
 }

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from apps.dispatch.cli import register as register_dispatch
 from gis_core.db import DatabaseUnavailable, connect, migrate, redact
 from gis_core.errors import PlatformError
 from gis_core.identity import IdentityError, count_users, create_user
@@ -46,6 +47,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(devices_app, name="devices")
 register_io(app)
 register_simulate(app)
+register_dispatch(app)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 
@@ -411,6 +413,9 @@ def up(
             from realtime.ingest import spawn_workers
 
             stops = spawn_workers(s.run.ingest_workers)
+            from apps.dispatch.monitor import spawn_monitor
+
+            stops.append(spawn_monitor())
             if s.run.simulate:
                 stops.append(_start_simulator(s))
             server = uvicorn.Server(

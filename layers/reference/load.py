@@ -24,6 +24,7 @@ TABLES = (
     "ref.admin_area",
     "ref.river",
     "ref.town",
+    "ref.village",
     "ref.road_node",
     "ref.road",
     "ref.population_cell",
@@ -49,6 +50,7 @@ FRAME_TABLE = {
     "unit": "ops.unit",
     "parcel": "registry.parcel",
     "mining_right": "registry.mining_right",
+    "village": "ref.village",
 }
 # Operational records a reload would orphan: refuse unless forced.
 OPERATIONAL = ("ops.incident", "iot.alarm", "iot.device_state")
