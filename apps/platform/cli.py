@@ -451,21 +451,38 @@ def _stop_on_sigterm() -> None:
 
 
 def _start_simulator(s: Settings) -> Callable[[], None]:
-    """Field sensors for a live city: the stations and a share of the units' vehicles."""
-    from sensors.run import SimConfig, SimulatorError, start_simulator
+    """Field sensors for a live city, in a process of their own: a thousand device logins
+    and their MQTT loop must not share the API's process."""
+    import multiprocessing
 
-    try:
-        sim = start_simulator(s, SimConfig(vehicles=s.run.simulate_vehicles, stations=True))
-    except SimulatorError as exc:
-        out.print(f"no simulated sensors: {exc}")
-        return lambda: None
+    process = multiprocessing.get_context("spawn").Process(
+        target=_simulate_until_stopped, args=(s.run.simulate_vehicles,), name="simulator"
+    )
+    process.start()
     out.print(f"simulating up to {s.run.simulate_vehicles} vehicles and the monitoring stations")
 
     def stop() -> None:
-        sim.stop()
-        sim.join(15)
+        if process.is_alive():
+            process.terminate()
+        process.join(20)
+        if process.is_alive():
+            process.kill()
 
     return stop
+
+
+def _simulate_until_stopped(vehicles: int) -> None:
+    from sensors.run import SimConfig, SimulatorError, start_simulator
+
+    try:
+        sim = start_simulator(get_settings(), SimConfig(vehicles=vehicles, stations=True))
+    except SimulatorError as exc:
+        err.print(f"no simulated sensors: {exc}")
+        return
+    signal.signal(signal.SIGTERM, lambda signum, frame: sim.stop())
+    signal.signal(signal.SIGINT, lambda signum, frame: sim.stop())
+    while not sim.join(1.0):  # short waits, so the signal handlers get to run
+        pass
 
 
 def _load_if_empty(s: Settings) -> None:
