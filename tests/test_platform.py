@@ -282,9 +282,13 @@ def test_up_serves_health_and_ctrl_c_stops_everything():
         "CHANGZHI_EMBEDDED_PG_PORT": str(free_port()),
         "CHANGZHI_EMBEDDED_MQTT_PORT": str(free_port()),
         "CHANGZHI_API_PORT": str(api_port),
+        # The whole platform, on a small city: data, devices, workers and simulator.
+        "CHANGZHI_DATA_SCALE": "0.05",
+        "CHANGZHI_DATA_DEM_RESOLUTION_M": "1000",
+        "CHANGZHI_UP_SIMULATE_VEHICLES": "30",
     }
     proc = subprocess.Popen(
-        [CHANGZHI, "up", "--skip-data"],
+        [CHANGZHI, "up"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -292,7 +296,7 @@ def test_up_serves_health_and_ctrl_c_stops_everything():
     )
     try:
         health = None
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 150
         while time.monotonic() < deadline and proc.poll() is None:
             try:
                 health = httpx.get(f"http://127.0.0.1:{api_port}/health", timeout=2).json()
@@ -303,6 +307,11 @@ def test_up_serves_health_and_ctrl_c_stops_everything():
             time.sleep(0.5)
         assert health is not None and health["status"] == "ok", (health, proc.stderr)
         assert health["database"]["postgis"].startswith("3.")
+        # ...and stays so while the simulated devices stream in.
+        for _ in range(6):
+            time.sleep(1)
+            again = httpx.get(f"http://127.0.0.1:{api_port}/health", timeout=5).json()
+            assert again["status"] == "ok", again
         second = run_cli(
             "up", "--skip-data", env={k: v for k, v in env.items() if k.startswith("CHANGZHI_")}
         )
