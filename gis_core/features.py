@@ -217,14 +217,18 @@ def features_page(
     where, params = _filters(layer, bbox, interval)
     query = sql.SQL(
         """
-        WITH page AS (
-            SELECT {feature} AS f
+        WITH keys AS (
+            -- Keys first: rows skipped by OFFSET must not be turned into GeoJSON.
+            SELECT t.{id} AS k
             FROM {table} AS t
             WHERE {where}
             ORDER BY t.{id}
             LIMIT %(limit)s OFFSET %(offset)s
+        ), page AS (
+            SELECT {feature} AS f, t.{id} AS k
+            FROM keys JOIN {table} AS t ON t.{id} = keys.k
         )
-        SELECT coalesce(json_agg(f), '[]'::json)::text, count(*) FROM page
+        SELECT coalesce(json_agg(f ORDER BY k), '[]'::json)::text, count(*) FROM page
         """
     ).format(
         feature=_feature_json(layer, crs),
@@ -235,15 +239,36 @@ def features_page(
     row = conn.execute(query, {**params, "limit": limit, "offset": offset}).fetchone()
     assert row is not None
     features, returned = row
-    if offset == 0 and returned < limit:
-        matched = returned  # the whole answer fits in this page: no second query
-    else:
-        count = sql.SQL("SELECT count(*) FROM {table} AS t WHERE {where}").format(
-            table=_table(layer), where=where
-        )
-        matched_row = conn.execute(count, params).fetchone()
-        matched = int(matched_row[0]) if matched_row else 0
+    # When the whole answer fits in the first page there is nothing left to count.
+    fits = offset == 0 and returned < limit
+    matched = returned if fits else _count(conn, layer, where, params)
     return Page(features, int(returned), matched)
+
+
+# numberMatched of a big layer costs a scan per page; a client paging through it asks the
+# same question each time. Counts are kept for COUNT_TTL_S seconds per layer and filter.
+COUNT_TTL_S = 5.0
+_count_cache: dict[tuple[str, str, str], tuple[float, int]] = {}
+
+
+def _count(
+    conn: psycopg.Connection, layer: Layer, where: sql.Composable, params: dict[str, Any]
+) -> int:
+    where_text = where.as_string(conn)
+    key = (layer.id, where_text, repr(sorted(params.items())))
+    cached = _count_cache.get(key)
+    now = time.monotonic()
+    if cached and now - cached[0] < COUNT_TTL_S:
+        return cached[1]
+    query = sql.SQL("SELECT count(*) FROM {table} AS t WHERE {where}").format(
+        table=_table(layer), where=where
+    )
+    row = conn.execute(query, params).fetchone()
+    matched = int(row[0]) if row else 0
+    if len(_count_cache) > 1000:
+        _count_cache.clear()
+    _count_cache[key] = (now, matched)
+    return matched
 
 
 def feature(conn: psycopg.Connection, layer: Layer, feature_id: str, crs: OutputCrs) -> str | None:
