@@ -20,17 +20,15 @@ import random
 import secrets
 import shutil
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from apps.bench.common import BenchEnv, bench_services, free_port, wait_http
+from apps.bench.common import BenchEnv, bench_services, serve_api
 from gis_core.settings import REPO_ROOT
 from realtime.ingest import LIVE_TOPIC
 from realtime.mqtt import BrokerAddress, make_client
@@ -176,16 +174,6 @@ def synthetic_units(n: int, seed: int = 11) -> list[tuple[str, str, float, float
     return units
 
 
-def create_console_app() -> Any:
-    """The platform's app with the console mounted (uvicorn factory for the bench server)."""
-    from web.app import create_app
-    from web.routers import console
-
-    app = create_app()
-    console.install(app)
-    return app
-
-
 def ensure_node_modules(log: Log) -> None:
     if not (CONSOLE_DIR / "node_modules" / "playwright-core").is_dir():
         log("installing playwright-core (the library only; the system Chromium is used)")
@@ -206,36 +194,6 @@ def create_bench_user(env: BenchEnv) -> tuple[str, str]:
         )  # fmt: skip
         conn.commit()
     return "bench-dispatcher", password
-
-
-@contextmanager
-def serve_console(env: BenchEnv) -> Iterator[str]:
-    """The API with the console mounted, as a real uvicorn server (as `serve_api` runs it)."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "apps.bench.console:create_console_app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env=env.env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{base}/health", proc)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def measure_page(
@@ -314,7 +272,7 @@ def bench_console(log: Log, units: int = 10_000, seconds: float = 30.0) -> dict[
     ensure_node_modules(log)
     with bench_services("console") as env:
         load_city(env, log)
-        with serve_console(env) as base:
+        with serve_api(env) as base:
             user = create_bench_user(env)
             main = run_level(env, base, user, units, seconds, log)
             heavy = run_level(env, base, user, units * 5, min(seconds, 20.0), log)
