@@ -31,6 +31,7 @@ import psycopg
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from gis_core.processes import spawn
 from gis_core.settings import Settings
 from realtime import rules
 from realtime.mqtt import BrokerAddress, make_client
@@ -388,26 +389,5 @@ def run_worker(worker_id: str, settings: Settings | None = None) -> None:
 
 def spawn_workers(count: int, prefix: str = "w") -> list[Callable[[], None]]:
     """Start ``count`` worker processes; return one stop function per process."""
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("spawn")
     host = os.uname().nodename
-    processes = []
-    for n in range(count):
-        process = ctx.Process(
-            target=run_worker, args=(f"{host}-{prefix}{n}",), name=f"ingest-{n}", daemon=False
-        )
-        process.start()
-        processes.append(process)
-
-    def stopper(process: Any) -> Callable[[], None]:
-        def stop() -> None:
-            if process.is_alive():
-                process.terminate()
-            process.join(15)
-            if process.is_alive():
-                process.kill()
-
-        return stop
-
-    return [stopper(p) for p in processes]
+    return [spawn(run_worker, f"{host}-{prefix}{n}", name=f"ingest-{n}") for n in range(count)]

@@ -446,17 +446,6 @@ def run_monitor(settings: Settings | None = None) -> None:
 
 def spawn_monitor() -> Callable[[], None]:
     """Start the monitor as a process; return the function that stops it."""
-    import multiprocessing
+    from gis_core.processes import spawn
 
-    ctx = multiprocessing.get_context("spawn")
-    process = ctx.Process(target=run_monitor, name="dispatch-monitor", daemon=False)
-    process.start()
-
-    def stop() -> None:
-        if process.is_alive():
-            process.terminate()
-        process.join(15)
-        if process.is_alive():
-            process.kill()
-
-    return stop
+    return spawn(run_monitor, name="dispatch-monitor")

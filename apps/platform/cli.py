@@ -453,21 +453,10 @@ def _stop_on_sigterm() -> None:
 def _start_simulator(s: Settings) -> Callable[[], None]:
     """Field sensors for a live city, in a process of their own: a thousand device logins
     and their MQTT loop must not share the API's process."""
-    import multiprocessing
+    from gis_core.processes import spawn
 
-    process = multiprocessing.get_context("spawn").Process(
-        target=_simulate_until_stopped, args=(s.run.simulate_vehicles,), name="simulator"
-    )
-    process.start()
+    stop = spawn(_simulate_until_stopped, s.run.simulate_vehicles, name="simulator", grace_s=20)
     out.print(f"simulating up to {s.run.simulate_vehicles} vehicles and the monitoring stations")
-
-    def stop() -> None:
-        if process.is_alive():
-            process.terminate()
-        process.join(20)
-        if process.is_alive():
-            process.kill()
-
     return stop
 
 
