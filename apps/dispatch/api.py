@@ -12,6 +12,7 @@ import math
 import threading
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
@@ -455,8 +456,10 @@ async def hotline_import(
 
 # --------------------------------------------------------------------------- coverage
 
-_layers: dict[tuple[Any, ...], dict[str, Any]] = {}
-_layers_lock = threading.Lock()
+# The analysis behind the layer and the table is the same and costly: computed once per road
+# graph, dataset and question, and shared by both.
+_coverages: dict[tuple[Any, ...], coverage.Coverage] = {}
+_coverages_lock = threading.Lock()
 
 
 def _minutes(text: str) -> tuple[int, ...]:
@@ -464,6 +467,25 @@ def _minutes(text: str) -> tuple[int, ...]:
         return tuple(int(m) for m in text.split(",") if m.strip())
     except ValueError:
         raise InvalidParameter("minutes: whole minutes separated by commas, e.g. 5,10,15") from None
+
+
+def _coverage(conn: psycopg.Connection, category: str, mins: tuple[int, ...]) -> coverage.Coverage:
+    key = (
+        conn.info.dbname,
+        routing.graph_version(conn),
+        category,
+        mins,
+        conn.execute("SELECT max(loaded_at) FROM ref.dataset").fetchone(),
+    )
+    with _coverages_lock:
+        cached = _coverages.get(key)
+    if cached is None:
+        cached = coverage.compute(conn, category, mins)
+        with _coverages_lock:
+            if len(_coverages) > 16:
+                _coverages.clear()
+            _coverages[key] = cached
+    return cached
 
 
 @router.get("/coverage", summary="Drive-time areas of stations as GeoJSON, with population")
@@ -477,23 +499,7 @@ def coverage_layer(
 ) -> dict[str, Any]:
     """One polygon per drive time (the union of the population cells reached within it,
     largest first) with the population inside and outside it, and the stations as points."""
-    mins = _minutes(minutes)
-    key = (
-        conn.info.dbname,
-        routing.graph_version(conn),
-        category,
-        mins,
-        conn.execute("SELECT max(loaded_at) FROM ref.dataset").fetchone(),
-    )
-    with _layers_lock:
-        cached = _layers.get(key)
-    if cached is None:
-        cached = coverage.compute(conn, category, mins).layer()
-        with _layers_lock:
-            if len(_layers) > 16:
-                _layers.clear()
-            _layers[key] = cached
-    return cached
+    return _coverage(conn, category, _minutes(minutes)).layer()
 
 
 @router.get("/coverage/table", summary="Population inside/outside each drive time, by district")
@@ -505,7 +511,7 @@ def coverage_table(
     ] = "fire_station",
     minutes: Annotated[str, Query(description="drive times, minutes")] = "5,10,15",
 ) -> dict[str, Any]:
-    return coverage.compute(conn, category, _minutes(minutes)).table()
+    return _coverage(conn, category, _minutes(minutes)).table()
 
 
 @router.get("/coverage/suggestions", summary="Where a new station would help most")
