@@ -7,6 +7,8 @@ by zoom, thinned on small scales by the layer's zoom filters, and capped per til
 
 from __future__ import annotations
 
+import math
+
 from psycopg import Connection, sql
 
 from gis_core.errors import NotFound
@@ -17,6 +19,14 @@ BUFFER = 64
 MAX_ZOOM = 22
 # Half a pixel at 4096 per tile, in metres of Web Mercator at zoom 0.
 _PIXEL_M_Z0 = 40075016.68557849 / EXTENT / 2
+
+
+def tile_containing(lon: float, lat: float, z: int) -> tuple[int, int]:
+    """(col, row) of the WebMercatorQuad tile at zoom ``z`` that holds a lon/lat point."""
+    n = 1 << z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return x, y
 
 
 def check_tile_address(z: int, x: int, y: int) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from urllib.parse import parse_qs, urlsplit
 
 import mapbox_vector_tile
@@ -12,15 +11,9 @@ from pyproj import Transformer
 from shapely.geometry import shape
 
 from gis_core.db import connect
+from gis_core.tiles import tile_containing
 
 DOWNTOWN = (113.11, 36.19)
-
-
-def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
-    n = 1 << z
-    x = int((lon + 180) / 360 * n)
-    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
-    return x, y
 
 
 @pytest.fixture(scope="module")
@@ -172,14 +165,14 @@ def test_datetime_filters_time_layers(loaded, db_url, admin_headers):
 
 
 def test_vector_tiles_decode_and_thin_by_zoom(loaded):
-    x, y = tile_of(*DOWNTOWN, 13)
+    x, y = tile_containing(*DOWNTOWN, 13)
     detailed = loaded.get(f"/collections/roads/tiles/WebMercatorQuad/13/{y}/{x}")
     assert detailed.status_code == 200
     assert detailed.headers["content-type"] == "application/vnd.mapbox-vector-tile"
     layer = mapbox_vector_tile.decode(detailed.content)["roads"]
     assert len(layer["features"]) > 5
     assert {"road_class", "speed_kmh"} <= set(layer["features"][0]["properties"])
-    x8, y8 = tile_of(*DOWNTOWN, 8)
+    x8, y8 = tile_containing(*DOWNTOWN, 8)
     overview = mapbox_vector_tile.decode(
         loaded.get(f"/collections/roads/tiles/WebMercatorQuad/8/{y8}/{x8}").content
     )
@@ -214,7 +207,7 @@ def test_tile_addresses_outside_the_matrix_or_forbidden_are_404(loaded, path):
 def test_offline_base_map_tiles(loaded):
     styles = loaded.get("/basemap").json()["styles"]
     assert {s["id"] for s in styles} == {"hillshade", "hypsometric", "shaded_relief"}
-    x, y = tile_of(*DOWNTOWN, 9)
+    x, y = tile_containing(*DOWNTOWN, 9)
     tile = loaded.get(f"/basemap/shaded_relief/WebMercatorQuad/9/{y}/{x}.png")
     assert tile.status_code == 200 and tile.content[:8] == b"\x89PNG\r\n\x1a\n"
     again = loaded.get(f"/basemap/shaded_relief/WebMercatorQuad/9/{y}/{x}.png")

@@ -28,6 +28,7 @@ from gis_core.terrain import (
     render_tile,
     tile_bounds,
 )
+from gis_core.tiles import tile_containing
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # A 0.1° grid like the ETOPO1 window: cell centres 112.55..113.85E, 35.65..36.95N.
@@ -96,13 +97,6 @@ def _decode(png: bytes) -> np.ndarray:
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with MemoryFile(png) as mem, mem.open() as ds:
             return ds.read()
-
-
-def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
-    n = 2**z
-    x = int((lon + 180.0) / 360.0 * n)
-    y = int((1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0 * n)
-    return x, y
 
 
 # ------------------------------------------------------------------------------------------
@@ -253,7 +247,7 @@ def test_tile_bounds_and_out_of_range() -> None:
 
 @pytest.mark.parametrize("style", ["hillshade", "hypsometric", "shaded_relief"])
 def test_tile_over_the_dem_is_a_varied_opaque_png(dem: Path, style: str) -> None:
-    x, y = _tile_of(113.6, 36.6, 11)  # the eastern range
+    x, y = tile_containing(113.6, 36.6, 11)  # the eastern range
     png = render_tile(dem, 11, x, y, style=style)
     assert png[:8] == PNG_SIGNATURE
     img = _decode(png)
@@ -264,7 +258,7 @@ def test_tile_over_the_dem_is_a_varied_opaque_png(dem: Path, style: str) -> None
 
 
 def test_tile_off_the_dem_is_transparent_and_shared(dem: Path) -> None:
-    x, y = _tile_of(-30.0, 40.0, 10)  # mid-Atlantic
+    x, y = tile_containing(-30.0, 40.0, 10)  # mid-Atlantic
     png = render_tile(dem, 10, x, y)
     assert png[:8] == PNG_SIGNATURE
     img = _decode(png)
@@ -280,14 +274,14 @@ def test_tile_off_the_dem_is_transparent_and_shared(dem: Path) -> None:
 
 def test_tile_at_the_dem_edge_is_partly_transparent(dem: Path) -> None:
     # The south-west corner: nodata cell and footprint edge.
-    x, y = _tile_of(112.52, 35.62, 8)
+    x, y = tile_containing(112.52, 35.62, 8)
     img = _decode(render_tile(dem, 8, x, y, style="hypsometric"))
     assert (img[3] == 0).any() and (img[3] == 255).any()
     assert set(np.unique(img[3])) <= {0, 255}
 
 
 def test_adjacent_tiles_join_without_seams(dem: Path) -> None:
-    x, y = _tile_of(113.2, 36.35, 11)
+    x, y = tile_containing(113.2, 36.35, 11)
     left = _decode(render_tile(dem, 11, x, y, style="hillshade"))[0].astype(float)
     right = _decode(render_tile(dem, 11, x + 1, y, style="hillshade"))[0].astype(float)
     across = np.abs(left[:, -1] - right[:, 0]).mean()
@@ -296,7 +290,7 @@ def test_adjacent_tiles_join_without_seams(dem: Path) -> None:
 
 
 def test_rendering_from_many_threads_is_consistent(dem: Path) -> None:
-    x, y = _tile_of(113.2, 36.35, 12)
+    x, y = tile_containing(113.2, 36.35, 12)
     jobs = [(12, x + dx, y + dy) for dx in range(-2, 3) for dy in range(-2, 3)]
     serial = [render_tile(dem, *j, style="shaded_relief") for j in jobs]
     with ThreadPoolExecutor(max_workers=6) as pool:
@@ -306,14 +300,14 @@ def test_rendering_from_many_threads_is_consistent(dem: Path) -> None:
 
 def test_tile_cache_writes_atomically_and_serves_repeats(dem: Path, tmp_path: Path) -> None:
     cache = TileCache(dem, tmp_path / "tiles")
-    x, y = _tile_of(113.2, 36.35, 10)
+    x, y = tile_containing(113.2, 36.35, 10)
     first = cache.get(10, x, y, "hypsometric")
     path = tmp_path / "tiles" / "hypsometric" / "10" / str(x) / f"{y}.png"
     assert path.read_bytes() == first
     assert not [p for p in path.parent.iterdir() if p.suffix == ".tmp"]
     path.write_bytes(b"served from disk")
     assert cache.get(10, x, y, "hypsometric") == b"served from disk"
-    far = cache.get(10, *_tile_of(-30.0, 40.0, 10))
+    far = cache.get(10, *tile_containing(-30.0, 40.0, 10))
     assert far[:8] == PNG_SIGNATURE
     assert not (tmp_path / "tiles" / "hillshade").exists()  # empty tiles are not stored
     with pytest.raises(TileOutOfRange):

@@ -8,7 +8,6 @@ the two alternate so that machine noise falls on both alike.
 from __future__ import annotations
 
 import json
-import math
 import random
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import psycopg
 
 from apps.bench.common import BenchEnv, free_port, median, percentile, stop_process, wait_http
 from gis_core.settings import REPO_ROOT
+from gis_core.tiles import tile_containing
 
 Log = Callable[[str], None]
 PEER_TIMEOUT_S = 30
@@ -219,13 +219,6 @@ def serve_pygeoapi(env: BenchEnv, log: Log) -> Iterator[str]:
         stop_process(proc)
 
 
-def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
-    n = 1 << z
-    x = int((lon + 180) / 360 * n)
-    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
-    return x, y
-
-
 def sample_tiles(rng: random.Random, per_zoom: int) -> list[tuple[int, int, int]]:
     tiles = []
     for z in range(8, 15):
@@ -233,7 +226,7 @@ def sample_tiles(rng: random.Random, per_zoom: int) -> list[tuple[int, int, int]
             # Around the dense cluster, where tiles are fullest (the hard case).
             lon = rng.gauss(113.11, 0.08)
             lat = rng.gauss(36.19, 0.07)
-            x, y = tile_of(lon, lat, z)
+            x, y = tile_containing(lon, lat, z)
             tiles.append((z, x, y))
     return tiles
 
