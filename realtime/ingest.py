@@ -126,6 +126,10 @@ class IngestWorker:
             self.settings.mqtt_url, "ingest", client_id=f"cz-ingest-{self.worker_id}"
         )
         client.manual_ack_set(True)
+        # Mosquitto 2.0 does not restore a persistent session's shared subscription after a
+        # broker restart: until a worker re-subscribes, what devices publish has no reader and
+        # is dropped. Workers therefore come back quickly, ahead of devices' own back-off.
+        client.reconnect_delay_set(min_delay=0.1, max_delay=0.2)  # type: ignore[arg-type]
         client.on_connect = self._on_connect
         client.on_message = self._on_message
         client.on_unsubscribe = lambda *args: self._unsubscribed.set()
