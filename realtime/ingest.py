@@ -34,6 +34,7 @@ from paho.mqtt.properties import Properties
 from gis_core.processes import spawn
 from gis_core.settings import Settings
 from realtime import rules
+from realtime.bulk_mqtt import BulkClient
 from realtime.mqtt import BrokerAddress, make_client
 from realtime.readings import Limits, Reading, dedupe, limits_for, parse_message
 from realtime.store import DeadLetter, StateChange, write_batch
@@ -121,10 +122,14 @@ class IngestWorker:
 
     # ------------------------------------------------------------------ MQTT
 
-    def _client(self) -> mqtt.Client:
+    def _client(self) -> BulkClient:
         client = make_client(
-            self.settings.mqtt_url, "ingest", client_id=f"cz-ingest-{self.worker_id}"
+            self.settings.mqtt_url,
+            "ingest",
+            client_id=f"cz-ingest-{self.worker_id}",
+            client_class=BulkClient,
         )
+        assert isinstance(client, BulkClient)
         client.manual_ack_set(True)
         # Mosquitto 2.0 does not restore a persistent session's shared subscription after a
         # broker restart: until a worker re-subscribes, what devices publish has no reader and
@@ -132,6 +137,7 @@ class IngestWorker:
         client.reconnect_delay_set(min_delay=0.1, max_delay=0.2)  # type: ignore[arg-type]
         client.on_connect = self._on_connect
         client.on_message = self._on_message
+        client.on_bulk_message = self._on_bulk_message
         client.on_unsubscribe = lambda *args: self._unsubscribed.set()
         client.max_inflight_messages_set(1000)
         client.max_queued_messages_set(0)
@@ -148,9 +154,12 @@ class IngestWorker:
         log.info("ingest %s: connected, subscribed to $share/%s", self.worker_id, group)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._on_bulk_message(msg.topic, bytes(msg.payload), msg.mid, msg.qos)
+
+    def _on_bulk_message(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
         with self._lock:
-            self._pending.append(Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos))
-            if len(self._pending) >= self.batch_max:
+            self._pending.append(Message(topic, payload, mid, qos))
+            if len(self._pending) == self.batch_max:
                 self._arrived.set()
 
     def connect(self) -> None:
@@ -291,9 +300,7 @@ class IngestWorker:
         conn.commit()
         # Committed: now the world may know, and the broker may forget.
         self._announce(result.changes, result.status_changes, announced)
-        for message in batch:
-            if message.qos > 0:
-                self.client.ack(message.mid, message.qos)
+        self.client.ack_many(m.mid for m in batch if m.qos == 1)
         c = self.counters
         c.received += len(batch)
         c.stored += result.stored

@@ -34,10 +34,16 @@ class BrokerAddress:
         )
 
 
-def make_client(url: str, client_prefix: str, *, client_id: str | None = None) -> mqtt.Client:
+def make_client(
+    url: str,
+    client_prefix: str,
+    *,
+    client_id: str | None = None,
+    client_class: type[mqtt.Client] = mqtt.Client,
+) -> mqtt.Client:
     """A paho v5 client configured for ``url``; the caller connects and runs its loop."""
     address = BrokerAddress.parse(url)
-    client = mqtt.Client(
+    client = client_class(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=client_id or f"{client_prefix}-{uuid.uuid4().hex[:10]}",
         protocol=mqtt.MQTTv5,

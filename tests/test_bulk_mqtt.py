@@ -1,0 +1,181 @@
+"""The ingest worker's MQTT client (realtime.bulk_mqtt) against the real broker: it delivers
+exactly what paho's own path delivers, its bulk acknowledgements settle a persistent session,
+and its buffered reads keep packets whole however they are split."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from realtime.bulk_mqtt import BufferedSocket, BulkClient
+from realtime.mqtt import BrokerAddress, make_client
+
+
+def wait_until(check: Callable[[], object], timeout: float = 15.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what or check}")
+
+
+class Consumer:
+    """A BulkClient with a persistent session and manual acks, recording what it gets."""
+
+    def __init__(self, url: str, client_id: str, topic: str) -> None:
+        self.url, self.topic = url, topic
+        self.got: list[tuple[str, bytes, int, int, str]] = []  # topic, payload, mid, qos, path
+        self.lock = threading.Lock()
+        client = make_client(url, "bulk", client_id=client_id, client_class=BulkClient)
+        assert isinstance(client, BulkClient)
+        client.manual_ack_set(True)
+        client.on_bulk_message = self._bulk
+        client.on_message = self._paho
+        client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
+        self.client = client
+
+    def _bulk(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
+        with self.lock:
+            self.got.append((topic, payload, mid, qos, "bulk"))
+
+    def _paho(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        with self.lock:
+            self.got.append((msg.topic, bytes(msg.payload), msg.mid, msg.qos, "paho"))
+
+    def start(self) -> None:
+        address = BrokerAddress.parse(self.url)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 300
+        self.client.connect(address.host, address.port, clean_start=False, properties=props)
+        self.client.loop_start()
+        wait_until(self.client.is_connected, what="consumer connected")
+        time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def publisher(url: str) -> mqtt.Client:
+    address = BrokerAddress.parse(url)
+    client = make_client(url, "bulkpub")
+    client.max_inflight_messages_set(1000)
+    client.connect(address.host, address.port)
+    client.loop_start()
+    wait_until(client.is_connected, what="publisher connected")
+    return client
+
+
+@pytest.fixture
+def url(throwaway: Any) -> str:
+    return str(throwaway.mosquitto.url)
+
+
+def test_delivers_what_paho_delivers_by_the_right_path(url: str) -> None:
+    topic = f"bulktest/{uuid.uuid4().hex[:8]}"
+    consumer = Consumer(url, f"bulk-{uuid.uuid4().hex[:8]}", f"{topic}/#")
+    consumer.start()
+    pub = publisher(url)
+    try:
+        with_props = Properties(PacketTypes.PUBLISH)
+        with_props.UserProperty = ("source", "test")
+        sent = [
+            (f"{topic}/plain", b'{"a": 1}', 1, None),
+            (f"{topic}/qos0", b"zero", 0, None),
+            (f"{topic}/empty", b"", 1, None),
+            (f"{topic}/props", b"with properties", 1, with_props),
+            (f"{topic}/中文", "长治".encode(), 1, None),
+        ]
+        for t, payload, qos, props in sent:
+            pub.publish(t, payload, qos=qos, properties=props).wait_for_publish(10)
+        wait_until(lambda: len(consumer.got) == len(sent), what="all delivered")
+        got = {g[0]: g for g in consumer.got}
+        for t, payload, qos, _ in sent:
+            assert got[t][1] == payload and got[t][3] == qos
+        assert got[f"{topic}/props"][4] == "paho"  # properties keep paho's full decoding
+        assert {got[t][4] for t, *_ in sent if not t.endswith("props")} == {"bulk"}
+        assert got[f"{topic}/qos0"][2] == 0 and got[f"{topic}/plain"][2] > 0
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+        consumer.stop()
+
+
+def test_bulk_acks_settle_the_session_and_unacked_come_back(url: str) -> None:
+    """5,000 QoS 1 messages through buffered reads, whole and in order; acknowledge the
+    first 3,000 in bulk writes of 500; reconnect the persistent session: exactly the other
+    2,000 come again."""
+    topic = f"bulkack/{uuid.uuid4().hex[:8]}"
+    client_id = f"bulk-{uuid.uuid4().hex[:8]}"
+    consumer = Consumer(url, client_id, topic)
+    consumer.start()
+    pub = publisher(url)
+    total, acked = 5000, 3000
+    for i in range(total):
+        info = pub.publish(topic, b"%06d" % i + b"x" * (i % 700), qos=1)
+    info.wait_for_publish(30)
+    pub.disconnect()
+    pub.loop_stop()
+    done = 0
+    while done < acked:
+        wait_until(lambda: len(consumer.got) >= done + 500, what=f"past {done}")  # noqa: B023
+        consumer.client.ack_many(g[2] for g in consumer.got[done : done + 500])
+        done += 500
+    wait_until(lambda: len(consumer.got) >= acked + 1000, what="the next window")
+    time.sleep(0.3)
+    numbers = [int(g[1][:6]) for g in consumer.got]
+    assert numbers == list(range(len(numbers)))  # whole and in order
+    assert all(g[4] == "bulk" for g in consumer.got)
+    consumer.stop()
+
+    again = Consumer(url, client_id, topic)
+    again.start()
+    wait_until(lambda: len(again.got) >= total - acked, what="unacknowledged redelivered")
+    time.sleep(0.5)
+    assert sorted(int(g[1][:6]) for g in again.got) == list(range(acked, total))
+    again.client.ack_many(g[2] for g in again.got)
+    time.sleep(0.3)
+    again.stop()
+
+
+class Trickle:
+    """A fake socket handing out a byte stream in fixed-size pieces, then 'would block'."""
+
+    def __init__(self, data: bytes, piece: int) -> None:
+        self.pieces = [data[i : i + piece] for i in range(0, len(data), piece)]
+
+    def recv(self, n: int) -> bytes:
+        if not self.pieces:
+            raise BlockingIOError
+        return self.pieces.pop(0)[:n] if len(self.pieces[0]) <= n else self._split(n)
+
+    def _split(self, n: int) -> bytes:
+        head, self.pieces[0] = self.pieces[0][:n], self.pieces[0][n:]
+        return head
+
+
+@pytest.mark.parametrize("piece", [1, 3, 4096])
+def test_buffered_socket_serves_reads_of_any_size_in_order(piece: int) -> None:
+    data = bytes(range(256)) * 40
+    sock = BufferedSocket(Trickle(data, piece))  # type: ignore[arg-type]
+    out = b""
+    sizes = [1, 1, 2, 5, 700, 3]
+    i = 0
+    while True:
+        try:
+            chunk = sock.recv(sizes[i % len(sizes)])
+        except BlockingIOError:
+            break
+        assert 0 < len(chunk) <= sizes[i % len(sizes)]
+        out += chunk
+        i += 1
+    assert out == data and sock.pending() == 0
