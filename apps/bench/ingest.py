@@ -47,63 +47,58 @@ def register_devices(
 def _publisher(
     url: str, topics: list[str], count: int, start_seq: int, rate: float, batch: int, done: Any
 ) -> None:
-    """A publishing process: ``count`` messages round-robin over ``topics`` (QoS 1)."""
-    from realtime.mqtt import make_client
+    """A publishing process: ``count`` messages round-robin over ``topics`` (QoS 1), each one
+    encoded when its slice is due (its ``ts`` is the time it is sent)."""
+    from apps.bench.loadgen import LeanPublisher, encode_publish
 
     address = BrokerAddress.parse(url)
-    client = make_client(url, "benchpub")
-    client.max_inflight_messages_set(2000)
-    client.max_queued_messages_set(0)
-    acked = [0]
-
-    def on_publish(client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
-        acked[0] += 1
-
-    client.on_publish = on_publish
-    client.connect(address.host, address.port, keepalive=60)
-    client.loop_start()
+    publisher = LeanPublisher(
+        address.host, address.port, address.username, address.password, f"benchpub-{os.getpid()}"
+    )
+    if batch > 1:
+        # gateway: the topic is the gateway's, the body carries its devices' readings
+        wire_topics = [_wire(f"cz/v1/gateway/{t}/telemetry") for t in topics]
+    else:
+        wire_topics = [_wire(t) for t in topics]
     sent = 0
     t0 = time.perf_counter()
-    last = None
     while sent < count:
-        # Message ids wrap at 65535: keep well under that many unacknowledged.
-        while sent - acked[0] > 20_000:
-            time.sleep(0.001)
-        for _ in range(min(500, count - sent)):
-            topic = topics[sent % len(topics)]
-            seq = start_seq + sent
-            now_ms = int(time.time() * 1000)
+        n = min(500, count - sent)
+        now_ms = int(time.time() * 1000)
+        packets = []
+        for k in range(sent, sent + n):
+            seq = start_seq + k
             if batch > 1:
-                device_base = topic  # gateway: topic is the gateway's, body carries devices
-                body = {
-                    f"{device_base}-{k}": [{"ts": now_ms, "seq": seq, "pm25": 30.0}]
-                    for k in range(batch)
+                base = topics[k % len(topics)]
+                body: Any = {
+                    f"{base}-{d}": [{"ts": now_ms, "seq": seq, "pm25": 30.0}] for d in range(batch)
                 }
-                payload = orjson.dumps(body)
-                topic_out = f"cz/v1/gateway/{device_base}/telemetry"
             else:
-                payload = orjson.dumps(
-                    {
-                        "ts": now_ms,
-                        "seq": seq,
-                        "lon": CENTER[0] + (seq % 997) * 1e-4,
-                        "lat": CENTER[1] + (seq % 991) * 1e-4,
-                        "speed_kmh": 30.0,
-                    }
-                )
-                topic_out = topic
-            last = client.publish(topic_out, payload, qos=1)
-            sent += 1
+                body = {
+                    "ts": now_ms,
+                    "seq": seq,
+                    "lon": CENTER[0] + (seq % 997) * 1e-4,
+                    "lat": CENTER[1] + (seq % 991) * 1e-4,
+                    "speed_kmh": 30.0,
+                }
+            packets.append(
+                encode_publish(wire_topics[k % len(wire_topics)], orjson.dumps(body), k % 65535 + 1)
+            )
+        publisher.publish_many(packets)
+        sent += n
         if rate > 0:
             ahead = sent / rate - (time.perf_counter() - t0)
             if ahead > 0:
                 time.sleep(ahead)
-    if last is not None:
-        last.wait_for_publish(120)
+    publisher.wait_acked(120)
     elapsed = time.perf_counter() - t0
-    client.disconnect()
-    client.loop_stop()
+    publisher.close()
     done.put((sent, elapsed))
+
+
+def _wire(topic: str) -> bytes:
+    raw = topic.encode()
+    return len(raw).to_bytes(2, "big") + raw
 
 
 def publish(
@@ -137,9 +132,13 @@ def publish(
 
 
 @contextmanager
-def workers(env: BenchEnv, count: int) -> Iterator[None]:
+def workers(env: BenchEnv, count: int) -> Iterator[list[int]]:
+    """``count`` ingest worker processes; yields their pids."""
+    import psutil
+
     from realtime.ingest import spawn_workers
 
+    before = {p.pid for p in psutil.Process().children()}
     saved = dict(os.environ)
     os.environ.update({k: v for k, v in env.env().items() if k.startswith("CHANGZHI_")})
     try:
@@ -149,10 +148,45 @@ def workers(env: BenchEnv, count: int) -> Iterator[None]:
         os.environ.update(saved)
     try:
         time.sleep(2.0)  # connected and subscribed
-        yield
+        pids = [
+            p.pid
+            for p in psutil.Process().children()
+            if p.pid not in before and "resource_tracker" not in " ".join(p.cmdline())
+        ]
+        yield pids
     finally:
         for stop in stops:
             stop()
+
+
+def cpu_meter(env: BenchEnv, worker_pids: list[int]) -> Any:
+    """Where the CPU goes: the broker, the database (postmaster and backends), the workers."""
+    from apps.bench.cpu import CpuMeter
+
+    def postgres() -> list[int]:
+        pid_file = env.throwaway.postgres.data_dir / "postmaster.pid"
+        return [int(pid_file.read_text().split()[0])]
+
+    def broker() -> list[int]:
+        pid = env.throwaway.mosquitto.pid()
+        return [pid] if pid else []
+
+    return CpuMeter({"broker": broker, "database": postgres, "workers": lambda: worker_pids})
+
+
+def cpu_breakdown(
+    spent: dict[str, float], publishers_s: float, messages: int, cores: int
+) -> dict[str, Any]:
+    """CPU µs per message by part, and the rate those costs allow on ``cores`` cores."""
+    per = {name: seconds / messages * 1e6 for name, seconds in spent.items()}
+    per["publishers"] = publishers_s / messages * 1e6
+    total = sum(per.values())
+    return {
+        "cpu_us_per_msg": {name: round(us, 1) for name, us in per.items()},
+        "cpu_us_per_msg_total": round(total, 1),
+        "cpu_bound_msgs_per_s": round(cores * 1e6 / total) if total else None,
+        "cores": cores,
+    }
 
 
 def stored_rows(env: BenchEnv, like: str) -> int:
@@ -229,12 +263,19 @@ def bench_ingest(
         raw = raw_broker_rate(env, messages // 2, publishers)
         log(f"  {raw:,.0f} msgs/s")
         topics = [f"cz/v1/vehicle/{d}/telemetry" for d in ids]
-        with workers(env, worker_count):
+        with workers(env, worker_count) as pids:
             log(f"ingest: {messages:,} single-reading messages, {worker_count} workers")
+            meter = cpu_meter(env, pids)
+            meter.start()
+            reaped = meter.reaped_children_seconds()
             t0 = time.perf_counter()
             sent, _ = publish(env.mqtt_url, topics, messages, processes=publishers)
             count, t_last = wait_stored(env, "B-%", sent, timeout=900)
+            spent = meter.stop()
+            publishers_s = meter.reaped_children_seconds() - reaped
         elapsed = t_last - t0
+        cpu = cpu_breakdown(spent, publishers_s, max(count, 1), os.cpu_count() or 1)
+        log(f"  CPU µs per message: {cpu['cpu_us_per_msg']}")
         with psycopg.connect(env.database_url) as conn:
             dup = conn.execute(
                 "SELECT count(*) FROM (SELECT 1 FROM iot.telemetry WHERE device_id LIKE 'B-%'"
@@ -256,6 +297,10 @@ def bench_ingest(
         "workers": worker_count,
         "devices": devices,
         "qos": 1,
+        **cpu,
+        "ratio_to_cpu_bound": round(rate / cpu["cpu_bound_msgs_per_s"], 3)
+        if cpu["cpu_bound_msgs_per_s"]
+        else None,
     }
 
 
