@@ -5,7 +5,9 @@ publish after each commit, feeds vehicle fixes to :class:`apps.dispatch.lifecycl
 and every ``monitor_tick_s`` seconds re-reads the live assignments and runs the timers. What
 follows is written to the database (assignment steps, suspect fixes, alarms in the ledger of
 ``realtime.rules``) and then announced: alarms on ``cz/v1/alarms/dispatch`` (for supervisors),
-lifecycle events on ``cz/v1/dispatch/events``.
+lifecycle events on ``cz/v1/dispatch/events``. A unit seen back at its station is cleared, and
+its terminal gets a retained ``release`` (:mod:`apps.dispatch.terminals`), so that the order
+the broker keeps for it is no longer the finished dispatch.
 
 :meth:`DispatchMonitor.process_fixes` and :meth:`DispatchMonitor.run_timers` take a
 connection and (for the timers) the time, so tests drive them without a broker or a clock.
@@ -26,7 +28,7 @@ import orjson
 import paho.mqtt.client as mqtt
 import psycopg
 
-from apps.dispatch import incidents, lifecycle
+from apps.dispatch import incidents, lifecycle, terminals
 from apps.dispatch.plans import DispatchSettings, dispatch_settings
 from gis_core.errors import PlatformError
 from gis_core.settings import Settings
@@ -128,7 +130,9 @@ class DispatchMonitor:
         if self._publish is not None:
             self._publish(topic, body)
         elif self.client is not None:
-            self.client.publish(topic, orjson.dumps(body, default=str), qos=1)
+            # Orders to terminals are retained (see apps.dispatch.terminals); events are not.
+            retain = terminals.RETAIN and terminals.is_command_topic(topic)
+            self.client.publish(topic, orjson.dumps(body, default=str), qos=1, retain=retain)
 
     def _announce(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
         for topic, body in messages:
@@ -244,6 +248,11 @@ class DispatchMonitor:
                 if done is None:
                     continue
                 self.counters["transitions"] += 1
+                if a.status == "cleared":
+                    messages += [
+                        (order.topic, order.body)
+                        for order in terminals.release_orders(conn, [a.assignment_id], "returned")
+                    ]
                 messages.append(
                     (
                         EVENT_TOPIC,
