@@ -16,7 +16,10 @@ replaces the dispatch it ends. A terminal acts on a release only for the assignm
 
 The orders are read inside the caller's transaction (:func:`dispatch_orders`,
 :func:`release_orders`) and sent only after it commits (:func:`send`): a terminal is never sent
-somewhere the database does not record.
+somewhere the database does not record. What the broker retains is restated from the database
+by :func:`standing_orders` whenever the dispatch monitor (re)connects, so an order lost between
+a commit and its publish, or one the database no longer has (a reload of the dataset wipes the
+incidents), does not outlive the next start of the monitor.
 """
 
 from __future__ import annotations
@@ -30,7 +33,15 @@ from typing import Any, Protocol
 import orjson
 import psycopg
 
-__all__ = ["COMMAND_QOS", "RETAIN", "Order", "dispatch_orders", "release_orders", "send"]
+__all__ = [
+    "COMMAND_QOS",
+    "RETAIN",
+    "Order",
+    "dispatch_orders",
+    "release_orders",
+    "send",
+    "standing_orders",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +78,15 @@ def is_command_topic(topic: str) -> bool:
 
 @dataclass(frozen=True)
 class Order:
-    """One command for one terminal."""
+    """One command for one terminal; no body: forget the retained one (the unit never had an
+    order)."""
 
     topic: str
-    body: dict[str, Any]
+    body: dict[str, Any] | None
 
     @property
     def payload(self) -> bytes:
-        return orjson.dumps(self.body)
+        return b"" if self.body is None else orjson.dumps(self.body)
 
 
 def _now() -> str:
@@ -139,6 +151,41 @@ def release_orders(
     ]
 
 
+LATEST_ASSIGNMENTS = """
+SELECT DISTINCT ON (u.id) u.device_id, d.kind, a.id, a.cleared_at IS NULL,
+       a.cleared_at IS NOT NULL AND a.cleared_at = i.closed_at
+FROM ops.unit u
+JOIN iot.device d ON d.id = u.device_id
+LEFT JOIN ops.assignment a ON a.unit_id = u.id
+LEFT JOIN ops.incident i ON i.id = a.incident_id
+ORDER BY u.id, a.dispatched_at DESC NULLS LAST, a.id DESC
+"""
+
+
+def standing_orders(conn: psycopg.Connection) -> list[Order]:
+    """The order every unit's terminal should have retained, from its latest assignment: the
+    dispatch if it is live, the release if it ended, nothing if it never had one."""
+    live: list[int] = []
+    closed: list[int] = []
+    cleared: list[int] = []
+    orders: list[Order] = []
+    for device_id, kind, assignment_id, is_live, by_closing in conn.execute(
+        LATEST_ASSIGNMENTS
+    ).fetchall():
+        if assignment_id is None:
+            orders.append(Order(command_topic(kind, device_id), None))
+        elif is_live:
+            live.append(assignment_id)
+        else:
+            (closed if by_closing else cleared).append(assignment_id)
+    return (
+        dispatch_orders(conn, live)
+        + release_orders(conn, closed, "closed")
+        + release_orders(conn, cleared, "cleared")
+        + orders
+    )
+
+
 def send(client: Publisher | None, orders: Iterable[Order]) -> int:
     """Publish committed orders (QoS 1, retained); returns how many were handed to the client.
 
@@ -148,7 +195,7 @@ def send(client: Publisher | None, orders: Iterable[Order]) -> int:
     sent = 0
     for order in orders:
         if client is None:
-            log.warning("no MQTT client: %s for %s not sent", order.body["cmd"], order.topic)
+            log.warning("no MQTT client: the order for %s was not sent", order.topic)
             continue
         client.publish(order.topic, order.payload, qos=COMMAND_QOS, retain=RETAIN)
         sent += 1
