@@ -7,7 +7,8 @@ a ``release`` sends it back to its station and its normal behaviour.
 
 Being retained, an order may arrive more than once (on every reconnect): a dispatch the vehicle
 is already carrying out is not restarted, and a release for an assignment it is not on (an old
-one, or none) changes nothing. A command that cannot be understood is logged and ignored.
+one, or none) changes nothing. An empty message is the platform withdrawing a retained order
+the unit never had: nothing to do. A command that cannot be understood is logged and ignored.
 
 Examples
 --------
@@ -128,6 +129,10 @@ class Terminals:
     def handle(self, topic: str, payload: bytes) -> str:
         """Act on one message; returns what was done (``dispatched``, ``released``,
         ``repeated``, ``ignored`` or ``bad``), and never raises for what a message says."""
+        if not payload:  # a retained order withdrawn
+            with self.lock:
+                self.ignored += 1
+            return "ignored"
         try:
             command = parse_command(topic, payload)
         except BadCommand as exc:
