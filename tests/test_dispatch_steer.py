@@ -247,6 +247,7 @@ def test_terminal_obeys_once_and_only_its_own_release(fleetside: Fleetside) -> N
     assert terminals.handle(topic, orjson.dumps(stale)) == "ignored"
     assert sim.fleet.state(spec.device_id).mode == "dispatch"
     assert terminals.handle(topic, b"\xff\xfe") == "bad"
+    assert terminals.handle(topic, b"") == "ignored"  # a withdrawn retained order
     release = {"cmd": "release", "incident_id": 5, "assignment_id": 9}
     assert terminals.handle(topic, orjson.dumps(release)) == "released"
     assert sim.fleet.state(spec.device_id).mode in ("returning", "parked")
@@ -454,3 +455,184 @@ def _has_state(db_url: str, device_id: str) -> bool:
             "SELECT 1 FROM iot.device_state WHERE device_id = %s", (device_id,)
         ).fetchone()
     return row is not None
+
+
+# --------------------------------------------------------------------------- other releases
+
+
+def test_operator_clearing_and_gps_return_release_the_terminal(
+    fleetside: Fleetside, api, admin_headers, db_url, settings
+) -> None:
+    """No simulator here: what the broker keeps for the terminal after each kind of release."""
+    from apps.dispatch import incidents, lifecycle
+
+    with psycopg.connect(db_url) as conn:
+        conn.execute("TRUNCATE ops.incident CASCADE")
+        conn.execute("UPDATE ops.unit SET status = 'available'")
+        conn.commit()
+    spec = next(v for v in fleetside.world.vehicles if v.unit_type == "patrol" and v.station)
+    assert spec.unit_id is not None
+    topic = topic_of(spec.device_id)
+    lon, lat = scene_from(fleetside.world, spec, 500, 1000)
+
+    def dispatch() -> int:
+        r = api.post(
+            "/dispatch/incidents",
+            json={"incident_type": "medical", "lon": lon, "lat": lat},
+            headers=admin_headers,
+        )
+        assert r.status_code == 201, r.text
+        r = api.post(
+            f"/dispatch/incidents/{r.json()['id']}/assignments",
+            json={"unit_ids": [spec.unit_id]},
+            headers=admin_headers,
+        )
+        assert r.status_code == 201, r.text
+        return int(r.json()["assignments"][0]["assignment_id"])
+
+    def retained() -> dict[str, Any]:
+        """What a terminal connecting now is told first."""
+        late = Client(
+            fleetside.url, spec.device_id, device_password(fleetside.secret, spec.device_id)
+        )
+        try:
+            late.subscribe(topic)
+            payload, was_retained = wait_until(lambda: late.received(topic), 5, "retained")[0]
+            assert was_retained
+            return orjson.loads(payload)  # type: ignore[no-any-return]
+        finally:
+            late.close()
+
+    platform = Client(fleetside.url)
+    try:
+        first = dispatch()
+        assert retained()["cmd"] == "dispatch" and retained()["assignment_id"] == first
+        r = api.post(
+            f"/dispatch/assignments/{first}/status",
+            json={"status": "cleared"},
+            headers=admin_headers,
+        )
+        assert r.status_code == 200, r.text
+        order = retained()
+        assert (order["cmd"], order["reason"], order["assignment_id"]) == (
+            "release", "cleared", first
+        )  # fmt: skip
+        # An operator's other steps send nothing; a refused step sends nothing either.
+        second = dispatch()
+        r = api.post(
+            f"/dispatch/assignments/{second}/status",
+            json={"status": "on_scene"},
+            headers=admin_headers,
+        )
+        assert r.status_code == 200, r.text
+        r = api.post(
+            f"/dispatch/assignments/{second}/status",
+            json={"status": "en_route"},
+            headers=admin_headers,
+        )
+        assert r.status_code == 409, r.text
+        assert retained()["cmd"] == "dispatch" and retained()["assignment_id"] == second
+        # Back at the station, seen by GPS: the monitor clears it and releases the terminal.
+        monitor = DispatchMonitor(settings)
+        monitor.client = platform.client
+        with psycopg.connect(db_url) as conn:
+            incident_id = conn.execute(
+                "SELECT incident_id FROM ops.assignment WHERE id = %s", (second,)
+            ).fetchone()[0]
+            step = lifecycle.Transition(
+                second, incident_id, spec.unit_id, "cleared", time.time(), lon, lat
+            )
+            messages = monitor.apply(conn, [step])
+            conn.commit()
+        monitor._announce(messages)
+        order = retained()
+        assert (order["cmd"], order["reason"], order["assignment_id"]) == (
+            "release", "returned", second
+        )  # fmt: skip
+        with psycopg.connect(db_url) as conn:
+            assert incidents.get_incident(conn, incident_id)["closed_at"] is None
+    finally:
+        platform.publish(topic, b"", retain=True)
+        platform.close()
+        with psycopg.connect(db_url) as conn:
+            conn.execute("TRUNCATE ops.incident CASCADE")
+            conn.execute("UPDATE ops.unit SET status = 'available'")
+            conn.commit()
+
+
+def test_the_monitor_restates_every_terminals_order_when_it_connects(
+    fleetside: Fleetside, db_url, settings, boss_actor
+) -> None:
+    """Orders the database no longer has (the incidents were wiped) are withdrawn; orders it
+    has that the broker lost are published again."""
+    from apps.dispatch import incidents
+
+    with psycopg.connect(db_url) as conn:
+        conn.execute("TRUNCATE ops.incident CASCADE")
+        conn.execute("UPDATE ops.unit SET status = 'available'")
+        conn.commit()
+    patrols = [v for v in fleetside.world.vehicles if v.unit_type == "patrol" and v.station]
+    wiped, live, ended = patrols[:3]
+    lon, lat = scene_from(fleetside.world, live, 500, 1000)
+    platform = Client(fleetside.url)
+    monitor = DispatchMonitor(settings, DispatchSettings(monitor_tick_s=0.2))
+    thread = threading.Thread(target=monitor.run, kwargs={"batch_wait_s": 0.05}, daemon=True)
+    try:
+        stale = {"cmd": "dispatch", "incident_id": 999999, "assignment_id": 999999}
+        platform.publish(topic_of(wiped.device_id), orjson.dumps(stale), retain=True)
+        platform.publish(topic_of(live.device_id), b"", retain=True)
+        platform.publish(topic_of(ended.device_id), b"", retain=True)
+        with psycopg.connect(db_url) as conn:  # behind the broker's back: nothing published
+            actor = incidents.Actor(boss_actor)
+            inc = incidents.create_incident(conn, actor, incident_type="medical", lon=lon, lat=lat)
+            made = incidents.assign(conn, actor, inc["id"], [live.unit_id, ended.unit_id])
+            by_unit = {m["unit_id"]: m["assignment_id"] for m in made}
+            incidents.transition(conn, actor, by_unit[ended.unit_id], "cleared")
+            conn.commit()
+        thread.start()
+        wait_until(lambda: monitor.counters["orders"] > 0, 10, "the monitor to restate orders")
+        listener = Client(fleetside.url)
+        try:
+            for spec in (wiped, live, ended):
+                listener.subscribe(topic_of(spec.device_id))
+            time.sleep(0.5)
+            assert listener.received(topic_of(wiped.device_id)) == []  # withdrawn
+            got = listener.orders(topic_of(live.device_id), "dispatch")
+            assert [o["assignment_id"] for o in got] == [by_unit[live.unit_id]]
+            got = listener.orders(topic_of(ended.device_id), "release")
+            assert [(o["assignment_id"], o["reason"]) for o in got] == [
+                (by_unit[ended.unit_id], "cleared")
+            ]
+        finally:
+            listener.close()
+    finally:
+        monitor.stop()
+        thread.join(10)
+        for spec in (wiped, live, ended):
+            platform.publish(topic_of(spec.device_id), b"", retain=True)
+        platform.close()
+        with psycopg.connect(db_url) as conn:
+            conn.execute("TRUNCATE ops.incident CASCADE")
+            conn.execute("UPDATE ops.unit SET status = 'available'")
+            conn.commit()
+
+
+@pytest.fixture(scope="module")
+def boss_actor(db_url: str, fleetside: Fleetside) -> Any:
+    """A supervisor, for calling the dispatch domain directly."""
+    import secrets
+
+    from gis_core.identity import create_user, load_principal
+
+    with psycopg.connect(db_url) as conn:
+        user_id = create_user(
+            conn,
+            username=f"steer-boss-{secrets.token_hex(3)}",
+            password="steer-pass-1",
+            roles=["supervisor"],
+            department="command",
+        )
+        conn.commit()
+        principal = load_principal(conn, user_id)
+    assert principal is not None
+    return principal
