@@ -636,3 +636,32 @@ def boss_actor(db_url: str, fleetside: Fleetside) -> Any:
         principal = load_principal(conn, user_id)
     assert principal is not None
     return principal
+
+
+def test_shared_login_runs_take_orders_through_the_platform_account(fleetside: Fleetside) -> None:
+    sim = Simulator(
+        fleetside.world,
+        SimConfig(vehicles=3, stations=False, moving_fraction=0.0, shared_login=True),
+        mqtt_url=fleetside.url,
+        device_secret=fleetside.secret,
+    )
+    assert sim.fleet is not None
+    listening = [link for link in sim.pool.links if link.subscriptions]
+    assert [link.subscriptions for link in listening] == [("cz/v1/vehicle/+/command",)]
+    spec = next(v.spec for v in sim.fleet.vehicles if v.spec.station is not None)
+    lon, lat = scene_from(fleetside.world, spec, 800, 1500)
+    platform = Client(fleetside.url)
+    sim.start()
+    try:
+        wait_until(lambda: listening[0].subscribed, 5, "the shared login to subscribe")
+        order = {"cmd": "dispatch", "incident_id": 1, "assignment_id": 1, "lon": lon, "lat": lat}
+        platform.publish(topic_of(spec.device_id), orjson.dumps(order))
+        # Another run's vehicle: not simulated here, ignored without a fuss.
+        platform.publish(topic_of("VEH-OF-ANOTHER-RUN"), orjson.dumps(order))
+        wait_until(lambda: sim.stats.commands == 2, 5, "both orders")
+        assert sim.fleet.state(spec.device_id).mode == "dispatch"
+        assert sim.stats.bad_commands == 0 and sim.running
+    finally:
+        sim.stop()
+        assert sim.join(10)
+        platform.close()
