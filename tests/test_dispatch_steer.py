@@ -665,3 +665,77 @@ def test_shared_login_runs_take_orders_through_the_platform_account(fleetside: F
         sim.stop()
         assert sim.join(10)
         platform.close()
+
+
+def test_a_simulate_process_boots_into_its_retained_order(
+    fleetside: Fleetside, db_url: str, tmp_path: Any
+) -> None:
+    """`changzhi simulate` as its own process (as `changzhi up` runs it): a terminal that boots
+    is told its standing order by the broker, drives there, and goes home when released."""
+    import subprocess
+    import sys
+
+    from gis_core.crs import gcj02_to_wgs84
+
+    spec = fleetside.world.vehicles[0]
+    assert spec.station is not None
+    roads = fleetside.world.roads
+    assert roads is not None
+    lon, lat = scene_from(fleetside.world, spec, 800, 1300)
+    topic = topic_of(spec.device_id)
+    platform = Client(fleetside.url)
+    platform.subscribe(f"cz/v1/vehicle/{spec.device_id}/telemetry")
+    order = {"cmd": "dispatch", "incident_id": 77, "assignment_id": 78, "lon": lon, "lat": lat}
+    platform.publish(topic, orjson.dumps(order), retain=True)  # before the terminal boots
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "CHANGZHI_DATABASE_URL": db_url,
+        "CHANGZHI_MQTT_URL": fleetside.url,
+        "CHANGZHI_AUTH_DEVICE_SECRET": fleetside.secret,
+        "CHANGZHI_VAR_DIR": str(tmp_path),
+    }
+    args = ["--vehicles", "1", "--no-stations", "--moving", "0", "--speedup", "20"]
+    with (tmp_path / "simulate.out").open("w") as out, (tmp_path / "simulate.err").open("w") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "apps.platform.cli", "simulate", *args, "--duration", "40"],
+            env=env,
+            stdout=out,
+            stderr=err,
+        )
+
+    def fixes() -> list[dict[str, Any]]:
+        return [
+            orjson.loads(p)
+            for p, _ in platform.received(f"cz/v1/vehicle/{spec.device_id}/telemetry")
+        ]
+
+    def metres_from(fix: dict[str, Any], lon0: float, lat0: float) -> float:
+        flon, flat = fix["lon"], fix["lat"]
+        if fix.get("crs") == "GCJ02":
+            flon, flat = gcj02_to_wgs84(flon, flat)
+        return math.dist(roads.proj.to_xy(flon, flat), roads.proj.to_xy(lon0, lat0))
+
+    try:
+        wait_until(lambda: any(f.get("status") == "en_route" for f in fixes()), 30, "it to set off")
+        stopped = wait_until(
+            lambda: [
+                f for f in fixes()[-3:] if f["speed_kmh"] == 0 and metres_from(f, lon, lat) < 60
+            ],
+            30,
+            "it to stop at the scene",
+        )
+        assert "status" not in stopped[-1]  # on scene is the platform's call, not the terminal's
+        release = {"cmd": "release", "incident_id": 77, "assignment_id": 78}
+        platform.publish(topic, orjson.dumps(release), retain=True)
+        wait_until(
+            lambda: [f for f in fixes()[-2:] if metres_from(f, *spec.station) < 20],  # type: ignore[misc]
+            30,
+            "it to be back at its station",
+        )
+        assert fixes()[-1]["status"] == "available"
+    finally:
+        process.terminate()
+        process.wait(20)
+        platform.publish(topic, b"", retain=True)
+        platform.close()
+    assert process.returncode in (0, -15), (tmp_path / "simulate.err").read_text()
