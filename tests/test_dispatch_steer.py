@@ -211,6 +211,23 @@ def test_parse_command_names_what_is_wrong() -> None:
         parse_command("cz/v1/vehicle/VEH-1/telemetry", b'{"cmd": "release"}')
 
 
+def test_steps_are_never_recorded_before_the_dispatch() -> None:
+    """A sped-up simulator's fixes carry earlier times than the platform's dispatch."""
+    from apps.dispatch import lifecycle
+
+    tracker = lifecycle.Tracker(DispatchSettings())
+    t0 = 1_700_000_000.0
+    tracker.sync([lifecycle.Assignment(1, 2, "U1", "dispatched", t0, 113.1, 36.2)])
+    steps: list[lifecycle.Action] = []
+    for k in range(60):  # ten minutes behind: drives 600 m east, then waits by the scene
+        x = min(k, 30) * 20.0 - 600.0
+        lon = 113.1 + x / (111_320.0 * math.cos(math.radians(36.2)))
+        steps += tracker.feed(lifecycle.Fix("U1", t0 - 600 + k * 2, lon, 36.2))
+    moved = [s for s in steps if isinstance(s, lifecycle.Transition)]
+    assert [s.status for s in moved] == ["en_route", "on_scene"]
+    assert all(s.ts == t0 for s in moved)
+
+
 def scene_from(world: World, spec: VehicleSpec, near_m: float, far_m: float) -> tuple[float, float]:
     """A point 20 m off a junction between ``near_m`` and ``far_m`` from the unit's station."""
     roads = world.roads
