@@ -105,6 +105,8 @@ def _summary(sim: Simulator, rates: _Rates, title: str) -> Group:
         + ", ".join(f"{state} {n}" for state, n in sorted(logins.items()))
         + f"  ·  acknowledged {stats.acked:,}"
         + (f"  ·  [red]refused by ACL {stats.failed:,}[/]" if stats.failed else "")
+        + (f"  ·  orders {stats.commands:,}" if stats.commands else "")
+        + (f" ([yellow]{stats.bad_commands:,} malformed[/])" if stats.bad_commands else "")
         + (f"  ·  [yellow]not sent {stats.dropped:,}[/]" if stats.dropped else "")
     )
     return Group(table, line)

@@ -34,6 +34,8 @@ PLAN_DECEL = 2.0  # m/s² the driver plans to brake with
 MAX_DECEL = 4.5
 HEAVY_TYPES = frozenset({"engine", "ladder", "hazmat", "rescue", "tanker"})
 STATUSES = frozenset({"available", "dispatched", "en_route", "on_scene", "out_of_service"})
+# A destination farther from every road than this is outside the network's area: refused.
+MAX_OFF_ROAD_M = 5000.0
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,8 @@ class Fleet:
         KeyError
             When the unit is not simulated.
         ValueError
-            When there is no road network or no route to the point.
+            When there is no road network, the point is far from every road (not in the area
+            this network covers), or there is no route to it.
         """
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
@@ -204,8 +207,13 @@ class Fleet:
             vehicle = self.find(unit_id)
             if self.roads is None:
                 raise ValueError("no road network loaded: vehicles cannot drive")
-            self.advance(vehicle, self.now())
             gx, gy = self.proj.to_xy(lon, lat)
+            off_road = self.roads.distance_to_road(float(gx), float(gy))
+            if not off_road <= MAX_OFF_ROAD_M:
+                raise ValueError(
+                    f"{lon:.5f},{lat:.5f} is {off_road / 1000:,.1f} km from the nearest road"
+                )
+            self.advance(vehicle, self.now())
             path = self._plan_from_here(vehicle, (float(gx), float(gy)))
             if path is None:
                 raise ValueError(f"no route for {unit_id} to {lon:.5f},{lat:.5f}")

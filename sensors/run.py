@@ -3,8 +3,9 @@
 One thread does all the work: it keeps a heap of the next reading due from every device (in
 simulated time), produces each reading when it falls due, publishes it through the device's
 login (or a gateway's, or the shared platform account's), and between readings drives the
-MQTT sockets (:mod:`sensors.transport`). The dispatch app may steer vehicles meanwhile through
-:attr:`Simulator.fleet`.
+MQTT sockets (:mod:`sensors.transport`). Each vehicle's login also listens to its own command
+topic, and its terminal (:mod:`sensors.terminal`) obeys the platform's dispatch and release
+orders; in-process code may steer vehicles too, through :attr:`Simulator.fleet`.
 
 Examples
 --------
@@ -36,6 +37,7 @@ from sensors.replay import ReplayPlan, ReplayRow, load_replay
 from sensors.roads import Projection
 from sensors.scenarios import SCENARIOS, Environment, StormBand
 from sensors.stations import StationModel, build_stations
+from sensors.terminal import Terminals
 from sensors.transport import BrokerUnreachable, Link, Pool
 from sensors.world import World, load_world
 
@@ -164,6 +166,8 @@ class Stats:
     failed: int = 0  # refused by the broker (ACL)
     dropped: int = 0  # not sent: the login was down or backed up
     refused_logins: list[str] = field(default_factory=list)
+    commands: int = 0  # orders received by the vehicles' terminals
+    bad_commands: int = 0  # of which could not be understood (logged and ignored)
     bad_rows: list[tuple[int, str]] = field(default_factory=list)
     sim_time: float = 0.0
     started: float = field(default_factory=time.monotonic)
@@ -210,7 +214,8 @@ class Simulator:
         self.secret = device_secret
         self.stats = Stats()
         self.run_id = uuid.uuid4().hex[:6]
-        self.pool = Pool(mqtt_url, on_ack=self._on_ack)
+        self.pool = Pool(mqtt_url, on_ack=self._on_ack, on_message=self._on_message)
+        self.terminals: Terminals | None = None
         self.plan: ReplayPlan | None = None
         self.sources: list[_Source] = []
         self.station_models: list[StationModel] = []
@@ -255,10 +260,19 @@ class Simulator:
         override = env.interval_override(kind) if env is not None else None
         return max(float(override or registered), 0.05)
 
-    def _device_link(self, kind: str, device_id: str) -> Link:
+    def _device_link(self, kind: str, device_id: str, *, listens: bool = False) -> Link:
+        """The login a device publishes through; ``listens``: its terminal takes orders.
+
+        A vehicle's own login subscribes to its own command topic, which the broker's ACL
+        lets it read and nobody else's, as a real terminal would. In shared-login mode one
+        platform connection listens to every vehicle's commands for the run instead.
+        """
         status = f"cz/v1/{kind}/{device_id}/status"
         if self.config.shared_login:
             shared = [link for link in self.pool.links if link.shared]
+            orders: tuple[str, ...] = ()
+            if listens and not any(link.subscriptions for link in shared):
+                orders = (f"cz/v1/{kind}/+/command",)
             if len(shared) < self.config.shared_clients:
                 addr = self.pool.address
                 return self.pool.add(
@@ -267,14 +281,19 @@ class Simulator:
                     addr.password,
                     shared=True,
                     run_id=self.run_id,
+                    subscriptions=orders,
                 )
-            return shared[len(self.sources) % len(shared)]
+            link = shared[len(self.sources) % len(shared)]
+            if orders:
+                link.subscriptions = orders
+            return link
         return self.pool.add(
             device_id,
             device_id,
             device_password(self.secret, device_id),
             status_topic=status,
             run_id=self.run_id,
+            subscriptions=(f"cz/v1/{kind}/{device_id}/command",) if listens else (),
         )
 
     def _setup_simulation(self, world: World) -> None:
@@ -302,6 +321,7 @@ class Simulator:
             moving_fraction=config.moving_fraction,
             projection=Projection(env.lon0, env.lat0),
         )
+        self.terminals = Terminals(self.fleet)
         self.station_models = build_stations(stations, env, config.seed)
         if config.gateway and self.station_models:
             for k in range(config.gateways):
@@ -319,7 +339,7 @@ class Simulator:
                 self._interval(vehicle.spec.interval_s, "vehicle", env),
                 self._vehicle_reader(fleet, vehicle),
             )
-            source.link = self._device_link("vehicle", source.device_id)
+            source.link = self._device_link("vehicle", source.device_id, listens=True)
             self.sources.append(source)
         for k, model in enumerate(self.station_models):
             source = _Source(
@@ -410,6 +430,13 @@ class Simulator:
             self.stats.acked += 1
         else:
             self.stats.failed += 1
+
+    def _on_message(self, link: Link, topic: str, payload: bytes) -> None:
+        if self.terminals is None:
+            return
+        self.stats.commands += 1
+        if self.terminals.handle(topic, payload) == "bad":
+            self.stats.bad_commands += 1
 
     def _main(self) -> None:
         try:

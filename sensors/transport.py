@@ -6,6 +6,10 @@ client's socket is registered with one ``selectors`` loop (epoll on Linux) that 
 ``loop_read``/``loop_write``/``loop_misc`` — paho's documented external-loop integration.
 Everything that touches the clients (connecting, publishing, callbacks) happens on the loop's
 thread; other threads only :meth:`Pool.wake` it.
+
+A login may also listen: its ``subscriptions`` (a vehicle terminal's own command topic) are
+made on every connect, and what arrives is handed to the pool's ``on_message`` on the same
+thread.
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ class Link:
     client_id: str
     status_topic: str | None = None  # retained online/offline (Last Will) of a device login
     shared: bool = False
+    subscriptions: tuple[str, ...] = ()  # topic filters (QoS 1) made on every connect
+    subscribed: bool = False  # the broker granted every subscription of the current connection
+    sub_refusal: str | None = None  # why the broker refused a subscription, if it did
     state: str = "new"
     refusal: str | None = None
     inflight: int = 0
@@ -68,13 +75,22 @@ class Pool:
         The broker (``mqtt://host:port``); its credentials are those of the shared links.
     on_ack
         Called on the loop thread for every acknowledged QoS 1 publish: ``(link, ok)``.
+    on_message
+        Called on the loop thread for every message a login receives on its subscriptions:
+        ``(link, topic, payload)``. Whatever it raises is logged, never fatal to the loop.
     """
 
-    def __init__(self, url: str, on_ack: Callable[[Link, bool], None] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        on_ack: Callable[[Link, bool], None] | None = None,
+        on_message: Callable[[Link, str, bytes], None] | None = None,
+    ) -> None:
         self.url = url
         self.address = BrokerAddress.parse(url)
         self.links: list[Link] = []
         self.on_ack = on_ack or (lambda link, ok: None)
+        self.on_message = on_message or (lambda link, topic, payload: None)
         self.selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -105,6 +121,7 @@ class Pool:
         status_topic: str | None = None,
         shared: bool = False,
         run_id: str = "",
+        subscriptions: tuple[str, ...] = (),
     ) -> Link:
         """A login to open with :meth:`connect_all`."""
         link = Link(
@@ -114,6 +131,7 @@ class Pool:
             client_id=f"sim-{name}-{run_id}"[:64],
             status_topic=status_topic,
             shared=shared,
+            subscriptions=subscriptions,
         )
         self.links.append(link)
         return link
@@ -132,6 +150,8 @@ class Pool:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
         client.on_socket_open = self._on_socket_open
         client.on_socket_close = self._on_socket_close
         client.on_socket_register_write = self._on_register_write
@@ -194,6 +214,11 @@ class Pool:
             return
         link.state = "up"
         link.backoff_s = 1.0
+        link.subscribed = False
+        if link.subscriptions:
+            # Every connect: the simulator's sessions are clean, and retained orders are
+            # delivered again on subscribing, so a reconnected terminal learns its order.
+            client.subscribe([(topic, 1) for topic in link.subscriptions])
         if link.status_topic:
             client.publish(link.status_topic, b"online", qos=1, retain=True)
             link.inflight += 1
@@ -215,6 +240,27 @@ class Pool:
     ) -> None:
         link.inflight = max(0, link.inflight - 1)
         self.on_ack(link, not reason.is_failure)
+
+    def _on_subscribe(
+        self, client: mqtt.Client, link: Link, mid: int, reasons: Any, props: Any
+    ) -> None:
+        refused = [str(r) for r in reasons if r.is_failure]
+        if refused:
+            link.sub_refusal = ", ".join(refused)
+            log.warning(
+                "the broker refused %s's subscription to %s: %s",
+                link.name,
+                ", ".join(link.subscriptions),
+                link.sub_refusal,
+            )
+        else:
+            link.subscribed = True
+
+    def _on_message(self, client: mqtt.Client, link: Link, msg: mqtt.MQTTMessage) -> None:
+        try:
+            self.on_message(link, msg.topic, bytes(msg.payload))
+        except Exception:  # a bad message must not end the loop every login depends on
+            log.exception("a message on %s for %s could not be handled", msg.topic, link.name)
 
     # ------------------------------------------------------------------ running
 

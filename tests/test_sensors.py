@@ -71,6 +71,20 @@ def city(reference, db_url, settings, throwaway) -> City:
     accounts["GW-1"] = device_password(settings.device_secret, "GW-1")
     throwaway.mosquitto.write_accounts(accounts)
     throwaway.mosquitto.reload()
+    # Earlier tests wiped incidents behind the platform's back: their retained orders to the
+    # terminals must not steer these vehicles.
+    platform = make_client(throwaway.mosquitto.url, "test-orders")
+    address = BrokerAddress.parse(throwaway.mosquitto.url)
+    platform.connect(address.host, address.port)
+    platform.loop_start()
+    sent = [
+        platform.publish(f"cz/v1/vehicle/{v.device_id}/command", b"", qos=1, retain=True)
+        for v in world.vehicles
+    ]
+    for info in sent:
+        info.wait_for_publish(10)
+    platform.disconnect()
+    platform.loop_stop()
     time.sleep(0.3)
     return City(world, kinds, throwaway.mosquitto.url, settings.device_secret, stations)
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from apps.dispatch import cap, coverage, hotline, incidents, plans, routing
+from apps.dispatch import cap, coverage, hotline, incidents, plans, routing, terminals
 from apps.dispatch.gazetteer import Unmatched, gazetteer_for, geocode
 from gis_core.errors import InvalidInput, InvalidParameter
 from gis_core.identity import Principal
@@ -87,6 +87,11 @@ def _announce(request: Request, body: dict[str, Any]) -> None:
     live = getattr(request.app.state, "live", None)
     if live is not None:
         live.publish_event({"type": "incident", **body})
+
+
+def _command(request: Request, orders: list[terminals.Order]) -> None:
+    """Send committed orders to the units' terminals (see :mod:`apps.dispatch.terminals`)."""
+    terminals.send(getattr(request.app.state, "mqtt", None), orders)
 
 
 def _jsonable(value: Any) -> Any:
@@ -222,7 +227,9 @@ def incident_close(
     closed = incidents.close_incident(
         conn, incidents.Actor(user), incident_id, body.note if body else None
     )
+    orders = terminals.release_orders(conn, closed["cleared_assignments"], "closed")
     conn.commit()
+    _command(request, orders)
     closed = _jsonable(closed)
     _announce(request, {"event": "closed", "incident": closed})
     return closed
@@ -367,7 +374,9 @@ def assign(
     incident = incidents.get_incident(conn, incident_id)
     etas = routing.unit_etas(conn, float(incident["lon"]), float(incident["lat"]), body.unit_ids)
     made = incidents.assign(conn, incidents.Actor(user), incident_id, body.unit_ids, etas)
+    orders = terminals.dispatch_orders(conn, [m["assignment_id"] for m in made])
     conn.commit()
+    _command(request, orders)
     out = {"incident_id": incident_id, "assignments": _jsonable(made)}
     _announce(request, {"event": "assigned", **out, "by": user.username})
     return out
@@ -381,7 +390,10 @@ def assignment_status(
     assignment_id: int, body: StatusIn, user: Operator, conn: ConnDep, request: Request
 ) -> dict[str, Any]:
     done = incidents.transition(conn, incidents.Actor(user), assignment_id, body.status)
+    cleared = body.status == "cleared"
+    orders = terminals.release_orders(conn, [assignment_id], "cleared") if cleared else []
     conn.commit()
+    _command(request, orders)
     assert done is not None  # operators get an error, never a silent skip
     out = _jsonable(done)
     _announce(request, {"event": "status", **out, "by": user.username})

@@ -533,7 +533,10 @@ def transition(
 def close_incident(
     conn: psycopg.Connection, actor: Actor, incident_id: int, note: str | None = None
 ) -> dict[str, Any]:
-    """Close an incident; its units still assigned are cleared and become available."""
+    """Close an incident; its units still assigned are cleared and become available.
+
+    The incident comes back with ``cleared_assignments``: the assignments this closing ended.
+    """
     incident = _lock_incident(conn, incident_id)
     if incident["closed_at"] is not None:
         raise Conflict(f"incident {incident_id} is already closed")
@@ -550,7 +553,7 @@ def close_incident(
     )
     event(conn, incident_id, "closed", actor, {"note": note, "cleared": [r[0] for r in live]})
     audit(conn, actor.principal, "close", "incident", str(incident_id), {"note": note})
-    return get_incident(conn, incident_id)
+    return {**get_incident(conn, incident_id), "cleared_assignments": [r[0] for r in live]}
 
 
 def unit_rows(

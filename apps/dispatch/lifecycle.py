@@ -292,9 +292,10 @@ class Tracker:
 
     @staticmethod
     def _transition(a: Assignment, status: str, fix: Fix) -> Transition:
-        return Transition(
-            a.assignment_id, a.incident_id, a.unit_id, status, fix.ts, fix.lon, fix.lat
-        )
+        # A step is never recorded before the dispatch it follows: a terminal's clock may lag
+        # the platform's (a sped-up simulator's always does).
+        ts = max(fix.ts, a.dispatched_ts)
+        return Transition(a.assignment_id, a.incident_id, a.unit_id, status, ts, fix.lon, fix.lat)
 
     @staticmethod
     def _stationary(a: Assignment, state: _Unit, active: bool, fix: Fix | None) -> Stationary:

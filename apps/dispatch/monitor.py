@@ -5,7 +5,10 @@ publish after each commit, feeds vehicle fixes to :class:`apps.dispatch.lifecycl
 and every ``monitor_tick_s`` seconds re-reads the live assignments and runs the timers. What
 follows is written to the database (assignment steps, suspect fixes, alarms in the ledger of
 ``realtime.rules``) and then announced: alarms on ``cz/v1/alarms/dispatch`` (for supervisors),
-lifecycle events on ``cz/v1/dispatch/events``.
+lifecycle events on ``cz/v1/dispatch/events``. A unit seen back at its station is cleared, and
+its terminal gets a retained ``release`` (:mod:`apps.dispatch.terminals`), so that the order
+the broker keeps for it is no longer the finished dispatch; and on every connection to the
+broker the monitor restates every terminal's standing order from the database.
 
 :meth:`DispatchMonitor.process_fixes` and :meth:`DispatchMonitor.run_timers` take a
 connection and (for the timers) the time, so tests drive them without a broker or a clock.
@@ -26,7 +29,7 @@ import orjson
 import paho.mqtt.client as mqtt
 import psycopg
 
-from apps.dispatch import incidents, lifecycle
+from apps.dispatch import incidents, lifecycle, terminals
 from apps.dispatch.plans import DispatchSettings, dispatch_settings
 from gis_core.errors import PlatformError
 from gis_core.settings import Settings
@@ -120,7 +123,8 @@ class DispatchMonitor:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.client: mqtt.Client | None = None
-        self.counters = {"fixes": 0, "transitions": 0, "jumps": 0, "alarms": 0}
+        self._restate = threading.Event()  # set on connecting: restate the terminals' orders
+        self.counters = {"fixes": 0, "transitions": 0, "jumps": 0, "alarms": 0, "orders": 0}
 
     # ---------------------------------------------------------------- announcing
 
@@ -128,7 +132,9 @@ class DispatchMonitor:
         if self._publish is not None:
             self._publish(topic, body)
         elif self.client is not None:
-            self.client.publish(topic, orjson.dumps(body, default=str), qos=1)
+            # Orders to terminals are retained (see apps.dispatch.terminals); events are not.
+            retain = terminals.RETAIN and terminals.is_command_topic(topic)
+            self.client.publish(topic, orjson.dumps(body, default=str), qos=1, retain=retain)
 
     def _announce(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
         for topic, body in messages:
@@ -177,6 +183,13 @@ class DispatchMonitor:
         messages = self.apply(conn, actions)
         conn.commit()
         self._announce(messages)
+
+    def restate_orders(self, conn: psycopg.Connection) -> None:
+        """Publish every terminal's standing order as the database has it (retained)."""
+        orders = terminals.standing_orders(conn)
+        conn.rollback()  # read only; no snapshot held open
+        self.counters["orders"] += terminals.send(self.client, orders)
+        log.info("dispatch monitor: restated the orders of %s terminals", len(orders))
 
     def run_timers(self, conn: psycopg.Connection, now: float | None = None) -> None:
         """Re-read the assignments, run the timers, write, commit, announce."""
@@ -244,6 +257,9 @@ class DispatchMonitor:
                 if done is None:
                     continue
                 self.counters["transitions"] += 1
+                if a.status == "cleared":
+                    released = terminals.release_orders(conn, [a.assignment_id], "returned")
+                    messages += [(o.topic, o.body) for o in released if o.body is not None]
                 messages.append(
                     (
                         EVENT_TOPIC,
@@ -359,6 +375,7 @@ class DispatchMonitor:
             log.error("dispatch monitor: broker refused: %s", reason)
             return
         client.subscribe([(LIVE_TOPIC, 0)])
+        self._restate.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         fixes = parse_live(bytes(msg.payload))
@@ -385,6 +402,13 @@ class DispatchMonitor:
                 try:
                     if conn is None or conn.closed:
                         conn = psycopg.connect(self.settings.database_url, connect_timeout=5)
+                    if self._restate.is_set():
+                        self._restate.clear()
+                        try:
+                            self.restate_orders(conn)
+                        except psycopg.Error:
+                            self._restate.set()  # again once the database is back
+                            raise
                     with self._lock:
                         batch, self._queue = self._queue, []
                     if batch:

@@ -378,6 +378,8 @@ connection_messages false
             "pattern write cz/v1/+/%u/status",
             "pattern write cz/v1/gateway/%u/telemetry",
             "pattern write owntracks/%u/#",
+            # A terminal reads its own orders (apps.dispatch.terminals), nobody else's.
+            "pattern read cz/v1/+/%u/command",
             "pattern read cz/v1/alarms/#",
             "",
         ]
