@@ -102,7 +102,7 @@ class IngestWorker:
         worker_id: str,
         *,
         batch_max: int = 5000,
-        batch_wait_s: float = 0.02,
+        batch_wait_s: float = 0.005,
         limits: Limits | None = None,
     ) -> None:
         self.settings = settings
@@ -113,6 +113,7 @@ class IngestWorker:
         self.registry = Registry()
         self.counters = Counters()
         self._pending: list[Message] = []
+        self._first_at = 0.0  # when the oldest pending message arrived
         self._lock = threading.Lock()
         self._arrived = threading.Event()
         self._stop = threading.Event()
@@ -159,7 +160,11 @@ class IngestWorker:
     def _on_bulk_message(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
         with self._lock:
             self._pending.append(Message(topic, payload, mid, qos))
-            if len(self._pending) == self.batch_max:
+            waiting = len(self._pending)
+            if waiting == 1:
+                self._first_at = time.monotonic()
+                self._arrived.set()
+            elif waiting == self.batch_max:
                 self._arrived.set()
 
     def connect(self) -> None:
@@ -196,13 +201,25 @@ class IngestWorker:
         last_maintenance = 0.0
         try:
             while not self._stop.is_set():
-                self._arrived.wait(self.batch_wait_s)
+                # A batch is what arrived while the last one was being written, or, when
+                # traffic is light, what arrives within batch_wait_s of its first message:
+                # big batches under load, little waiting when quiet.
+                self._arrived.wait(0.5)
                 self._arrived.clear()
+                with self._lock:
+                    waiting, first_at = len(self._pending), self._first_at
+                linger = first_at + self.batch_wait_s - time.monotonic()
+                if 0 < waiting < self.batch_max and linger > 0:
+                    self._arrived.wait(linger)  # set early if the batch fills up
+                    self._arrived.clear()
                 with self._lock:
                     batch, self._pending = (
                         self._pending[: self.batch_max],
                         self._pending[self.batch_max :],
                     )
+                    if self._pending:
+                        self._first_at = time.monotonic()
+                        self._arrived.set()  # more is waiting: no need to sleep
                 if batch:
                     self._process_until_stored(batch)
                 if time.monotonic() - last_maintenance > 15:

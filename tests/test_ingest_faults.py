@@ -61,7 +61,14 @@ def faulty(tmp_path_factory) -> Iterator[tuple[Throwaway, Settings]]:
 
 
 class Publisher:
-    """A QoS 1 publisher with a persistent session: it rides out broker restarts."""
+    """A QoS 1 publisher with a persistent session: it rides out broker restarts.
+
+    Like any MQTT v5 device that must not lose readings, it sends a reading again when the
+    broker's PUBACK says "No matching subscribers" (0x10): after a broker restart Mosquitto
+    does not restore shared subscriptions, so until the ingest workers have re-subscribed
+    (a fraction of a second) a reading has nobody to go to, and the broker says so."""
+
+    NO_MATCHING_SUBSCRIBERS = 0x10
 
     def __init__(self, url: str, name: str) -> None:
         address = BrokerAddress.parse(url)
@@ -72,6 +79,10 @@ class Publisher:
         props.SessionExpiryInterval = 600
         self.sent = 0
         self.acked = 0
+        self.resent = 0
+        self._lock = threading.Lock()
+        self._unacked: dict[int, tuple[str, bytes]] = {}
+        self._early: dict[int, object] = {}
         self.client.on_publish = self._on_publish
         self.client.connect(address.host, address.port, clean_start=False, properties=props)
         self.client.loop_start()
@@ -93,11 +104,33 @@ class Publisher:
     def _on_publish(
         self, client: mqtt.Client, userdata: object, mid: int, reason: object, props: object
     ) -> None:
-        self.acked += 1
+        # paho calls this holding its own locks: never call into paho under self._lock.
+        with self._lock:
+            message = self._unacked.pop(mid, None)
+            if message is None:  # acknowledged before _publish recorded it
+                self._early[mid] = reason
+                return
+        self._settle(reason, message)
+
+    def _publish(self, topic: str, payload: bytes) -> None:
+        info = self.client.publish(topic, payload, qos=1)
+        with self._lock:
+            early = self._early.pop(info.mid, None)
+            if early is None:
+                self._unacked[info.mid] = (topic, payload)
+                return
+        self._settle(early, (topic, payload))
+
+    def _settle(self, reason: object, message: tuple[str, bytes]) -> None:
+        if getattr(reason, "value", 0) == self.NO_MATCHING_SUBSCRIBERS:
+            self.resent += 1
+            threading.Timer(0.2, self._publish, message).start()
+        else:
+            self.acked += 1
 
     def send(self, topic: str, payload: bytes) -> None:
         # Messages published while disconnected are queued by paho and sent on reconnect.
-        self.client.publish(topic, payload, qos=1)
+        self._publish(topic, payload)
         self.sent += 1
 
     def flush(self, timeout: float = 120) -> None:
@@ -232,7 +265,8 @@ def test_broker_restart_loses_nothing(faulty, thread_worker):
     finally:
         publisher.close()
     assert (rows, distinct) == (n, n), (
-        f"stored {distinct} of {n}; publisher acked {publisher.acked}/{publisher.sent}; "
+        f"stored {distinct} of {n}; publisher acked {publisher.acked}/{publisher.sent} "
+        f"(resent {publisher.resent}); "
         f"worker {thread_worker.counters}"
     )
     assert thread_worker.client.is_connected()
