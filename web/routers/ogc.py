@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -13,7 +14,7 @@ from fastapi.responses import RedirectResponse
 
 from gis_core import features as core
 from gis_core.errors import InvalidParameter, NotFound
-from gis_core.tiles import vector_tile
+from gis_core.tiles import TileService
 from layers.catalog import Catalog, Layer, builtin_catalog
 from layers.user_layers import user_layers
 from web.deps import ConnDep, OptionalUser, SettingsDep
@@ -263,6 +264,23 @@ def tilesets(
     )
 
 
+def get_tile_service(request: Request) -> TileService:
+    """The app's tile cache and maintainer, made on first use (the pool is the app's)."""
+    state = request.app.state
+    service: TileService | None = getattr(state, "tiles", None)
+    if service is None:
+        with _TILES_LOCK:
+            service = getattr(state, "tiles", None)
+            if service is None:
+                service = TileService(state.pool.connection)
+                state.tiles = service
+    return service
+
+
+_TILES_LOCK = threading.Lock()
+TileServiceDep = Annotated[TileService, Depends(get_tile_service)]
+
+
 @router.get(
     "/collections/{collection_id}/tiles/WebMercatorQuad/{tile_matrix}/{tile_row}/{tile_col}",
     responses={200: {"content": {MVT: {}}}},
@@ -272,22 +290,27 @@ def tile(
     tile_matrix: int,
     tile_row: int,
     tile_col: int,
+    request: Request,
     catalog: CatalogDep,
     user: OptionalUser,
     conn: ConnDep,
     settings: SettingsDep,
+    tiles: TileServiceDep,
 ) -> Response:
     layer = catalog.get(collection_id, user)
-    data = vector_tile(
+    # A client asking for no cached copy (Cache-Control: no-cache) gets a freshly made tile.
+    fresh = "no-cache" in request.headers.get("cache-control", "").lower()
+    data, how = tiles.tile(
         conn,
         layer,
         tile_matrix,
         tile_col,
         tile_row,
         max_features=settings.api.max_features_per_tile,
+        use_cache=not fresh,
     )
     # Restricted layers must not sit in shared caches.
     cache = "private, max-age=30" if layer.roles else "public, max-age=300"
     if layer.time_column:
         cache = "no-store"
-    return Response(data, media_type=MVT, headers={"Cache-Control": cache})
+    return Response(data, media_type=MVT, headers={"Cache-Control": cache, "X-Tile-Cache": how})
