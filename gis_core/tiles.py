@@ -556,7 +556,9 @@ def generalize(conn: Connection, layer: Layer) -> Generalization:
     return Generalization(layer.id, version, cutoff, points, dense_tiles, cells, build_ms)
 
 
-def refresh(conn: Connection, layer: Layer) -> Generalization | None:
+def refresh(
+    conn: Connection, layer: Layer, *, generalize_points: bool = True
+) -> Generalization | None:
     """Track the layer's table and, for point layers, rebuild a stale generalization. Runs
     in its own transactions on ``conn`` (an idle connection); one builder per layer at a time
     across processes."""
@@ -565,7 +567,7 @@ def refresh(conn: Connection, layer: Layer) -> Generalization | None:
         conn.rollback()
         return None
     conn.commit()
-    if not generalizable(layer):
+    if not generalize_points or not generalizable(layer):
         return None
     conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
     locked = conn.execute(
@@ -648,7 +650,7 @@ class TileService:
         self.cache = TileCache(cache_bytes)
         self._connect = connect
         self._retry_s = retry_s
-        self._pending: dict[str, float] = {}  # layer id -> when its refresh was started
+        self._pending: dict[tuple[str, bool], float] = {}  # when a refresh was started
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tiles")
 
@@ -681,18 +683,20 @@ class TileService:
         self.cache.put(key, data)
         return data, "miss" if use_cache else "bypass"
 
-    def schedule(self, layer: Layer) -> None:
+    def schedule(self, layer: Layer, *, generalize_points: bool = True) -> None:
+        """Track the layer's table (and rebuild its generalization) in the background."""
+        key = (layer.id, generalize_points)
         with self._lock:
-            started = self._pending.get(layer.id)
+            started = self._pending.get(key)
             if started is not None and time.monotonic() - started < self._retry_s:
                 return
-            self._pending[layer.id] = time.monotonic()
-        self._executor.submit(self._refresh, layer)
+            self._pending[key] = time.monotonic()
+        self._executor.submit(self._refresh, layer, generalize_points)
 
-    def _refresh(self, layer: Layer) -> None:
+    def _refresh(self, layer: Layer, generalize_points: bool) -> None:
         try:
             with self._connect() as conn:
-                refresh(conn, layer)
+                refresh(conn, layer, generalize_points=generalize_points)
         except Exception:
             log.exception("refreshing tiles of %s failed", layer.id)
 

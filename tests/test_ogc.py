@@ -428,3 +428,57 @@ def test_polygon_tiles_stay_capped(loaded, db_url):
         full = _decode(tiles.vector_tile(conn, layer, 9, x, y, max_features=20000), "population")
         capped = _decode(tiles.vector_tile(conn, layer, 9, x, y, max_features=5), "population")
     assert len(full) > 5 and len(capped) == 5
+
+
+def test_deep_pages_follow_writes(dense_points, loaded, db_url):
+    """Deep pages start from remembered keys and numberMatched is remembered, both only as
+    long as the table has not changed."""
+    import time
+
+    url = f"/collections/{DENSE_LAYER}/items"
+
+    def expected(offset: int) -> list[int]:
+        with connect(db_url) as conn:
+            rows = conn.execute(
+                f"SELECT id FROM userdata.{DENSE_LAYER} ORDER BY id LIMIT 100 OFFSET %s",
+                (offset,),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    deadline = time.monotonic() + 30
+    while True:  # the first pages make the server track the table
+        page = loaded.get(url, params={"limit": 100, "offset": 12_345}).json()
+        with connect(db_url) as conn:
+            tracked = conn.execute(
+                "SELECT 1 FROM pg_trigger WHERE tgrelid = %s::regclass"
+                " AND tgname = 'changzhi_layer_changed'",
+                (f"userdata.{DENSE_LAYER}",),
+            ).fetchone()
+        if tracked or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert tracked
+    for offset in (12_345, 12_345, 29_950, 5_000, 0):
+        page = loaded.get(url, params={"limit": 100, "offset": offset}).json()
+        assert [f["id"] for f in page["features"]] == expected(offset)
+        assert page["numberMatched"] == 30_000
+    with connect(db_url) as conn:
+        conn.execute(
+            f"INSERT INTO userdata.{DENSE_LAYER} VALUES"
+            " (0, 'first', 'a', ST_SetSRID(ST_MakePoint(113.2, 36.3), 4326))"
+        )
+        conn.commit()
+    try:
+        page = loaded.get(url, params={"limit": 100, "offset": 12_345}).json()
+        assert [f["id"] for f in page["features"]] == expected(12_345)
+        assert page["numberMatched"] == 30_001
+        feature = page["features"][0]
+        assert feature["type"] == "Feature" and feature["geometry"]["type"] == "Point"
+        assert set(feature["properties"]) == {"name", "kind"}
+    finally:
+        with connect(db_url) as conn:
+            conn.execute(f"DELETE FROM userdata.{DENSE_LAYER} WHERE id = 0")
+            conn.commit()
+    page = loaded.get(url, params={"limit": 100, "offset": 29_950}).json()
+    assert [f["id"] for f in page["features"]] == expected(29_950)
+    assert page["numberMatched"] == 30_000

@@ -36,6 +36,7 @@ CONFORMANCE = [
 
 
 CATALOG_TTL_S = 10.0
+_TILES_LOCK = threading.Lock()
 
 
 def get_catalog(request: Request, conn: ConnDep) -> Catalog:
@@ -54,6 +55,22 @@ def get_catalog(request: Request, conn: ConnDep) -> Catalog:
 
 
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+
+
+def get_tile_service(request: Request) -> TileService:
+    """The app's tile cache and maintainer, made on first use (the pool is the app's)."""
+    state = request.app.state
+    service: TileService | None = getattr(state, "tiles", None)
+    if service is None:
+        with _TILES_LOCK:
+            service = getattr(state, "tiles", None)
+            if service is None:
+                service = TileService(state.pool.connection)
+                state.tiles = service
+    return service
+
+
+TileServiceDep = Annotated[TileService, Depends(get_tile_service)]
 
 
 def _base(request: Request) -> str:
@@ -165,6 +182,7 @@ def items(
     user: OptionalUser,
     conn: ConnDep,
     settings: SettingsDep,
+    tiles: TileServiceDep,
     bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (CRS84 by default)")] = None,
     bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
     datetime_: Annotated[str | None, Query(alias="datetime")] = None,
@@ -183,6 +201,9 @@ def items(
     page = core.features_page(
         conn, layer, limit=page_size, offset=offset, bbox=box, interval=interval, crs=out
     )
+    if not page.tracked and not layer.time_column:
+        # Once the table reports its changes, counts and page anchors last until it changes.
+        tiles.schedule(layer, generalize_points=False)
     base = f"{_base(request)}/collections/{layer.id}/items"
     query = {k: v for k, v in request.query_params.items() if k not in ("offset", "limit")}
     query["limit"] = str(page_size)
@@ -262,23 +283,6 @@ def tilesets(
             ]
         }
     )
-
-
-def get_tile_service(request: Request) -> TileService:
-    """The app's tile cache and maintainer, made on first use (the pool is the app's)."""
-    state = request.app.state
-    service: TileService | None = getattr(state, "tiles", None)
-    if service is None:
-        with _TILES_LOCK:
-            service = getattr(state, "tiles", None)
-            if service is None:
-                service = TileService(state.pool.connection)
-                state.tiles = service
-    return service
-
-
-_TILES_LOCK = threading.Lock()
-TileServiceDep = Annotated[TileService, Depends(get_tile_service)]
 
 
 @router.get(
