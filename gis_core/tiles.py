@@ -5,7 +5,7 @@ GiST index answers the ``&&``; features are clipped and quantized by ``ST_AsMVTG
 Mercator, simplified by zoom, thinned on small scales by the layer's zoom filters, and capped
 per tile.
 
-Points: a tile never carries more than one feature per pixel cell (``CELL`` tile units, 4 px
+Points: a tile never carries more than one feature per pixel cell (``CELL`` tile units, 8 px
 of a 256-px tile) below the layer's *cut-off zoom*: the first zoom at which no tile of the
 layer holds more points than it has cells (``DENSE_TILE``), found from the data when the
 layer is generalized. Each feature carries ``point_count``, the points of its cell, so the
@@ -49,8 +49,12 @@ MAX_ZOOM = 22
 _PIXEL_M_Z0 = 40075016.68557849 / EXTENT / 2
 _HALF_WORLD = 20037508.342789244
 
-CELL = 64  # tile units per cell side: 4 px of a 256-px tile, 8 px as MapLibre draws it
+# Tile units per cell side: 8 px of a 256-px tile, 16 px as MapLibre draws vector tiles (512),
+# so at most 1,024 points a tile. Clustering libraries gather within 40-80 px (supercluster's
+# radius is 40 px of 512); a finer grid keeps the pattern and is cheap to encode.
+CELL = 128
 CELLS_PER_SIDE = EXTENT // CELL
+CELL_SHIFT = CELLS_PER_SIDE.bit_length() - 1  # cell index >> CELL_SHIFT = tile index
 DENSE_TILE = CELLS_PER_SIDE * CELLS_PER_SIDE  # a tile with more points than cells is dense
 TRIGGER = "changzhi_layer_changed"
 # Points are counted per tile at this zoom and summed upwards; the cut-off zoom is therefore at
@@ -58,7 +62,7 @@ TRIGGER = "changzhi_layer_changed"
 # still capped).
 COUNT_ZOOM = 16
 # Bump when the generalization's rules change, so old builds are rebuilt.
-_GENERALIZATION_FORMAT = "cells-v1"
+_GENERALIZATION_FORMAT = "cells-v2"
 
 
 def tile_containing(lon: float, lat: float, z: int) -> tuple[int, int]:
@@ -530,17 +534,19 @@ def generalize(conn: Connection, layer: Layer) -> Generalization:
         sql.SQL(
             """
             INSERT INTO tiles.point_cell (layer_key, z, tx, ty, fid, n, px, py, props)
-            SELECT %(key)s, c.z, c.cx >> 6, c.cy >> 6, {fid}, c.n,
-                   floor(g.u * (4096::float8 * 2 ^ c.z)) - (c.cx >> 6)::bigint * 4096,
-                   floor(g.w * (4096::float8 * 2 ^ c.z)) - (c.cy >> 6)::bigint * 4096,
+            SELECT %(key)s, c.z, c.cx >> {shift}, c.cy >> {shift}, {fid}, c.n,
+                   floor(g.u * ({e}::float8 * 2 ^ c.z)) - (c.cx >> {shift})::bigint * {e},
+                   floor(g.w * ({e}::float8 * 2 ^ c.z)) - (c.cy >> {shift})::bigint * {e},
                    jsonb_strip_nulls(jsonb_build_object({props}))
             FROM _cells AS c
             JOIN _gp AS g ON g.fid = c.fid
             JOIN {table} AS t ON t.{id} = c.fid
-            ORDER BY c.z, c.cx >> 6, c.cy >> 6
+            ORDER BY c.z, c.cx >> {shift}, c.cy >> {shift}
             """
         ).format(
             fid=sql.SQL("c.fid") if layer.id_type == "int" else sql.SQL("NULL::bigint"),
+            shift=sql.Literal(CELL_SHIFT),
+            e=sql.Literal(EXTENT),
             props=props,
             table=table,
             id=sql.Identifier(layer.id_column),
