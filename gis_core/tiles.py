@@ -116,9 +116,9 @@ class TileState:
     layer_key: int | None
     dense: bool  # this tile's cells are stored
 
-    @property
-    def needs_refresh(self) -> bool:
-        return self.version is None or not self.generalized
+    def needs_refresh(self, layer: Layer) -> bool:
+        """The table is not tracked yet, or a point layer's generalization is stale."""
+        return self.version is None or (generalizable(layer) and not self.generalized)
 
 
 _STATE_SQL = """
@@ -365,6 +365,12 @@ def track_changes(conn: Connection, layer: Layer) -> bool:
     """Install the change trigger on the layer's table (idempotent). False when this role
     may not (the layer is then served uncached); the caller commits."""
     table = sql.SQL(".").join(sql.Identifier(p) for p in layer.table.split(".", 1))
+    installed = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = %s::regclass AND tgname = %s)",
+        (layer.table, TRIGGER),
+    ).fetchone()
+    if installed and installed[0]:
+        return True
     try:
         with conn.transaction():
             # Never queue behind a long import for this: try again on a later tile.
@@ -675,7 +681,7 @@ class TileService:
         (made, the client asked for no cached copy) or ``uncached`` (the layer is live or not
         tracked yet)."""
         state = tile_state(conn, layer, z, x, y)
-        if state.needs_refresh and not layer.time_column:
+        if state.needs_refresh(layer) and not layer.time_column:
             self.schedule(layer)
         if state.version is None or layer.time_column:
             data = vector_tile(conn, layer, z, x, y, max_features=max_features, state=state)
