@@ -9,7 +9,9 @@ CRS84, and the axis order of the CRS for the others (OGC API – Features Part 2
 from __future__ import annotations
 
 import math
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +22,7 @@ from psycopg import sql
 from gis_core.crs import UnknownCRSError, parse_crs
 from gis_core.errors import InvalidParameter
 from gis_core.layer import Layer
+from gis_core.tiles import TRIGGER
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 
@@ -196,11 +199,60 @@ def _feature_json(layer: Layer, crs: OutputCrs) -> sql.Composable:
     ).format(id=sql.Identifier("t", layer.id_column), geom=_geometry_json(layer, crs), props=props)
 
 
+def _feature_text(layer: Layer, crs: OutputCrs) -> sql.Composable:
+    """A feature as JSON text, concatenated: the geometry's GeoJSON is used as PostGIS writes
+    it, never parsed back into json and printed again."""
+    g: sql.Composable = sql.Identifier("t", layer.geom_column)
+    if layer.is_polygon:
+        g = sql.SQL("ST_ForcePolygonCCW({})").format(g)
+    if crs.srid != layer.srid:
+        g = sql.SQL("ST_Transform({}, {})").format(g, sql.Literal(crs.srid))
+    if crs.flip:
+        g = sql.SQL("ST_FlipCoordinates({})").format(g)
+    props = sql.SQL(", ").join(
+        sql.SQL("{}, {}").format(sql.Literal(p), sql.Identifier("t", p)) for p in layer.properties
+    )
+    return sql.SQL(
+        """'{{"type":"Feature","id":' || to_json({id})::text"""
+        """ || ',"geometry":' || coalesce(ST_AsGeoJSON({g}, {d}), 'null')"""
+        """ || ',"properties":' || json_build_object({props})::text || '}}'"""
+    ).format(id=sql.Identifier("t", layer.id_column), g=g, d=sql.Literal(crs.decimals), props=props)
+
+
 @dataclass(frozen=True)
 class Page:
     features_json: str  # a JSON array of GeoJSON features
     number_returned: int
     number_matched: int
+    tracked: bool  # the table reports its changes (see gis_core.tiles); else counts expire
+
+
+# The table's change version (None while it has no change trigger), read in the statement's
+# own snapshot, so what a statement returns and the version it reports agree.
+_VERSION = sql.SQL(
+    "CASE WHEN EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = {rel} AND tgname = {trigger})"
+    " THEN coalesce((SELECT max(version) FROM tiles.layer_version WHERE relid = {rel}), 0)"
+    " END"
+).format(rel=sql.SQL("%(relname)s::regclass"), trigger=sql.Literal(TRIGGER))
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """One ordered pass over the rows a filter matches, at one version of the table: how many
+    there are, and the key at every ANCHOR_STEP-th position, so a page at any offset starts
+    from a key and skips fewer than ANCHOR_STEP index entries instead of ``offset``."""
+
+    version: int
+    total: int
+    anchors: tuple[Any, ...]
+
+
+ANCHOR_STEP = 5000
+# Walks by (layer, filter, parameters); each is valid only at its version and checked
+# against the version every page query reports.
+_walks: OrderedDict[tuple[str, str, str], _Walk] = OrderedDict()
+_walks_lock = threading.Lock()
+_MAX_WALKS = 256
 
 
 def features_page(
@@ -213,40 +265,123 @@ def features_page(
     interval: Interval | None = None,
     crs: OutputCrs = OUTPUT_CRS["CRS84"],
 ) -> Page:
-    """One page of features, ordered by id, with the number matched by the filters."""
+    """One page of features, ordered by id, with the number matched by the filters.
+
+    One round trip in the steady state: the page is cut from the nearest anchor key of the
+    filter's walk, and the walk's total answers ``numberMatched``; both are rebuilt when the
+    table's change version moves."""
     where, params = _filters(layer, bbox, interval)
+    params["relname"] = layer.table
+    walk_key = (layer.id, where.as_string(conn), repr(sorted(params.items())))
+    with _walks_lock:
+        walk = _walks.get(walk_key)
+    features, returned, version = _page(conn, layer, where, params, limit, offset, crs, walk)
+    if walk is not None and walk.version != version:
+        with _walks_lock:
+            _walks.pop(walk_key, None)
+        if offset >= ANCHOR_STEP:  # cut from a stale anchor: cut again from the start
+            features, returned, version = _page(
+                conn, layer, where, params, limit, offset, crs, None
+            )
+        walk = None
+    # When the whole answer fits in the first page there is nothing left to count.
+    if offset == 0 and returned < limit:
+        matched = returned
+    elif version is None:
+        matched = _count(conn, layer, where, params)
+    else:
+        if walk is None:
+            walk = _walk(conn, layer, where, params)
+            with _walks_lock:
+                _walks[walk_key] = walk
+                while len(_walks) > _MAX_WALKS:
+                    _walks.popitem(last=False)
+        matched = walk.total
+    return Page(features, returned, matched, version is not None)
+
+
+def _page(
+    conn: psycopg.Connection,
+    layer: Layer,
+    where: sql.Composable,
+    params: dict[str, Any],
+    limit: int,
+    offset: int,
+    crs: OutputCrs,
+    walk: _Walk | None,
+) -> tuple[str, int, int | None]:
+    key = sql.Identifier("t", layer.id_column)
+    start: sql.Composable = sql.SQL("")
+    skip = offset
+    values = {**params, "limit": limit}
+    if walk is not None and offset >= ANCHOR_STEP and walk.anchors:
+        index = min(offset // ANCHOR_STEP, len(walk.anchors) - 1)
+        start = sql.SQL(" AND {k} >= %(anchor)s").format(k=key)
+        values["anchor"] = walk.anchors[index]
+        skip = offset - index * ANCHOR_STEP
+    values["offset"] = skip
     query = sql.SQL(
         """
         WITH keys AS (
             -- Keys first: rows skipped by OFFSET must not be turned into GeoJSON.
-            SELECT t.{id} AS k
+            SELECT {key} AS k
             FROM {table} AS t
-            WHERE {where}
-            ORDER BY t.{id}
+            WHERE {where}{start}
+            ORDER BY {key}
             LIMIT %(limit)s OFFSET %(offset)s
         ), page AS (
             SELECT {feature} AS f, t.{id} AS k
             FROM keys JOIN {table} AS t ON t.{id} = keys.k
         )
-        SELECT coalesce(json_agg(f ORDER BY k), '[]'::json)::text, count(*) FROM page
+        SELECT coalesce(string_agg(f, ',' ORDER BY k), ''), count(*), {version} FROM page
         """
     ).format(
-        feature=_feature_json(layer, crs),
+        key=key,
+        feature=_feature_text(layer, crs),
         table=_table(layer),
         where=where,
+        start=start,
         id=sql.Identifier(layer.id_column),
+        version=_VERSION,
     )
-    row = conn.execute(query, {**params, "limit": limit, "offset": offset}).fetchone()
+    row = conn.execute(query, values).fetchone()
     assert row is not None
-    features, returned = row
-    # When the whole answer fits in the first page there is nothing left to count.
-    fits = offset == 0 and returned < limit
-    matched = returned if fits else _count(conn, layer, where, params)
-    return Page(features, int(returned), matched)
+    return "[" + row[0] + "]", int(row[1]), row[2]
 
 
-# numberMatched of a big layer costs a scan per page; a client paging through it asks the
-# same question each time. Counts are kept for COUNT_TTL_S seconds per layer and filter.
+def _walk(
+    conn: psycopg.Connection, layer: Layer, where: sql.Composable, params: dict[str, Any]
+) -> _Walk:
+    """Walk the matching keys in order with a server-side cursor, fetching one key every
+    ANCHOR_STEP rows (the server skips the rest without sending them)."""
+    key = sql.Identifier("t", layer.id_column)
+    query = sql.SQL(
+        "SELECT {key}, {version} FROM {table} AS t WHERE {where} ORDER BY {key}"
+    ).format(key=key, version=_VERSION, table=_table(layer), where=where)
+    anchors: list[Any] = []
+    version = None
+    total = 0
+    with conn.cursor(name="changzhi_walk") as cursor:
+        cursor.execute(query, params)
+        while True:
+            row = cursor.fetchone()
+            if row is None:
+                break
+            anchors.append(row[0])
+            version = row[1]
+            total += 1
+            moved = conn.execute(
+                sql.SQL("MOVE FORWARD {n} IN changzhi_walk").format(n=sql.Literal(ANCHOR_STEP - 1))
+            )
+            total += moved.rowcount
+    if version is None:  # no rows: the version still matters
+        row = conn.execute(sql.SQL("SELECT {version}").format(version=_VERSION), params).fetchone()
+        version = row[0] if row else None
+    return _Walk(int(version or 0), total, tuple(anchors))
+
+
+# numberMatched of an untracked table costs a scan per page; a client paging through it asks
+# the same question each time. Counts are kept for COUNT_TTL_S seconds per layer and filter.
 COUNT_TTL_S = 5.0
 _count_cache: dict[tuple[str, str, str], tuple[float, int]] = {}
 

@@ -10,6 +10,7 @@ import shapely
 from pyproj import Transformer
 from shapely.geometry import shape
 
+from gis_core import tiles
 from gis_core.db import connect
 from gis_core.tiles import tile_containing
 
@@ -214,3 +215,271 @@ def test_offline_base_map_tiles(loaded):
     assert again.content == tile.content
     assert loaded.get("/basemap/satellite/WebMercatorQuad/9/0/0.png").status_code == 404
     assert loaded.get("/basemap/hillshade/WebMercatorQuad/9/9999/0.png").status_code == 404
+
+
+# --------------------------------------------------------------------------- dense points
+
+DENSE_LAYER = "test_dense_points"
+
+
+@pytest.fixture(scope="module")
+def dense_points(loaded, db_url):
+    """30,000 points, most in a tight cloud downtown: dense enough that low zooms thin."""
+    with connect(db_url) as conn:
+        conn.execute(
+            f"""
+            DROP TABLE IF EXISTS userdata.{DENSE_LAYER};
+            DELETE FROM ref.user_layer WHERE id = '{DENSE_LAYER}';
+            DELETE FROM tiles.point_layer WHERE layer_id = '{DENSE_LAYER}';
+            CREATE TABLE userdata.{DENSE_LAYER} (
+                id bigint PRIMARY KEY, name text, kind text, geom geometry(Point, 4326));
+            SELECT setseed(0.5);
+            INSERT INTO userdata.{DENSE_LAYER}
+            SELECT i, 'p' || i, (ARRAY['a','b','c'])[1 + i % 3],
+                   CASE WHEN i % 6 = 0
+                        THEN ST_SetSRID(ST_MakePoint(112.9 + 0.5 * random(),
+                                                     36.0 + 0.4 * random()), 4326)
+                        ELSE ST_SetSRID(ST_MakePoint(
+                            113.11 + 0.01 * sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()),
+                            36.19 + 0.01 * sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random())),
+                            4326)
+                   END
+            FROM generate_series(1, 30000) AS i;
+            CREATE INDEX ON userdata.{DENSE_LAYER} USING gist (geom);
+            INSERT INTO ref.user_layer (id, table_name, title_zh, title_en, geometry_type,
+                                        properties)
+            VALUES ('{DENSE_LAYER}', 'userdata.{DENSE_LAYER}', '密集点', 'Dense points', 'Point',
+                    ARRAY['name', 'kind']);
+            """
+        )
+        conn.commit()
+    loaded.app.state.catalog_at = 0.0  # see the new layer now, not in ten seconds
+    yield DENSE_LAYER
+
+
+def _tile_url(z: int, x: int, y: int, layer: str = DENSE_LAYER) -> str:
+    return f"/collections/{layer}/tiles/WebMercatorQuad/{z}/{y}/{x}"
+
+
+def _decode(content: bytes, layer: str = DENSE_LAYER) -> list[dict]:
+    decoded = mapbox_vector_tile.decode(content, default_options={"y_coord_down": True})
+    return decoded.get(layer, {"features": []})["features"]
+
+
+def _points_by_tile(db_url: str, z: int) -> dict[tuple[int, int], int]:
+    with connect(db_url) as conn:
+        rows = conn.execute(f"SELECT ST_X(geom), ST_Y(geom) FROM userdata.{DENSE_LAYER}").fetchall()
+    counts: dict[tuple[int, int], int] = {}
+    for lon, lat in rows:
+        key = tile_containing(lon, lat, z)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _generalized(db_url: str) -> tuple[int, int] | None:
+    """(cut-off, key) once the generalization matches the table's current version."""
+    with connect(db_url) as conn:
+        row = conn.execute(
+            """
+            SELECT g.cutoff, g.key FROM tiles.point_layer g
+            JOIN tiles.layer_version v ON v.relid = g.relid AND v.version = g.version
+            WHERE g.layer_id = %s AND g.relid = %s::regclass
+            """,
+            (DENSE_LAYER, f"userdata.{DENSE_LAYER}"),
+        ).fetchone()
+    return (int(row[0]), int(row[1])) if row else None
+
+
+def _wait_generalized(loaded, db_url: str, timeout: float = 60.0) -> tuple[int, int]:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        # Asking for a tile is what makes the server notice and rebuild.
+        loaded.get(_tile_url(8, *tile_containing(*DOWNTOWN, 8)))
+        found = _generalized(db_url)
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError("the dense layer was not generalized in time")
+
+
+def _check_thinned(features: list[dict]) -> int:
+    """At most one feature per cell, all inside the tile; returns the sum of point_count."""
+    cells = set()
+    for f in features:
+        x, y = f["geometry"]["coordinates"]
+        assert 0 <= x < 4096 and 0 <= y < 4096, (x, y)
+        cell = (int(x) // tiles.CELL, int(y) // tiles.CELL)
+        assert cell not in cells, f"two features in cell {cell}"
+        cells.add(cell)
+        assert f["properties"]["point_count"] >= 1
+    return sum(f["properties"]["point_count"] for f in features)
+
+
+def test_dense_points_thin_to_one_feature_per_cell_and_counts_add_up(dense_points, loaded, db_url):
+    cutoff, key = _wait_generalized(loaded, db_url)
+    # The cut-off comes from the data: the first zoom at which no tile holds more points
+    # than it has cells. Recount it independently.
+    for z in range(cutoff - 1, cutoff + 1):
+        busiest = max(_points_by_tile(db_url, z).values())
+        assert (busiest > tiles.DENSE_TILE) == (z < cutoff), (z, busiest)
+    with connect(db_url) as conn:
+        stored = {
+            (z, x, y)
+            for z, x, y in conn.execute(
+                "SELECT z, tx, ty FROM tiles.point_tile WHERE layer_key = %s", (key,)
+            ).fetchall()
+        }
+    assert stored, "some tiles are dense"
+    checked_stored = checked_snapped = 0
+    for z in range(max(0, cutoff - 4), cutoff):
+        by_tile = _points_by_tile(db_url, z)
+        cx, cy = tile_containing(*DOWNTOWN, z)
+        near = [(cx + dx, cy + dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+        for x, y in near:
+            points = by_tile.get((x, y), 0)
+            response = loaded.get(_tile_url(z, x, y))
+            assert response.status_code == 200
+            features = _decode(response.content)
+            assert _check_thinned(features) == points, (z, x, y)
+            assert len(features) <= tiles.DENSE_TILE
+            if (z, x, y) in stored:
+                checked_stored += 1
+                assert len(features) < points
+            else:
+                checked_snapped += 1
+    assert checked_stored and checked_snapped  # both ways of thinning were compared
+    # From the cut-off on, every point is its own feature.
+    x, y = tile_containing(*DOWNTOWN, cutoff)
+    features = [
+        f
+        for f in _decode(loaded.get(_tile_url(cutoff, x, y)).content)
+        if all(0 <= c < 4096 for c in f["geometry"]["coordinates"])
+    ]
+    assert len(features) == _points_by_tile(db_url, cutoff)[(x, y)]
+    assert {f["properties"]["point_count"] for f in features} == {1}
+    assert {"name", "kind"} <= set(features[0]["properties"])
+
+
+def test_stored_cells_equal_cells_snapped_from_the_rows(dense_points, loaded, db_url):
+    _, key = _wait_generalized(loaded, db_url)
+    layer = loaded.app.state.catalog.get(DENSE_LAYER)
+    with connect(db_url) as conn:
+        dense = conn.execute(
+            "SELECT z, tx, ty FROM tiles.point_tile WHERE layer_key = %s ORDER BY z DESC LIMIT 3",
+            (key,),
+        ).fetchall()
+        assert dense
+        for z, x, y in dense:
+            stored = _decode(tiles._stored_cells_tile(conn, layer, z, x, y, key))
+            snapped = _decode(tiles._snapped_points_tile(conn, layer, z, x, y, 20000))
+
+            def summary(features):
+                return sorted(
+                    (
+                        f["id"],
+                        tuple(f["geometry"]["coordinates"]),
+                        f["properties"]["point_count"],
+                        f["properties"]["name"],
+                    )
+                    for f in features
+                )
+
+            assert summary(stored) == summary(snapped)
+
+
+def test_writes_invalidate_cached_tiles_and_the_generalization(dense_points, loaded, db_url):
+    cutoff, _ = _wait_generalized(loaded, db_url)
+    z = max(0, cutoff - 1)
+    x, y = tile_containing(*DOWNTOWN, z)
+    url = _tile_url(z, x, y)
+    first = loaded.get(url)
+    again = loaded.get(url)
+    assert again.headers["x-tile-cache"] == "hit" and again.content == first.content
+    assert loaded.get(url, headers={"Cache-Control": "no-cache"}).headers["x-tile-cache"] in (
+        "bypass",
+    )
+    before = _check_thinned(_decode(first.content))
+    with connect(db_url) as conn:
+        conn.execute(
+            f"INSERT INTO userdata.{DENSE_LAYER} VALUES"
+            " (999999, 'new', 'a', ST_SetSRID(ST_MakePoint(113.1101, 36.1901), 4326))"
+        )
+        conn.commit()
+    try:
+        # At once, from the rows: never the cached tile nor the stale cells.
+        after = loaded.get(url)
+        assert after.headers["x-tile-cache"] in ("miss", "uncached")
+        assert _check_thinned(_decode(after.content)) == before + 1
+        _wait_generalized(loaded, db_url)
+        rebuilt = loaded.get(url)
+        assert _check_thinned(_decode(rebuilt.content)) == before + 1
+    finally:
+        with connect(db_url) as conn:
+            conn.execute(f"DELETE FROM userdata.{DENSE_LAYER} WHERE id = 999999")
+            conn.commit()
+    assert _check_thinned(_decode(loaded.get(url).content)) == before
+
+
+def test_polygon_tiles_stay_capped(loaded, db_url):
+    layer = loaded.app.state.catalog.get("population")
+    x, y = tile_containing(*DOWNTOWN, 9)
+    with connect(db_url) as conn:
+        full = _decode(tiles.vector_tile(conn, layer, 9, x, y, max_features=20000), "population")
+        capped = _decode(tiles.vector_tile(conn, layer, 9, x, y, max_features=5), "population")
+    assert len(full) > 5 and len(capped) == 5
+
+
+def test_deep_pages_follow_writes(dense_points, loaded, db_url):
+    """Deep pages start from remembered keys and numberMatched is remembered, both only as
+    long as the table has not changed."""
+    import time
+
+    url = f"/collections/{DENSE_LAYER}/items"
+
+    def expected(offset: int) -> list[int]:
+        with connect(db_url) as conn:
+            rows = conn.execute(
+                f"SELECT id FROM userdata.{DENSE_LAYER} ORDER BY id LIMIT 100 OFFSET %s",
+                (offset,),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    deadline = time.monotonic() + 30
+    while True:  # the first pages make the server track the table
+        page = loaded.get(url, params={"limit": 100, "offset": 12_345}).json()
+        with connect(db_url) as conn:
+            tracked = conn.execute(
+                "SELECT 1 FROM pg_trigger WHERE tgrelid = %s::regclass"
+                " AND tgname = 'changzhi_layer_changed'",
+                (f"userdata.{DENSE_LAYER}",),
+            ).fetchone()
+        if tracked or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert tracked
+    for offset in (12_345, 12_345, 29_950, 5_000, 0):
+        page = loaded.get(url, params={"limit": 100, "offset": offset}).json()
+        assert [f["id"] for f in page["features"]] == expected(offset)
+        assert page["numberMatched"] == 30_000
+    with connect(db_url) as conn:
+        conn.execute(
+            f"INSERT INTO userdata.{DENSE_LAYER} VALUES"
+            " (0, 'first', 'a', ST_SetSRID(ST_MakePoint(113.2, 36.3), 4326))"
+        )
+        conn.commit()
+    try:
+        page = loaded.get(url, params={"limit": 100, "offset": 12_345}).json()
+        assert [f["id"] for f in page["features"]] == expected(12_345)
+        assert page["numberMatched"] == 30_001
+        feature = page["features"][0]
+        assert feature["type"] == "Feature" and feature["geometry"]["type"] == "Point"
+        assert set(feature["properties"]) == {"name", "kind"}
+    finally:
+        with connect(db_url) as conn:
+            conn.execute(f"DELETE FROM userdata.{DENSE_LAYER} WHERE id = 0")
+            conn.commit()
+    page = loaded.get(url, params={"limit": 100, "offset": 29_950}).json()
+    assert [f["id"] for f in page["features"]] == expected(29_950)
+    assert page["numberMatched"] == 30_000

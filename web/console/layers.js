@@ -38,6 +38,7 @@ function transparent(fill) {
   return !fill || /^rgba\(\s*0\s*,\s*0\s*,\s*0\s*,\s*0(\.0+)?\s*\)$/.test(fill);
 }
 
+const POINT_COUNT_GROWTH = ['min', 2.5, ['+', 1, ['*', 0.3, ['ln', ['coalesce', ['get', 'point_count'], 1]]]]];
 const CATEGORY_PALETTE = ['#36cfc9', '#ffa940', '#73d13d', '#40a9ff', '#f759ab', '#9254de', '#ffd666', '#ff7a45'];
 
 export function layerColor(c) {
@@ -111,7 +112,10 @@ export function styleLayers(c) {
       ...base, id: `${id}-circle`, type: 'circle',
       paint: {
         'circle-color': color,
-        'circle-radius': ['interpolate', ['linear'], ['zoom'], 6, (s.radius || 5) * 0.6, 12, (s.radius || 5) * 1.2],
+        // On small scales a tile sends one point per pixel cell with point_count, the points it
+        // stands for: its circle grows with the log of that, so density still reads.
+        'circle-radius': ['interpolate', ['linear'], ['zoom'],
+          6, ['*', (s.radius || 5) * 0.6, POINT_COUNT_GROWTH], 12, ['*', (s.radius || 5) * 1.2, POINT_COUNT_GROWTH]],
         'circle-stroke-color': '#0b1622',
         'circle-stroke-width': 1.2,
         'circle-opacity': 0.95,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -13,7 +14,7 @@ from fastapi.responses import RedirectResponse
 
 from gis_core import features as core
 from gis_core.errors import InvalidParameter, NotFound
-from gis_core.tiles import vector_tile
+from gis_core.tiles import TileService
 from layers.catalog import Catalog, Layer, builtin_catalog
 from layers.user_layers import user_layers
 from web.deps import ConnDep, OptionalUser, SettingsDep
@@ -35,6 +36,7 @@ CONFORMANCE = [
 
 
 CATALOG_TTL_S = 10.0
+_TILES_LOCK = threading.Lock()
 
 
 def get_catalog(request: Request, conn: ConnDep) -> Catalog:
@@ -53,6 +55,22 @@ def get_catalog(request: Request, conn: ConnDep) -> Catalog:
 
 
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+
+
+def get_tile_service(request: Request) -> TileService:
+    """The app's tile cache and maintainer, made on first use (the pool is the app's)."""
+    state = request.app.state
+    service: TileService | None = getattr(state, "tiles", None)
+    if service is None:
+        with _TILES_LOCK:
+            service = getattr(state, "tiles", None)
+            if service is None:
+                service = TileService(state.pool.connection)
+                state.tiles = service
+    return service
+
+
+TileServiceDep = Annotated[TileService, Depends(get_tile_service)]
 
 
 def _base(request: Request) -> str:
@@ -164,6 +182,7 @@ def items(
     user: OptionalUser,
     conn: ConnDep,
     settings: SettingsDep,
+    tiles: TileServiceDep,
     bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (CRS84 by default)")] = None,
     bbox_crs: Annotated[str | None, Query(alias="bbox-crs")] = None,
     datetime_: Annotated[str | None, Query(alias="datetime")] = None,
@@ -182,6 +201,9 @@ def items(
     page = core.features_page(
         conn, layer, limit=page_size, offset=offset, bbox=box, interval=interval, crs=out
     )
+    if not page.tracked and not layer.time_column:
+        # Once the table reports its changes, counts and page anchors last until it changes.
+        tiles.schedule(layer, generalize_points=False)
     base = f"{_base(request)}/collections/{layer.id}/items"
     query = {k: v for k, v in request.query_params.items() if k not in ("offset", "limit")}
     query["limit"] = str(page_size)
@@ -272,22 +294,27 @@ def tile(
     tile_matrix: int,
     tile_row: int,
     tile_col: int,
+    request: Request,
     catalog: CatalogDep,
     user: OptionalUser,
     conn: ConnDep,
     settings: SettingsDep,
+    tiles: TileServiceDep,
 ) -> Response:
     layer = catalog.get(collection_id, user)
-    data = vector_tile(
+    # A client asking for no cached copy (Cache-Control: no-cache) gets a freshly made tile.
+    fresh = "no-cache" in request.headers.get("cache-control", "").lower()
+    data, how = tiles.tile(
         conn,
         layer,
         tile_matrix,
         tile_col,
         tile_row,
         max_features=settings.api.max_features_per_tile,
+        use_cache=not fresh,
     )
     # Restricted layers must not sit in shared caches.
     cache = "private, max-age=30" if layer.roles else "public, max-age=300"
     if layer.time_column:
         cache = "no-store"
-    return Response(data, media_type=MVT, headers={"Cache-Control": cache})
+    return Response(data, media_type=MVT, headers={"Cache-Control": cache, "X-Tile-Cache": how})
