@@ -184,12 +184,25 @@ def test_two_consoles_take_a_call_assign_and_race_for_a_unit(
     assert raced in result["conflict_text"]
     assert result["raced_still_offered_on_b"] is False
     assert result["a_timeline"][:2] == ["created", "dispatched"]
+    # Joint: the other agencies' units come into view on the other console too.
+    assert result["ambulance_after_joint_on_b"] is True
+    # A call placed with a click on the map lands where the click was.
+    second = result["second"]
+    assert second["method"] == "coordinates"
+    assert second["lon"] == pytest.approx(result["aimed_at"][0], abs=1e-5)
+    assert second["lat"] == pytest.approx(result["aimed_at"][1], abs=1e-5)
+    assert f"{result['aimed_at'][0]:.5f}" in result["picked_text"]
+    # Closed by A: B's list drops it, B's panel says so, no routes and no assign buttons left.
+    closed = result["b_closed"]
+    assert closed["timeline"][0] == "created" and closed["timeline"][-1] == "closed"
+    assert closed["routes"] == 0 and closed["assign_buttons"] == 0
     # Roles: a viewer gets no controls (and, as before, no incident list).
     assert result["viewer_new_button"] is False and result["viewer_assign_buttons"] == 0
     assert result["dispatcher_new_button"] is True
     assert result["english_heading"] == "Timeline"
     for name in ("dispatch-unmatched", "dispatch-new", "dispatch-recommend", "dispatch-b-live",
-                 "dispatch-conflict", "dispatch-english", "dispatch-laptop"):  # fmt: skip
+                 "dispatch-conflict", "dispatch-closed", "dispatch-english",
+                 "dispatch-laptop"):  # fmt: skip
         assert (artifacts / f"{name}.png").stat().st_size > 30_000, name
     with psycopg.connect(db_url) as conn:
         rows = conn.execute(
@@ -201,4 +214,4 @@ def test_two_consoles_take_a_call_assign_and_race_for_a_unit(
             (incident_id,),
         ).fetchone()
     assert rows == [(top, "cd-fire-a"), (raced, "cd-fire-a")]
-    assert incident == (city["address"], match["match"], "dispatched")
+    assert incident == (city["address"], match["match"], "closed")

@@ -194,6 +194,56 @@ async function main() {
   for (const m of heldB.splice(0)) socketB.send(m);
   const aTimeline = await timeline(a);
 
+  // ---- declared joint: the other agencies' units come into view, on both consoles
+  check(await a.isVisible('#dispatch-body .dsp-hidden'), 'the ambulance is hidden before the incident is joint');
+  await a.click('#dispatch-body [data-action=joint]');
+  await b.waitForSelector('#dispatch-body .dsp-head .dsp-joint', { timeout: 15000 });
+  const ambulanceOnB = await b.waitForFunction(() => {
+    const p = window.__console.incidents.panel;
+    return p.rec && p.rec.candidates.some((c) => c.unit_type === 'ambulance') && !document.querySelector('#dispatch-body .dsp-hidden');
+  }, null, { timeout: 15000 }).then(() => true, () => false);
+
+  // ---- a second call, placed with a click on the map
+  await a.click('#incident-new');
+  await a.waitForSelector('#dispatch-body form[data-form=new]');
+  await a.click('#dispatch-body [data-action=pick]');
+  await a.waitForFunction(() => !window.__console.map.isMoving(), null, { timeout: 10000 });
+  const mapBox = await a.evaluate(() => {
+    const r = document.getElementById('map').getBoundingClientRect();
+    const panel = document.getElementById('dispatch-panel').getBoundingClientRect();
+    return { x: Math.round((panel.right + r.right) / 2), y: Math.round(r.y + r.height / 2) };
+  });
+  const aimed = await a.evaluate(([x, y]) => {
+    const r = document.getElementById('map').getBoundingClientRect();
+    return window.__console.map.unproject([x - r.x, y - r.y]).toArray();
+  }, [mapBox.x, mapBox.y]);
+  await a.mouse.click(mapBox.x, mapBox.y);
+  await a.waitForSelector('#dispatch-body .dsp-match.ok', { timeout: 10000 });
+  const pickedText = await a.textContent('#dispatch-body .dsp-match.ok');
+  await a.selectOption('#dispatch-body [name=incident_type]', 'rescue');
+  await a.click('#dispatch-body button[type=submit]');
+  await a.waitForFunction((first) => {
+    const p = window.__console.incidents.panel;
+    return p.detail && p.detail.id !== first;
+  }, incidentId, { timeout: 20000 });
+  const second = await panelOf(a, '({ id: p.detail.id, lon: p.detail.lon, lat: p.detail.lat, method: p.detail.geocode.method })');
+  await b.waitForSelector(`#incident-list [data-incident="${second.id}"]`, { timeout: 15000 });
+
+  // ---- closing the first: gone from B's list, B's panel says closed, its routes are gone
+  await a.click(`#incident-list [data-incident="${incidentId}"]`);
+  await a.waitForSelector('#dispatch-body [data-action=close]', { timeout: 15000 });
+  await a.click('#dispatch-body [data-action=close]');
+  await a.fill('#dispatch-body [name=close_note]', '明火已扑灭');
+  await a.click('#dispatch-body [data-action=close-confirm]');
+  await b.waitForSelector(`#incident-list [data-incident="${incidentId}"]`, { state: 'detached', timeout: 15000 });
+  await b.waitForSelector('#dispatch-body .dsp-status.st-closed', { timeout: 15000 });
+  const bClosed = {
+    timeline: await timeline(b),
+    routes: await b.evaluate(async () => (await window.__console.map.getSource('dispatch-routes').getData()).features.length),
+    assign_buttons: await b.locator('#dispatch-body [data-assign]').count(),
+  };
+  await b.screenshot({ path: `${ART}/dispatch-closed.png` });
+
   // ---- English on console A
   await a.click('#lang-btn');
   await a.waitForTimeout(400);
@@ -204,8 +254,8 @@ async function main() {
   // ---- a laptop screen: the panel and the map still share it
   const laptop = await consolePage({ width: 1366, height: 768 });
   await logIn(laptop, 'cd-fire-b');
-  await laptop.waitForSelector(`#incident-list [data-incident="${incidentId}"]`, { timeout: 15000 });
-  await laptop.click(`#incident-list [data-incident="${incidentId}"]`);
+  await laptop.waitForSelector(`#incident-list [data-incident="${second.id}"]`, { timeout: 15000 });
+  await laptop.click(`#incident-list [data-incident="${second.id}"]`);
   await laptop.waitForSelector('#dispatch-body .dsp-cand', { timeout: 60000 });
   await laptop.waitForTimeout(1500);
   await laptop.screenshot({ path: `${ART}/dispatch-laptop.png` });
@@ -238,6 +288,11 @@ async function main() {
     raced_still_offered_on_b: racedStillOffered,
     a_timeline: aTimeline,
     english_heading: englishHeading,
+    ambulance_after_joint_on_b: ambulanceOnB,
+    picked_text: pickedText,
+    aimed_at: aimed,
+    second,
+    b_closed: bClosed,
     viewer_new_button: viewerNew,
     viewer_assign_buttons: viewerAssign,
     a_reloads: a.loads,

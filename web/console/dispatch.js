@@ -223,7 +223,7 @@ export class DispatchPanel {
     const left = Math.max(40, Math.min(covered + 40, box.width * 0.6));
     const spare = box.width - left - 40;
     const side = spare > 80 ? 40 : 10;
-    const v = box.height > 300 ? 60 : 10;
+    const v = box.height > 300 ? 70 : 10;
     return { left, right: side, top: v, bottom: v };
   }
 
@@ -491,7 +491,10 @@ export class DispatchPanel {
   flash(kind, text) {
     this.msg = { kind, text };
     clearTimeout(this.msgTimer);
-    if (kind === 'ok') this.msgTimer = setTimeout(() => { this.msg = null; this.renderMsg(); }, 6000);
+    // Good news fades quickly; an error stays long enough to be read, then gives way to what
+    // the panel shows now (live updates keep correcting it underneath).
+    const life = kind === 'error' ? 15000 : kind === 'ok' ? 6000 : 0;
+    if (life) this.msgTimer = setTimeout(() => { this.msg = null; this.renderMsg(); }, life);
     this.renderMsg();
   }
 
@@ -720,6 +723,7 @@ export class DispatchPanel {
       if (geocoded) fact(t('dsp_place'), e(geo.match) + conf);
     }
     fact(t('dsp_district'), e([d.district, d.area_class ? t(`dsp_area.${d.area_class}`) : ''].filter(Boolean).join(' · ')));
+    fact(t('dsp_coordinates'), e(`${d.lon.toFixed(5)}, ${d.lat.toFixed(5)}`));
     fact(t('dsp_caller'), e(d.caller));
     fact(t('dsp_description'), e(d.description));
     fact(t('dsp_created_at'), `${e(fmtTime(ms(d.created_at), true))} · ${e(d.created_by)}`);
@@ -817,8 +821,10 @@ export class DispatchPanel {
         what = (det.units || []).join('、');
       } else if (['en_route', 'on_scene', 'cleared'].includes(ev.event)) {
         what = det.unit_id || '';
-      } else if (ev.event === 'declared_joint' || ev.event === 'updated') {
-        what = Object.keys(det).join(', ');
+      } else if (ev.event === 'updated' || ev.event === 'declared_joint') {
+        const words = { priority: 'dsp_priority', description: 'dsp_description' };
+        what = Object.entries(det).filter(([k]) => words[k])
+          .map(([k, v]) => `${t(words[k])}: ${k === 'priority' ? `P${v}` : v}`).join(' · ');
       } else if (ev.event === 'closed') {
         what = det.note || '';
       }
