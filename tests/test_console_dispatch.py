@@ -145,6 +145,7 @@ def run_dispatch(base: str, artifacts: Path, extra: dict[str, str]) -> dict[str,
         lines[-30:]
     )
     assert not result.get("external"), f"requests left the machine: {result['external']}"
+    assert not result.get("page_errors"), f"the page reported errors: {result['page_errors']}"
     return result
 
 

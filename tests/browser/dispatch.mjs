@@ -16,6 +16,7 @@ const ART = env.ARTIFACTS || 'test-artifacts';
 const USERS = JSON.parse(env.USERS);
 const LOCAL = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 const external = [];
+const pageErrors = [];
 
 function check(cond, message) {
   if (!cond) throw new Error(`check failed: ${message}`);
@@ -40,9 +41,13 @@ async function consolePage(viewport = { width: 1920, height: 1080 }) {
     const u = new URL(ws.url());
     if (!LOCAL.has(u.hostname)) external.push(ws.url());
   });
-  page.on('pageerror', (e) => console.error('pageerror:', e.message));
+  page.on('pageerror', (e) => { pageErrors.push(e.message); console.error('pageerror:', e.message); });
   page.on('console', (m) => {
-    if (m.type() === 'error' && !/GL Driver|GPU stall|status of 409|status of 422/.test(m.text())) console.error('console:', m.text());
+    // The 409 and 422 answers are the scenario's own doing; the page shows them in the panel.
+    if (m.type() === 'error' && !/GL Driver|GPU stall|status of 409|status of 422/.test(m.text())) {
+      pageErrors.push(m.text());
+      console.error('console:', m.text());
+    }
   });
   // Every full page load counts: the point is that nothing needs one.
   page.loads = 0;
@@ -304,6 +309,7 @@ let code = 0;
 try {
   const result = await main();
   result.external = external;
+  result.page_errors = pageErrors;
   console.log(`RESULT ${JSON.stringify(result)}`);
 } catch (err) {
   console.error(err.stack || String(err));
