@@ -260,7 +260,19 @@ async function main() {
   const laptop = await consolePage({ width: 1366, height: 768 });
   await logIn(laptop, 'cd-fire-b');
   await laptop.waitForSelector(`#incident-list [data-incident="${second.id}"]`, { timeout: 15000 });
-  await laptop.click(`#incident-list [data-incident="${second.id}"]`);
+  // This time the incident is opened from its marker on the map.
+  await laptop.evaluate(([lon, lat]) => window.__console.map.jumpTo({ center: [lon, lat], zoom: 12 }), [second.lon, second.lat]);
+  await laptop.waitForTimeout(500);
+  const marker = await laptop.evaluate(([lon, lat]) => {
+    const r = document.getElementById('map').getBoundingClientRect();
+    const p = window.__console.map.project([lon, lat]);
+    return { x: Math.round(r.x + p.x), y: Math.round(r.y + p.y) };
+  }, [second.lon, second.lat]);
+  await laptop.mouse.click(marker.x, marker.y);
+  await laptop.waitForFunction((id) => {
+    const p = window.__console.incidents.panel;
+    return p.selectedId === id && !document.getElementById('dispatch-panel').hidden;
+  }, second.id, { timeout: 10000 });
   await laptop.waitForSelector('#dispatch-body .dsp-cand', { timeout: 60000 });
   await laptop.waitForTimeout(1500);
   await laptop.screenshot({ path: `${ART}/dispatch-laptop.png` });

@@ -119,6 +119,9 @@ export class DispatchPanel {
     body.addEventListener('keydown', (ev) => {
       if (ev.key === 'Enter' && ev.target.name === 'address') { ev.preventDefault(); this.geocode(); }
     });
+    document.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Escape' && this.picking) { this.stopPicking(); this.renderWhere(); }
+    });
     onLang(() => this.render());
   }
 
