@@ -477,7 +477,7 @@ export class DispatchPanel {
       if (act === 'geocode') this.geocode();
       else if (act === 'pick') { if (this.picking) { this.stopPicking(); this.renderWhere(); } else this.startPicking(); }
       else if (act === 'cancel') this.close();
-      else if (act === 'assign-plan') this.assign(this.rec.proposal);
+      else if (act === 'assign-plan') { if (this.rec) this.assign(this.rec.proposal); }
       else if (act === 'refresh') this.loadRec();
       else if (act === 'joint') this.declareJoint();
       else if (act === 'close') { this.closing = true; this.render(); }
