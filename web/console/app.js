@@ -213,6 +213,7 @@ async function start() {
   let selected = null;
   let trail = [];
   map.on('click', async (e) => {
+    if (hook.incidents && hook.incidents.claimsClick(e)) return; // picking a place, or an incident
     const rec = active.pick(e.point.x, e.point.y);
     if (rec) { await selectUnit(rec.id); return; }
     const ids = layers.collections.flatMap((c) => ['circle', 'fill', 'line'].map((s) => `${c.id}-${s}`)).filter((id) => map.getLayer(id));
@@ -369,7 +370,7 @@ async function start() {
     counter: $('incident-count'),
     map,
     collections: list,
-    onFocus: (coords) => map.flyTo({ center: coords, zoom: Math.max(map.getZoom(), 14) }),
+    onExpired: (reason) => endSession(expiredMessage(reason)),
   });
   hook.incidents = incidents;
 

@@ -232,6 +232,11 @@ export function t(key, vars) {
   return text;
 }
 
+// Panels with many words of their own (dispatch) keep them in their own file and add them here.
+export function addStrings(more) {
+  for (const [code, words] of Object.entries(more)) Object.assign(DICT[code], words);
+}
+
 export function tOr(key, fallback) {
   return (DICT[lang] && DICT[lang][key]) ?? fallback;
 }

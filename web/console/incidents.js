@@ -1,33 +1,63 @@
-// Incidents from dispatch: a panel of its own, kept apart from the rest of the console so the
-// dispatch work can grow it without touching the live map or the alarms.
+// Incidents from dispatch: the list in the right column, their markers on the map, and the
+// dispatcher's panel (dispatch.js) over the map. Kept apart from the rest of the console so
+// dispatch can grow without touching the live map or the alarms.
 //
-// Hook for dispatch: `mountIncidents(ctx)` returns { onMessage(msg), refresh() }. It lists
-// /collections/incidents/items when the user may read that collection (the API leaves it out of
-// /collections otherwise) and refreshes on every WebSocket message of "type": "incident".
-// A message carrying a GeoJSON `feature` (or `incident`) is merged in place without a refetch.
+// `mountIncidents(ctx)` returns { onMessage(msg), refresh(), claimsClick(ev), panel, readable }.
+// The list shows to users who may read the incidents collection (the API leaves it out of
+// /collections otherwise); the create and assign controls to those who may dispatch. Every
+// WebSocket message of "type": "incident" updates the list, and the panel when it concerns
+// what it shows.
 
-import { api } from './api.js';
-import { t, lang, fmtTime, onLang } from './i18n.js';
+import { t, lang, fmtTime, onLang, tOr } from './i18n.js';
 import { escapeHtml } from './layers.js';
+import { SessionExpired } from './api.js';
+import { DispatchPanel, call } from './dispatch.js';
 
-const OPEN = (f) => !f.properties.closed_at;
+const $ = (id) => document.getElementById(id);
 
-export function mountIncidents({ root, counter, map, collections, onFocus }) {
+export function mountIncidents({ root, counter, map, collections, onExpired }) {
   const readable = collections.some((c) => c.id === 'incidents');
   const byId = new Map();
   let timer = null;
+  let selected = null;
+
+  const panel = readable ? new DispatchPanel({
+    map,
+    panel: $('dispatch-panel'),
+    body: $('dispatch-body'),
+    closeButton: $('dispatch-close'),
+    wrap: $('mapwrap'),
+    onExpired,
+    onCreated: (made) => { byId.set(String(made.id), made); draw(); },
+    onSelected: (id) => { selected = id == null ? null : String(id); draw(); },
+  }) : null;
+
+  const newButton = $('incident-new');
+  if (panel && panel.canDispatch) {
+    newButton.hidden = false;
+    newButton.addEventListener('click', () => panel.openNew());
+  }
 
   function sourceData() {
     return {
       type: 'FeatureCollection',
-      features: [...byId.values()].filter(OPEN),
+      features: [...byId.values()].filter((i) => !i.closed_at && i.lon != null).map((i) => ({
+        type: 'Feature',
+        id: i.id,
+        properties: { id: i.id, priority: i.priority, selected: String(i.id) === selected ? 1 : 0 },
+        geometry: { type: 'Point', coordinates: [i.lon, i.lat] },
+      })),
     };
   }
 
+  function typeName(code) {
+    return panel ? panel.typeName(code) : code;
+  }
+
   function draw() {
-    const open = [...byId.values()].filter(OPEN).sort(
-      (a, b) => (a.properties.priority ?? 9) - (b.properties.priority ?? 9)
-        || String(b.properties.created_at).localeCompare(String(a.properties.created_at)),
+    const open = [...byId.values()].filter((i) => !i.closed_at).sort(
+      (a, b) => (a.priority ?? 9) - (b.priority ?? 9)
+        || String(b.created_at).localeCompare(String(a.created_at)),
     );
     counter.textContent = readable ? String(open.length) : '—';
     if (!readable) {
@@ -35,28 +65,35 @@ export function mountIncidents({ root, counter, map, collections, onFocus }) {
       return;
     }
     root.innerHTML = open.length
-      ? open.slice(0, 200).map((f) => {
-        const p = f.properties;
-        return `<div class="in-row pri-${p.priority}" data-incident="${escapeHtml(f.id)}">`
-          + `<span class="in-pri">P${escapeHtml(p.priority)}</span>`
-          + `<div class="in-body"><div class="in-type">${escapeHtml(p.incident_type)} · ${escapeHtml(p.status)}</div>`
-          + `<div class="in-meta">${fmtTime(Date.parse(p.created_at))} · ${escapeHtml(p.address || p.description || '')}</div></div></div>`;
-      }).join('')
+      ? open.slice(0, 200).map((i) => `<div class="in-row pri-${escapeHtml(i.priority)} ${String(i.id) === selected ? 'selected' : ''}" data-incident="${escapeHtml(i.id)}">`
+          + `<span class="in-pri">P${escapeHtml(i.priority)}</span>`
+          + `<div class="in-body"><div class="in-type">#${escapeHtml(i.id)} ${escapeHtml(typeName(i.incident_type))}`
+          + ` <span class="in-status st-${escapeHtml(i.status)}">${escapeHtml(tOr(`dsp_inc.${i.status}`, i.status))}</span>`
+          + `${i.joint ? ` <span class="in-joint">${escapeHtml(t('dsp_joint'))}</span>` : ''}</div>`
+          + `<div class="in-meta">${escapeHtml(fmtTime(Date.parse(i.created_at)))} · ${escapeHtml([i.district, i.address || i.description].filter(Boolean).join(' · '))}</div></div></div>`).join('')
       : `<div class="in-empty">${escapeHtml(t('incidents_none'))}</div>`;
     const src = map.getSource('incidents-live');
     if (src) src.setData(sourceData());
   }
 
-  async function refresh() {
+  async function load() {
     if (!readable) { draw(); return; }
     try {
-      const fc = await api('/collections/incidents/items?limit=500');
+      if (panel) await panel.ensurePlans().catch(() => null);
+      const list = await call('/dispatch/incidents?state=open&limit=500');
       byId.clear();
-      for (const f of fc.features) byId.set(String(f.id), f);
+      for (const i of list) byId.set(String(i.id), i);
     } catch (err) {
-      console.warn('incidents:', err.message);
+      if (err instanceof SessionExpired) onExpired(err.message);
+      else console.warn('incidents:', err.message);
     }
     draw();
+  }
+
+  // After a reconnect: the list and whatever the panel shows, since events may have been missed.
+  async function refresh() {
+    await load();
+    if (panel) panel.refresh();
   }
 
   if (readable) {
@@ -64,33 +101,47 @@ export function mountIncidents({ root, counter, map, collections, onFocus }) {
     map.addLayer({
       id: 'incidents-live', type: 'circle', source: 'incidents-live',
       paint: {
-        'circle-radius': 9, 'circle-color': '#f03e3e', 'circle-stroke-color': '#fff',
-        'circle-stroke-width': 2,
+        'circle-radius': ['case', ['==', ['get', 'selected'], 1], 11, 8],
+        'circle-color': ['match', ['get', 'priority'], 1, '#f03e3e', 2, '#ff8c1a', 3, '#f5c542', '#3fa9f5'],
+        'circle-stroke-color': '#fff',
+        'circle-stroke-width': ['case', ['==', ['get', 'selected'], 1], 3, 2],
       },
     });
+    // The panel's route layers go under the incident markers.
+    panel.installLayers();
   }
 
   root.addEventListener('click', (ev) => {
     const row = ev.target.closest('[data-incident]');
-    const f = row && byId.get(row.dataset.incident);
-    if (f && f.geometry) onFocus(f.geometry.coordinates, f);
+    if (row && panel) panel.select(row.dataset.incident);
   });
   onLang(draw);
-  refresh();
+  load();
 
   return {
     readable,
+    panel,
     refresh,
+    // A click on the map: the panel's "pick on map" first, then an incident marker.
+    claimsClick(ev) {
+      if (!panel) return false;
+      if (panel.claimsClick(ev)) return true;
+      const hits = map.queryRenderedFeatures(ev.point, { layers: ['incidents-live'] });
+      if (!hits.length) return false;
+      panel.select(hits[0].properties.id);
+      return true;
+    },
     onMessage(msg) {
       if (!readable || msg.type !== 'incident') return;
-      const f = msg.feature || msg.incident;
-      if (f && f.type === 'Feature' && f.id != null) {
-        byId.set(String(f.id), f);
+      const inc = msg.incident;
+      if (inc && inc.id != null) {
+        if (inc.closed_at) byId.delete(String(inc.id)); else byId.set(String(inc.id), inc);
         draw();
-        return;
+      } else {
+        clearTimeout(timer);
+        timer = setTimeout(load, 300); // a burst of changes costs one refetch
       }
-      clearTimeout(timer);
-      timer = setTimeout(refresh, 300); // a burst of changes costs one refetch
+      panel.onMessage(msg);
     },
     lang: () => lang,
   };
