@@ -32,7 +32,9 @@ from apps.bench.console import LiveFeeder
 from apps.platform.services import free_port
 from gis_core.db import connect
 from gis_core.identity import create_user
+from realtime.ingest import IngestWorker
 from realtime.mqtt import BrokerAddress, make_client
+from realtime.provision import device_credentials
 
 pytestmark = [pytest.mark.services, pytest.mark.browser]
 
@@ -339,3 +341,153 @@ def test_layers_follow_the_role(console_url: str, artifacts: Path) -> None:
     assert result["restricted_requests"] == []
     assert result["ack_buttons"] == 0
     assert "无权" in result["incidents_text"]
+
+
+# ---------------------------------------------------------------------------------- replay
+
+
+@pytest.fixture(scope="module")
+def ingest(throwaway: Any, settings: Any, db_url: str, reference: object) -> Iterator[IngestWorker]:
+    """A real ingest worker, and every reference device able to log in to the broker."""
+    with psycopg.connect(db_url) as conn:
+        creds = device_credentials(conn, settings.device_secret)
+    throwaway.mosquitto.write_accounts(creds)
+    throwaway.mosquitto.reload()
+    worker = IngestWorker(settings, "console-test", batch_wait_s=0.02)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not worker.client.is_connected():
+        assert time.monotonic() < deadline, "the ingest worker did not connect"
+        time.sleep(0.05)
+    time.sleep(0.3)  # its shared subscription settles
+    worker.credentials = creds  # type: ignore[attr-defined]
+    yield worker
+    worker.stop()
+    thread.join(10)
+
+
+def drive_history(
+    mqtt_url: str, creds: dict[str, str], vehicles: list[tuple[str, float, float]], seconds: int
+) -> dict[str, Any]:
+    """Vehicles report once a second for ``seconds`` s, each over MQTT with its own account,
+    through the real ingest: the first drives east and speeds (an overspeed alarm is raised
+    and later cleared), the others drive north. Returns the window and what was sent."""
+    address = BrokerAddress.parse(mqtt_url)
+    clients = {}
+    for device_id, _, _ in vehicles:
+        client = make_client(mqtt_url, "dev", client_id=f"replay-{device_id}-{time.monotonic_ns()}")
+        client.username_pw_set(device_id, creds[device_id])
+        client.connect(address.host, address.port)
+        client.loop_start()
+        clients[device_id] = client
+    deadline = time.monotonic() + 10
+    while not all(c.is_connected() for c in clients.values()):
+        assert time.monotonic() < deadline, "vehicles could not log in to the broker"
+        time.sleep(0.05)
+    sent: dict[str, list[list[float]]] = {v[0]: [] for v in vehicles}
+    start_ms = int(time.time() * 1000)
+    try:
+        for step in range(seconds):
+            ts_ms = int(time.time() * 1000)
+            for n, (device_id, lon0, lat0) in enumerate(vehicles):
+                fast = n == 0 and 8 <= step < 16
+                lon = lon0 + (0.0004 * step if n == 0 else 0.0)
+                lat = lat0 + (0.0003 * step if n > 0 else 0.0)
+                reading = {
+                    "ts": ts_ms, "seq": step + 1, "lon": round(lon, 7), "lat": round(lat, 7),
+                    "speed_kmh": 135.0 if fast else 90.0, "heading_deg": 90 if n == 0 else 0,
+                    "status": "en_route",
+                }  # fmt: skip
+                info = clients[device_id].publish(
+                    f"cz/v1/vehicle/{device_id}/telemetry", orjson.dumps(reading), qos=1
+                )
+                info.wait_for_publish(10)
+                sent[device_id].append([ts_ms, reading["lon"], reading["lat"]])
+            time.sleep(max(0.0, (start_ms + (step + 1) * 1000) / 1000 - time.time()))
+    finally:
+        for client in clients.values():
+            client.disconnect()
+            client.loop_stop()
+    return {"start_ms": start_ms, "end_ms": int(time.time() * 1000), "sent": sent}
+
+
+def test_replay_a_past_window_of_units_and_alarms(
+    console_url: str,
+    artifacts: Path,
+    throwaway: Any,
+    ingest: Any,
+    fleet_units: list[Any],
+    db_url: str,
+    feeder: Any,
+) -> None:
+    vehicles = [(u[0], u[2], u[3]) for u in fleet_units if u[1] == "vehicle"][:3]
+    history: dict[str, Any] = {}
+
+    def make_history() -> dict[str, Any]:
+        history.update(drive_history(throwaway.mosquitto.url, ingest.credentials, vehicles, 30))
+        fast = vehicles[0][0]
+        since = datetime.fromtimestamp(history["start_ms"] / 1000, UTC)
+        deadline = time.monotonic() + 15
+        while True:  # the overspeed alarm was raised and cleared by the rules, in the ledger
+            with psycopg.connect(db_url) as conn:
+                row = conn.execute(
+                    """
+                    SELECT id, raised_at, cleared_at FROM iot.alarm
+                    WHERE device_id = %s AND rule = 'vehicle.overspeed' AND raised_at >= %s
+                    ORDER BY id DESC LIMIT 1
+                    """,
+                    (fast, since),
+                ).fetchone()
+                stored = conn.execute(
+                    "SELECT count(*) FROM iot.telemetry WHERE device_id = ANY(%s) AND ts >= %s",
+                    ([v[0] for v in vehicles], since),
+                ).fetchone()
+            if row and row[2] and stored and stored[0] >= 90:
+                break
+            assert time.monotonic() < deadline, f"history not stored: alarm {row}, rows {stored}"
+            time.sleep(0.2)
+        history["alarm"] = {
+            "id": row[0],
+            "device_id": fast,
+            "raised_ms": row[1].timestamp() * 1000,
+            "cleared_ms": row[2].timestamp() * 1000,
+        }
+        return history
+
+    result = run_scenario(
+        "replay", console_url, artifacts, {"history": make_history, "publish": feeder.ensure},
+        timeout=240,
+    )  # fmt: skip
+    alarm = history["alarm"]
+    assert result["entered"] is True and result["live_canvas_hidden"] is True
+    assert set(result["tracks"]) >= {v[0] for v in vehicles}, result["tracks"]
+    # Scrubbing: every unit stands where its reports put it at the slider's time.
+    for probe in result["probes"]:
+        assert probe["error_m"] < 3.0, probe
+        assert probe["drawn_error_px"] < 3.0, probe
+    # The alarm is on the map and in the list only between its raising and its clearing.
+    shown = {p["label"]: p for p in result["alarm_probes"]}
+    assert not shown["before"]["in_list"] and not shown["before"]["on_map"]
+    assert shown["during"]["in_list"] and shown["during"]["on_map"] and shown["during"]["halo"]
+    assert shown["after"]["in_list"] and shown["after"]["cleared"] and not shown["after"]["on_map"]
+    # At 60x the replay clock runs 60 times the wall clock, and the alarm appears on time.
+    assert 45 <= result["rate_60x"] <= 75, result["rate_60x"]
+    assert 0.7 <= result["rate_1x"] <= 1.3, result["rate_1x"]
+    assert result["played_to_end"] is True
+    # Frame by frame: the alarm shows on the map within two frames of its time (the list one
+    # later), never before it; its marker goes within two frames of its clearing.
+    frames = result["frames_60x"]
+    due = next(i for i, f in enumerate(frames) if f[0] >= alarm["raised_ms"])
+    marker = next(i for i, f in enumerate(frames) if f[2])
+    listed = next(i for i, f in enumerate(frames) if f[1])
+    assert 0 <= marker - due <= 2 and 0 <= listed - due <= 3, (due, marker, listed, frames)
+    cleared = next(i for i, f in enumerate(frames) if f[0] >= alarm["cleared_ms"])
+    assert not any(f[2] for f in frames[cleared + 2 :]), frames
+    assert all(f[1] for f in frames[listed:]), "a cleared alarm stays in the replayed list"
+    # Back to live: the live layer, the live alarm list and fresh states.
+    assert result["after_exit"]["replay_active"] is False
+    assert result["after_exit"]["live_canvas_visible"] is True
+    assert result["after_exit"]["bar_hidden"] is True
+    assert result["after_exit"]["messages_since"] > 0
+    assert result["after_exit"]["list_mode"] == "live"

@@ -304,6 +304,184 @@ const scenarios = {
   },
 };
 
+// Where a unit was at time t by its reports (linear between fixes, as a replay draws it).
+function positionAt(fixes, t) {
+  if (t <= fixes[0][0]) return [fixes[0][1], fixes[0][2]];
+  for (let i = 1; i < fixes.length; i++) {
+    const [t1, x1, y1] = fixes[i];
+    if (t1 >= t) {
+      const [t0, x0, y0] = fixes[i - 1];
+      const k = t1 > t0 ? (t - t0) / (t1 - t0) : 1;
+      return [x0 + (x1 - x0) * k, y0 + (y1 - y0) * k];
+    }
+  }
+  const last = fixes[fixes.length - 1];
+  return [last[1], last[2]];
+}
+
+function metres([x0, y0], [x1, y1]) {
+  const k = Math.cos((y0 * Math.PI) / 180);
+  return Math.hypot((x1 - x0) * k, y1 - y0) * 111_320;
+}
+
+// Beijing wall time for a datetime-local input, to the second (the console's clock is in it).
+function beijingInput(ms) {
+  return new Date(ms + 8 * 3600_000).toISOString().slice(0, 19);
+}
+
+scenarios.replay = async function replay() {
+  const page = await newPage();
+  await logIn(page);
+  await step('publish');
+  const history = await step('history');
+  const ids = Object.keys(history.sent);
+  // The vehicles are on the live map (the ingest worker announced them).
+  await page.waitForFunction((want) => want.every((i) => window.__console.fleet.records.has(i)), ids, { timeout: 20000 });
+  await page.click('#btn-replay');
+  await page.waitForSelector('#replay-bar:not([hidden])');
+  // Whole seconds: what a datetime-local input holds.
+  const start = Math.floor(history.start_ms / 1000) * 1000 - 2000;
+  const end = Math.ceil(history.end_ms / 1000) * 1000 + 2000;
+  await page.fill('#replay-from', beijingInput(start));
+  await page.fill('#replay-to', beijingInput(end));
+  await page.click('#replay-load');
+  await page.waitForFunction(() => window.__console.replay.active && window.__console.replay.tracks.length > 0, null, { timeout: 30000 });
+  const loaded = await page.evaluate(() => ({
+    tracks: window.__console.replay.tracks.map((tr) => tr.id),
+    start: window.__console.replay.start,
+    end: window.__console.replay.end,
+    liveHidden: document.getElementById('live-canvas').hidden,
+    replayShown: !document.getElementById('replay-canvas').hidden,
+    status: document.getElementById('replay-status').textContent,
+  }));
+  check(loaded.start === start && loaded.end === end, `the window is the one picked: ${JSON.stringify(loaded)}`);
+
+  // Scrub: click the slider at a few places, as a user drags it.
+  const slider = await page.locator('#replay-slider').boundingBox();
+  const probes = [];
+  for (const f of [0.2, 0.5, 0.85]) {
+    await page.mouse.click(slider.x + slider.width * f, slider.y + slider.height / 2);
+    await page.waitForTimeout(150);
+    const seen = await page.evaluate((want) => {
+      const h = window.__console;
+      const out = { now: h.replay.now, units: {} };
+      for (const i of want) {
+        const rec = h.replay.fleet.records.get(i);
+        const drawn = h.unitScreenPos(i);
+        const p = rec ? h.map.project([rec.lon, rec.lat]) : null;
+        out.units[i] = rec ? { lon: rec.lon, lat: rec.lat, drawn, projected: [p.x, p.y], hidden: rec.absent } : null;
+      }
+      return out;
+    }, ids);
+    for (const i of ids) {
+      const u = seen.units[i];
+      check(u && !u.hidden, `unit ${i} is drawn at ${seen.now}`);
+      const want = positionAt(history.sent[i], seen.now);
+      probes.push({
+        fraction: f,
+        id: i,
+        now: seen.now,
+        error_m: metres(want, [u.lon, u.lat]),
+        drawn_error_px: Math.hypot(u.drawn[0] - u.projected[0], u.drawn[1] - u.projected[1]),
+      });
+    }
+  }
+
+  // The alarm: before it was raised, while it was open, after it was cleared.
+  const al = history.alarm;
+  const at = async (label, t) => {
+    await page.evaluate((v) => {
+      const el = document.getElementById('replay-slider');
+      el.value = String(v);
+      el.dispatchEvent(new Event('input', { bubbles: true }));
+    }, Math.round(((t - start) / (end - start)) * 1000));
+    await page.waitForTimeout(400);
+    const probe = await page.evaluate(({ id, device }) => {
+      const h = window.__console;
+      const row = document.querySelector(`#alarm-list [data-alarm="${id}"]`);
+      return {
+        now: h.replay.now,
+        in_list: Boolean(row),
+        cleared: Boolean(row && row.classList.contains('al-cleared')),
+        on_map: (h.stats.alarmMarkers || []).includes(id),
+        halo: h.replay.fleet.alarmDevices.has(device),
+        ack_buttons: document.querySelectorAll('#alarm-list [data-ack]').length,
+      };
+    }, { id: al.id, device: al.device_id });
+    probe.label = label;
+    return probe;
+  };
+  const alarmProbes = [
+    await at('before', Math.max(start, al.raised_ms - 3000)),
+    await at('during', (al.raised_ms + al.cleared_ms) / 2),
+  ];
+  await page.screenshot({ path: `${ART}/console-replay.png` });
+  alarmProbes.push(await at('after', Math.min(end, al.cleared_ms + 1500)));
+  check(alarmProbes.every((p) => p.ack_buttons === 0), 'a replayed alarm cannot be acknowledged');
+
+  // Play: the replay clock against the wall clock, at 1x and 60x, from inside the page.
+  const measure = (ms, alarm) => page.evaluate(({ ms, alarm }) => new Promise((resolve) => {
+    const h = window.__console;
+    const samples = [];
+    const t0 = performance.now();
+    const tick = (ts) => {
+      samples.push([ts, h.replay.now, h.replay.playing,
+        Boolean(document.querySelector(`#alarm-list [data-alarm="${alarm}"]`)), (h.stats.alarmMarkers || []).includes(alarm)]);
+      if (performance.now() - t0 < ms && (h.replay.playing || samples.length < 3)) requestAnimationFrame(tick);
+      else {
+        const playing = samples.filter((x) => x[2]);
+        const a = playing[1] || playing[0], b = playing[playing.length - 2] || a;
+        resolve({ samples: samples.map((x) => [Math.round(x[0]), x[1], x[3], x[4]]), rate: b[0] > a[0] ? (b[1] - a[1]) / (b[0] - a[0]) : null, frames: samples.length, playingAtEnd: h.replay.playing, now: h.replay.now });
+      }
+    };
+    requestAnimationFrame(tick);
+  }), { ms, alarm });
+  await page.selectOption('#replay-speed', '1');
+  await page.evaluate(() => { const el = document.getElementById('replay-slider'); el.value = '100'; el.dispatchEvent(new Event('input', { bubbles: true })); });
+  await page.click('#replay-play');
+  const one = await measure(800, null);
+  await page.click('#replay-play'); // pause
+  check(!(await page.evaluate(() => window.__console.replay.playing)), 'the play button pauses');
+  await page.selectOption('#replay-speed', '60');
+  await page.evaluate(() => { const el = document.getElementById('replay-slider'); el.value = '0'; el.dispatchEvent(new Event('input', { bubbles: true })); });
+  await page.click('#replay-play');
+  const sixty = await measure(10000, al.id);
+  const ended = await page.evaluate(() => ({
+    playing: window.__console.replay.playing,
+    atEnd: window.__console.replay.now === window.__console.replay.end,
+    button: document.getElementById('replay-play').textContent,
+  }));
+
+  // Back to live.
+  const m0 = await page.evaluate(() => window.__console.socket.messages);
+  await page.click('#replay-exit');
+  await page.waitForTimeout(2500);
+  const afterExit = await page.evaluate((m) => ({
+    replay_active: window.__console.replay.active,
+    live_canvas_visible: !document.getElementById('live-canvas').hidden,
+    replay_canvas_hidden: document.getElementById('replay-canvas').hidden,
+    bar_hidden: document.getElementById('replay-bar').hidden,
+    messages_since: window.__console.socket.messages - m,
+    list_mode: window.__console.alarms.mode,
+    drawn: window.__console.stats.drawn,
+  }), m0);
+  await page.screenshot({ path: `${ART}/console-replay-exit.png` });
+  return {
+    entered: true,
+    live_canvas_hidden: loaded.liveHidden && loaded.replayShown,
+    status: loaded.status,
+    tracks: loaded.tracks,
+    probes,
+    alarm_probes: alarmProbes,
+    rate_1x: one.rate,
+    rate_60x: sixty.rate,
+    played_to_end: !ended.playing && ended.atEnd && ended.button === '播放',
+    // [replay time, alarm row in the list, alarm marker on the map] each frame at 60x
+    frames_60x: sixty.samples.map((x) => [x[1], x[2], x[3]]),
+    after_exit: afterExit,
+  };
+};
+
 let code = 0;
 try {
   const result = await scenarios[env.SCENARIO]();

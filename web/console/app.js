@@ -175,7 +175,7 @@ async function start() {
 
   // ---------------------------------------------------------------- live layer
   const fleet = new LiveFleet(map, $('live-canvas'), { origin: CITY_CENTER, meta, myDept });
-  const replayFleet = new LiveFleet(map, $('replay-canvas'), { origin: CITY_CENTER, meta, myDept });
+  const replayFleet = new LiveFleet(map, $('replay-canvas'), { origin: CITY_CENTER, meta, myDept, replay: true });
   hook.fleet = fleet;
   let active = fleet;
 
@@ -334,6 +334,7 @@ async function start() {
     onChange: () => {
       if (replay.active) return;
       const items = alarms.withPosition();
+      hook.stats.alarmMarkers = items.slice(0, 2000).map((a) => a.id);
       map.getSource('alarms-live').setData({
         type: 'FeatureCollection',
         features: items.slice(0, 2000).map((a) => ({ type: 'Feature', properties: { id: a.id, severity: a.severity }, geometry: { type: 'Point', coordinates: [a.lon, a.lat] } })),
@@ -458,14 +459,20 @@ async function start() {
       $('live-canvas').hidden = true;
       $('replay-canvas').hidden = false;
       map.getSource('trail').setData(emptyFc());
+      $('alarm-title').dataset.i18n = 'replay_alarms';
+      $('alarm-title').textContent = t('replay_alarms');
     },
     onExit: () => {
       active = fleet;
       $('replay-canvas').hidden = true;
       $('live-canvas').hidden = false;
-      alarms.schedule();
+      $('alarm-title').dataset.i18n = 'alarms';
+      $('alarm-title').textContent = t('alarms');
+      alarms.showLive();
     },
-    onAlarms: (shown) => {
+    onAlarms: (shown, raised) => {
+      hook.stats.alarmMarkers = shown.filter((a) => a.lon != null).map((a) => a.id);
+      alarms.showReplay(raised);
       map.getSource('alarms-live').setData({
         type: 'FeatureCollection',
         features: shown.filter((a) => a.lon != null).map((a) => ({ type: 'Feature', properties: { id: a.id }, geometry: { type: 'Point', coordinates: [a.lon, a.lat] } })),

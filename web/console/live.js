@@ -157,8 +157,10 @@ function compile(gl, type, src) {
 }
 
 export class LiveFleet {
-  constructor(map, canvas, { origin, meta = new Map(), myDept = null } = {}) {
+  // `replay`: records carry past times, so none of them is ever stale.
+  constructor(map, canvas, { origin, meta = new Map(), myDept = null, replay = false } = {}) {
     this.map = map;
+    this.replay = replay;
     this.canvas = canvas;
     this.meta = meta;
     this.myDept = myDept;
@@ -273,6 +275,14 @@ export class LiveFleet {
     return rec;
   }
 
+  // A replayed unit before its first report: kept, not drawn.
+  setAbsent(id, absent) {
+    const rec = this.records.get(id);
+    if (!rec || rec.slot < 0 || Boolean(rec.absent) === absent) return;
+    rec.absent = absent;
+    this.style(rec);
+  }
+
   setOnline(id, online) {
     const rec = this.records.get(id);
     if (!rec) return;
@@ -281,6 +291,7 @@ export class LiveFleet {
   }
 
   isStale(rec, nowMs = Date.now()) {
+    if (this.replay) return false;
     if (rec.online === false) return true;
     const m = this.meta.get(rec.id);
     const interval = (m && m.interval_s) || (rec.kind === 'vehicle' ? 5 : 600);
@@ -324,7 +335,7 @@ export class LiveFleet {
     if (this.isStale(rec, nowMs)) flags |= F_STALE;
     if (this.selected === rec.id) flags |= F_SELECTED;
     if (this.myDept && dept === this.myDept) flags |= F_MINE;
-    if (this.hiddenKinds.has(rec.kind) || (this.deptOnly && this.myDept && dept !== this.myDept)) {
+    if (rec.absent || this.hiddenKinds.has(rec.kind) || (this.deptOnly && this.myDept && dept !== this.myDept)) {
       flags |= F_HIDDEN;
     }
     if (this.alarmDevices.has(rec.id)) flags |= F_ALARM;
