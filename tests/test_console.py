@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 import threading
@@ -27,6 +28,7 @@ import orjson
 import psycopg
 import pytest
 import uvicorn
+from starlette.websockets import WebSocketDisconnect
 
 from apps.bench.console import LiveFeeder
 from apps.platform.services import free_port
@@ -341,6 +343,85 @@ def test_layers_follow_the_role(console_url: str, artifacts: Path) -> None:
     assert result["restricted_requests"] == []
     assert result["ack_buttons"] == 0
     assert "无权" in result["incidents_text"]
+
+
+# ------------------------------------------------------------------------ live feed encoding
+
+
+def decode_positions(
+    frame: bytes,
+) -> list[tuple[int, float, float, int, float | None, float | None]]:
+    """The binary frame of ``/ws/live?format=bin``, read by its documented layout."""
+    version, n, base = struct.unpack_from("<B3xId", frame)
+    assert version == 1 and len(frame) == 16 + 20 * n
+    cols = [struct.unpack_from(f"<{n}{c}", frame, 16 + off * n) for c, off in
+            (("I", 0), ("i", 4), ("i", 8), ("i", 12), ("H", 16), ("H", 18))]  # fmt: skip
+    return [
+        (ix, lon / 1e7, lat / 1e7, int(base) + dt,
+         None if h == 0xFFFF else h / 100, None if v == 0xFFFF else v / 10)
+        for ix, lon, lat, dt, h, v in zip(*cols, strict=True)
+    ]  # fmt: skip
+
+
+def test_binary_live_feed_sends_moves_as_frames_and_changes_as_json(
+    api: Any, admin_headers: dict[str, str]
+) -> None:
+    from realtime.ingest import LIVE_TOPIC
+
+    hub = api.app.state.live
+    token = admin_headers["Authorization"].split()[1]
+    # Far from the city, so the other tests' live units stay out of this bbox.
+    bbox = "100,10,101,11"
+    now = int(time.time() * 1000)
+
+    def announce(*states: list[Any]) -> None:
+        hub.feed_threadsafe(LIVE_TOPIC, orjson.dumps({"states": list(states), "online": []}))
+
+    def receive(ws: Any) -> tuple[str, Any]:
+        message = ws.receive()
+        if message.get("bytes") is not None:
+            return "bin", decode_positions(message["bytes"])
+        return "json", orjson.loads(message["text"])
+
+    reading = {"status": "en_route", "speed_kmh": 42.5, "heading_deg": 90, "battery_pct": 80}
+    with (
+        api.websocket_connect(f"/ws/live?token={token}&bbox={bbox}&format=bin") as binary,
+        api.websocket_connect(f"/ws/live?token={token}&bbox={bbox}") as text,
+    ):
+        assert receive(binary)[1]["type"] == "hello" and receive(text)[1]["type"] == "hello"
+        announce(["BIN-1", "vehicle", 100.5, 10.5, now, "en_route", reading])
+        kind, first = receive(binary)
+        assert kind == "json" and first["items"][0][0] == "BIN-1"  # first seen: in full
+        index = first["ix"][0]
+        # It only moves (and turns, and speeds up): a binary frame.
+        moved = {**reading, "speed_kmh": 61.3, "heading_deg": 135.25}
+        announce(["BIN-1", "vehicle", 100.5012345, 10.4987654, now + 1000, "en_route", moved])
+        kind, rows = receive(binary)
+        assert kind == "bin"
+        position = (pytest.approx(100.5012345, abs=1e-7), pytest.approx(10.4987654, abs=1e-7))
+        assert rows == [(index, *position, now + 1000, 135.25, 61.3)]
+        # Its status changes: the whole state again, as JSON.
+        announce(["BIN-1", "vehicle", 100.51, 10.5, now + 2000, "on_scene",
+                  {**moved, "status": "on_scene"}])  # fmt: skip
+        kind, changed = receive(binary)
+        assert kind == "json" and changed["items"][0][5] == "on_scene"
+        # The JSON client got every state in full, and nothing binary.
+        seen = []
+        while len(seen) < 3:
+            kind, message = receive(text)
+            assert kind == "json" and "ix" not in message
+            seen += [item[2] for item in message.get("items", [])]
+        assert seen == [100.5, 100.5012345, 100.51]
+    # Bytes on the wire: a moving unit's frame row against its JSON state.
+    frame_row = 20
+    json_state = len(orjson.dumps(["BIN-1", "vehicle", 100.5012345, 10.4987654, now, "en_route",
+                                   moved]))  # fmt: skip
+    assert json_state > 5 * frame_row
+    with (
+        pytest.raises(WebSocketDisconnect),
+        api.websocket_connect(f"/ws/live?token={token}&format=xml") as ws,
+    ):
+        ws.receive_text()
 
 
 # ---------------------------------------------------------------------------------- replay
