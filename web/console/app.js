@@ -379,9 +379,14 @@ async function start() {
     onMessage: (msg) => {
       hook.stats.wsBytes = socket.bytes;
       hook.stats.wsMessages = socket.messages;
-      if (msg.type === 'states' || msg.type === 'hello') {
+      if (msg.type === 'positions') {
+        fleet.applyFrame(msg.buffer);
+        hook.stats.lastStates = Date.now();
+      } else if (msg.type === 'states' || msg.type === 'hello') {
         const animate = msg.type === 'states';
-        for (const s of msg.items) fleet.apply(s, animate);
+        const t = fleet.now();
+        const ix = msg.ix || [];
+        (msg.items || []).forEach((s, k) => fleet.apply(s, animate, ix[k] ?? -1, t));
         for (const [id, , online] of msg.online || []) fleet.setOnline(id, online);
         hook.stats.lastStates = Date.now();
       } else if (msg.type === 'alarm') {
@@ -399,6 +404,7 @@ async function start() {
       if (state === 'restored') { syncSoon(); incidents.refresh(); }
     },
     onAuthFailed: (reason) => endSession(expiredMessage(reason)),
+    format: 'bin', // moving units as compact binary frames; everything else stays JSON
   });
   hook.socket = socket;
   socket.open();
