@@ -274,6 +274,16 @@ def test_log_in_map_live_units_details_layers(
     assert result["hospitals_after_toggle"] is False and result["schools_after_toggle"] is True
     assert result["schools_tiles_requested"] > 0
     assert result["english_title"] == "Changzhi City Operations Command"
+    assert result["conn_text_en"] == "Live feed connected", result
+    # Nothing spills out of its box in either language, nor on the 4K wall, where text and the
+    # map's controls are twice the size (the wall is read from across the room).
+    for name in ("layout_zh", "layout_en", "layout_wall"):
+        assert result[name]["problems"] == [], (name, result[name])
+    assert result["layout_zh"]["rem"] == pytest.approx(16, abs=0.1)
+    assert result["layout_wall"]["rem"] == pytest.approx(32, abs=0.1)
+    wall, desk = result["layout_wall"], result["layout_zh"]
+    assert wall["title_px"] >= 1.9 * desk["title_px"]
+    assert wall["zoom_button_px"] >= 1.9 * desk["zoom_button_px"] >= 1.9 * 25
     assert (artifacts / "console-1920.png").stat().st_size > 50_000
     assert (artifacts / "console-3840.png").exists()
 

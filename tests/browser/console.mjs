@@ -90,6 +90,33 @@ async function mapBox(page) {
   });
 }
 
+// What would look broken on a wall: boxes whose content spills out of them, columns that
+// overlap; and how big the text and the map's controls are.
+async function layout(page) {
+  return page.evaluate(() => {
+    const problems = [];
+    const boxes = ['#topbar', '.brand', '.top-right', '.kpi-grid', '.kpi', '.panel', '.map-tools',
+      '#layer-panel', '#details', '#replay-bar', '.legend', '.login-card'];
+    for (const sel of boxes) {
+      for (const el of document.querySelectorAll(sel)) {
+        if (!el.getClientRects().length) continue; // not shown
+        const over = el.scrollWidth - el.clientWidth;
+        if (over > 1) problems.push(`${sel}${el.id ? `#${el.id}` : ''} spills ${over}px: ${el.textContent.trim().slice(0, 40)}`);
+      }
+    }
+    const box = (q) => document.querySelector(q).getBoundingClientRect();
+    const [l, m, r] = [box('#left'), box('#mapwrap'), box('#right')];
+    if (l.right > m.left + 1 || m.right > r.left + 1 || r.right > innerWidth + 1) problems.push('columns overlap');
+    const zoomIn = document.querySelector('.maplibregl-ctrl-zoom-in');
+    return {
+      problems,
+      rem: parseFloat(getComputedStyle(document.documentElement).fontSize),
+      zoom_button_px: zoomIn ? zoomIn.getBoundingClientRect().width : 0,
+      title_px: parseFloat(getComputedStyle(document.querySelector('#topbar h1')).fontSize),
+    };
+  });
+}
+
 const scenarios = {
   async main() {
     const page = await newPage();
@@ -154,18 +181,28 @@ const scenarios = {
     const hospitals = await page.evaluate(() => window.__console.layerVisible('hospitals'));
     const schools = await page.evaluate(() => window.__console.layerVisible('schools'));
     await page.screenshot({ path: `${ART}/console-layers.png` });
+    const layoutZh = await layout(page);
     // English.
     await page.click('#lang-btn');
     const title = await page.textContent('#topbar h1');
     await page.waitForTimeout(3200);
     await page.screenshot({ path: `${ART}/console-english.png` });
+    const layoutEn = await layout(page);
+    const connEn = await page.textContent('#conn-text');
     await page.click('#lang-btn');
     // The same console on a 4K wall.
     await page.setViewportSize({ width: 3840, height: 2160 });
     await page.evaluate(() => window.__console.map.fitBounds([111.978, 35.823, 113.73, 37.125], { padding: 20, duration: 0 }));
     await page.waitForTimeout(3500);
     await page.screenshot({ path: `${ART}/console-3840.png` });
+    await page.screenshot({ path: `${ART}/console-3840-corner.png`, clip: { x: 2440, y: 1560, width: 1400, height: 600 } });
+    await page.screenshot({ path: `${ART}/console-3840-topleft.png`, clip: { x: 0, y: 0, width: 1400, height: 700 } });
+    const layoutWall = await layout(page);
     return {
+      layout_zh: layoutZh,
+      layout_en: layoutEn,
+      layout_wall: layoutWall,
+      conn_text_en: connEn,
       wrong_password_message: wrong,
       map_colours: Math.min(mapColours, mapOnly),
       units_drawn: await page.evaluate(() => window.__console.stats.drawn),

@@ -557,18 +557,33 @@ function toast(text) {
 }
 
 let bannerTimer = null;
-function setConn(state, attempt, delay) {
-  const conn = $('conn');
-  conn.dataset.state = state;
-  const text = {
+
+function connText(state, attempt, delay) {
+  return {
     connecting: t('ws_connecting'),
     open: t('ws_open'),
     reconnecting: t('ws_reconnecting'),
     restored: t('ws_restored'),
     down: t('ws_down', { s: Math.ceil((delay || 0) / 1000), n: attempt }),
   }[state];
+}
+
+// A language switch re-words the connection state (and its banner, if shown), nothing more.
+onLang(() => {
+  if (!hook.conn) return;
+  const text = connText(hook.conn, ...(hook.connArgs || []));
+  $('conn-text').textContent = text;
+  if (!$('banner').hidden && $('banner').dataset.conn) $('banner').textContent = text;
+});
+
+function setConn(state, attempt, delay) {
+  hook.connArgs = [attempt, delay];
+  const conn = $('conn');
+  conn.dataset.state = state;
+  const text = connText(state, attempt, delay);
   $('conn-text').textContent = text;
   const banner = $('banner');
+  banner.dataset.conn = '1';
   clearTimeout(bannerTimer);
   if (state === 'down' || state === 'reconnecting') {
     banner.className = 'banner down';

@@ -56,6 +56,8 @@ export class Overview {
     const { units, alarmsByKind, pm25ByDistrict, gaugesOver } = facts;
     const kpi = this.els.kpis;
     kpi.unitsOnline.textContent = `${facts.unitsOnline}/${facts.unitsTotal}`;
+    // "10000/10000" must fit its box as "111/111" does.
+    kpi.unitsOnline.style.fontSize = kpi.unitsOnline.textContent.length > 7 ? '1.05rem' : '';
     kpi.moving.textContent = String((units.dispatched || 0) + (units.en_route || 0) + (units.on_scene || 0));
     kpi.alarms.textContent = String(facts.openAlarms);
     kpi.offline.textContent = String(facts.offline);
