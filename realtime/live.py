@@ -107,6 +107,8 @@ class Subscriber:
     # format=bin: binary position frames (send_binary), and per device the (kind, status,
     # reading without MOVING) last sent as JSON, which a position-only state must match.
     send_binary: Callable[[bytes], Awaitable[None]] | None = None
+    # Event types this client may not see (its user may not read their layer): never queued.
+    hidden_events: frozenset[str] = frozenset()
     sent_rest: dict[str, tuple[Any, Any, dict[str, Any]]] = field(default_factory=dict)
     pending: dict[str, State] = field(default_factory=dict)
     online: dict[str, list[Any]] = field(default_factory=dict)
@@ -197,7 +199,7 @@ class LiveHub:
                 if sub.filter.kinds is None or item[1] in sub.filter.kinds:
                     sub.online[device_id] = item
             for event in events:
-                if sub.filter.admits_event(event):
+                if event.get("type") not in sub.hidden_events and sub.filter.admits_event(event):
                     sub.offer_event(event)
             sub.wake.set()
 

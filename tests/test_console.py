@@ -346,8 +346,21 @@ def test_dropped_websocket_reconnects_and_says_so(
     assert result["messages_after_reconnect"] > 0
 
 
-def test_layers_follow_the_role(console_url: str, artifacts: Path) -> None:
-    result = run_scenario("viewer", console_url, artifacts, user="console-viewer")
+def test_layers_follow_the_role(console_url: str, artifacts: Path, platform: Platform) -> None:
+    marker = f"INCIDENT-ONLY-FOR-DISPATCH-{time.monotonic_ns()}"
+
+    def incident() -> dict[str, str]:
+        # An incident change, announced as dispatch does; viewers may not read incidents.
+        event = {"type": "incident", "event": "created", "id": 990001, "address": marker}
+        platform.client.publish("cz/v1/dispatch/events", orjson.dumps(event), qos=1)
+        return {"marker": marker}
+
+    result = run_scenario(
+        "viewer", console_url, artifacts, {"incident": incident}, user="console-viewer"
+    )
+    # The dispatcher's console got the incident; the viewer's socket never carried it.
+    assert result["incident_frames_dispatcher"] >= 1
+    assert result["incident_frames_viewer"] == 0 and result["viewer_frames"] > 0
     assert "parcels" not in result["layers"] and "incidents" not in result["layers"]
     assert "districts" in result["layers"]
     assert result["restricted_requests"] == []

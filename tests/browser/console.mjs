@@ -327,7 +327,22 @@ const scenarios = {
     page.on('request', (r) => {
       if (/\/collections\/(parcels|mining_rights|incidents|pollution_sources)\b/.test(r.url())) restricted.push(r.url());
     });
+    // What reaches each console over the live socket: the viewer's and a dispatcher's.
+    const frames = { viewer: [], dispatcher: [] };
+    const listen = (p, who) => p.on('websocket', (ws) => ws.on('framereceived', (f) => {
+      if (typeof f.payload === 'string') frames[who].push(f.payload);
+    }));
+    listen(page, 'viewer');
     await logIn(page);
+    const control = await newPage();
+    listen(control, 'dispatcher');
+    await logIn(control, env.CONSOLE_USER2, env.CONSOLE_PASSWORD2);
+    await page.waitForFunction(() => window.__console.conn === 'open', null, { timeout: 15000 });
+    await control.waitForFunction(() => window.__console.conn === 'open', null, { timeout: 15000 });
+    const { marker } = await step('incident');
+    const deadline = Date.now() + 10000;
+    while (!frames.dispatcher.some((f) => f.includes(marker)) && Date.now() < deadline) await page.waitForTimeout(200);
+    await page.waitForTimeout(1000); // the viewer's socket had as long as the dispatcher's
     await page.waitForTimeout(1500);
     await page.click('#btn-layers');
     const layers = await page.evaluate(() => [...document.querySelectorAll('[data-layer-toggle]')].map((e) => e.dataset.layerToggle));
@@ -337,6 +352,9 @@ const scenarios = {
       restricted_requests: restricted,
       ack_buttons: await page.evaluate(() => document.querySelectorAll('[data-ack]').length),
       incidents_text: await page.textContent('#incident-list'),
+      incident_frames_dispatcher: frames.dispatcher.filter((f) => f.includes(marker)).length,
+      incident_frames_viewer: frames.viewer.filter((f) => f.includes(marker)).length,
+      viewer_frames: frames.viewer.length,
     };
   },
 };

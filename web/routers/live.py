@@ -23,12 +23,28 @@ import orjson
 from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
+from gis_core.errors import NotFound
 from gis_core.identity import Principal
+from layers.catalog import builtin_catalog
 from realtime.live import Filter, LiveHub, Subscriber
 from realtime.readings import KINDS
 from web.deps import principal_from_token
 
 router = APIRouter(tags=["live"])
+# The layer whose readers may receive each kind of event; the others never get it.
+EVENT_LAYERS = {"alarm": "alarms", "incident": "incidents"}
+
+
+def hidden_events(principal: Principal) -> frozenset[str]:
+    """The event types this user may not see: what a layer hides is not sent either."""
+    catalog = builtin_catalog()
+    hidden = set()
+    for event_type, layer_id in EVENT_LAYERS.items():
+        try:
+            catalog.get(layer_id, principal)
+        except NotFound:
+            hidden.add(event_type)
+    return frozenset(hidden)
 
 
 def parse_filter(kinds: Any, bbox: Any) -> Filter:
@@ -66,7 +82,7 @@ async def live(ws: WebSocket) -> None:
         await ws.close(code=4401, reason="log in first: /ws/live?token=<bearer token>")
         return
     try:
-        await run_in_threadpool(_authenticate, ws, token)
+        principal = await run_in_threadpool(_authenticate, ws, token)
     except HTTPException as exc:
         await ws.close(code=4401, reason=str(exc.detail)[:120])
         return
@@ -90,7 +106,12 @@ async def live(ws: WebSocket) -> None:
     async def send_binary(data: bytes) -> None:
         await ws.send_bytes(data)
 
-    sub = Subscriber(send=send, filter=flt, send_binary=send_binary if encoding == "bin" else None)
+    sub = Subscriber(
+        send=send,
+        filter=flt,
+        send_binary=send_binary if encoding == "bin" else None,
+        hidden_events=hidden_events(principal),
+    )
     await send(hub.hello(sub))
     sender = asyncio.create_task(hub.serve(sub))
     try:
