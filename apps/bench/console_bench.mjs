@@ -64,6 +64,7 @@ try {
         .observe({ type: 'longtask', buffered: false });
     } catch { /* not every build reports long tasks */ }
     const bytes0 = window.__console.socket.bytes;
+    const states0 = window.__console.stats.states;
     const start = performance.now();
     await new Promise((resolve) => {
       let last = start;
@@ -86,6 +87,8 @@ try {
       frame_p95_ms: Math.round(q(0.95) * 10) / 10,
       frame_max_ms: Math.round(frames[frames.length - 1] * 10) / 10,
       ws_bytes_per_s: Math.round(bytes / elapsed),
+      // unit states the page applied per second: what the feed delivered, not what was sent
+      states_per_s: Math.round((window.__console.stats.states - states0) / elapsed),
       long_tasks: longTasks,
       drawn_units: window.__console.stats.drawn,
     };

@@ -18,7 +18,7 @@ const LOCAL_FONTS = '"Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei"
 const ACK_ROLES = ['dispatcher', 'supervisor', 'inspector', 'planner'];
 
 // What tests and the benchmark read; nothing in the page depends on it.
-const hook = { ready: false, errors: [], stats: { wsBytes: 0, wsMessages: 0 } };
+const hook = { ready: false, errors: [], stats: { wsBytes: 0, wsMessages: 0, states: 0 } };
 window.__console = hook;
 window.addEventListener('error', (e) => hook.errors.push(String(e.message)));
 
@@ -380,13 +380,14 @@ async function start() {
       hook.stats.wsBytes = socket.bytes;
       hook.stats.wsMessages = socket.messages;
       if (msg.type === 'positions') {
-        fleet.applyFrame(msg.buffer);
+        hook.stats.states += fleet.applyFrame(msg.buffer);
         hook.stats.lastStates = Date.now();
       } else if (msg.type === 'states' || msg.type === 'hello') {
         const animate = msg.type === 'states';
         const t = fleet.now();
         const ix = msg.ix || [];
         (msg.items || []).forEach((s, k) => fleet.apply(s, animate, ix[k] ?? -1, t));
+        if (animate) hook.stats.states += (msg.items || []).length;
         for (const [id, , online] of msg.online || []) fleet.setOnline(id, online);
         hook.stats.lastStates = Date.now();
       } else if (msg.type === 'alarm') {
