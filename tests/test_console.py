@@ -271,6 +271,9 @@ def test_log_in_map_live_units_details_layers(
     assert result["moved_px"] > 0.5, "live markers did not move"
     assert result["details_id"].startswith("VEH-")
     assert result["details_text"], "the details card is empty"
+    # The live layer is drawn by its worker, and it is on screen (not only in memory).
+    assert result["live_drawn_by"] == "worker"
+    assert result["live_pixels"] > 200, result["live_pixels"]
     assert result["hospitals_after_toggle"] is False and result["schools_after_toggle"] is True
     assert result["schools_tiles_requested"] > 0
     assert result["english_title"] == "Changzhi City Operations Command"
@@ -344,6 +347,9 @@ def test_dropped_websocket_reconnects_and_says_so(
     assert result["banner_after"] == "实时连接已恢复"
     assert result["sockets_opened"] >= 2
     assert result["messages_after_reconnect"] > 0
+    # Without OffscreenCanvas the page draws the live layer itself, visibly.
+    assert result["fallback"]["drawn_by"] == "page"
+    assert result["fallback"]["pixels"] > 200, result["fallback"]
 
 
 def test_layers_follow_the_role(console_url: str, artifacts: Path, platform: Platform) -> None:

@@ -83,6 +83,33 @@ async function colours(page, file, clip) {
   }, b64);
 }
 
+// Pixels the live layer puts on screen: the map area with its canvas shown and hidden.
+async function livePixels(page) {
+  const box = await mapBox(page);
+  const shown = await page.screenshot({ clip: box });
+  await page.evaluate(() => { document.getElementById('live-canvas').style.visibility = 'hidden'; });
+  const hidden = await page.screenshot({ clip: box });
+  await page.evaluate(() => { document.getElementById('live-canvas').style.visibility = ''; });
+  return page.evaluate(async ([a, b]) => {
+    const load = async (data) => {
+      const img = new Image();
+      img.src = `data:image/png;base64,${data}`;
+      await img.decode();
+      const c = document.createElement('canvas');
+      c.width = img.width; c.height = img.height;
+      const g = c.getContext('2d');
+      g.drawImage(img, 0, 0);
+      return g.getImageData(0, 0, c.width, c.height).data;
+    };
+    const [pa, pb] = [await load(a), await load(b)];
+    let differ = 0;
+    for (let i = 0; i < pa.length; i += 4) {
+      if (Math.abs(pa[i] - pb[i]) + Math.abs(pa[i + 1] - pb[i + 1]) + Math.abs(pa[i + 2] - pb[i + 2]) > 30) differ += 1;
+    }
+    return differ;
+  }, [shown.toString('base64'), hidden.toString('base64')]);
+}
+
 async function mapBox(page) {
   return page.evaluate(() => {
     const r = document.getElementById('map').getBoundingClientRect();
@@ -167,6 +194,8 @@ const scenarios = {
     await page.waitForSelector('#details:not([hidden])', { timeout: 10000 });
     await page.waitForTimeout(800);
     const detailsId = await page.evaluate(() => window.__console.fleet.selected);
+    const drawnPixels = await livePixels(page);
+    const drawnBy = await page.evaluate(() => (window.__console.fleet.worker ? 'worker' : 'page'));
     const detailsText = await page.textContent('#details-body');
     check(detailsText.includes(detailsId), 'the details card names the selected unit');
     await page.screenshot({ path: `${ART}/console-details.png` });
@@ -208,6 +237,8 @@ const scenarios = {
       units_drawn: await page.evaluate(() => window.__console.stats.drawn),
       moved_px: moved,
       details_id: detailsId,
+      live_pixels: drawnPixels,
+      live_drawn_by: drawnBy,
       details_text: detailsText,
       hospitals_after_toggle: hospitals,
       schools_after_toggle: schools,
@@ -292,6 +323,9 @@ const scenarios = {
 
   async drop() {
     const page = await newPage();
+    // This console runs as on a browser without OffscreenCanvas: the live layer draws in the
+    // page's own thread, and must look the same.
+    await page.addInitScript(() => { delete window.OffscreenCanvas; });
     const routes = [];
     await page.routeWebSocket(/\/ws\/live/, (ws) => {
       ws.connectToServer();
@@ -301,6 +335,11 @@ const scenarios = {
     await step('publish');
     await page.waitForFunction(() => window.__console.conn === 'open', null, { timeout: 15000 });
     await page.waitForFunction(() => window.__console.stats.drawn > 0, null, { timeout: 15000 });
+    await page.waitForTimeout(1000);
+    const fallback = {
+      drawn_by: await page.evaluate(() => (window.__console.fleet.worker ? 'worker' : 'page')),
+      pixels: await livePixels(page),
+    };
     // The network drops the socket under the page.
     await routes[routes.length - 1].close({ code: 1011, reason: 'network drop' });
     await page.waitForFunction(() => window.__console.conn === 'down', null, { timeout: 10000 });
@@ -318,6 +357,7 @@ const scenarios = {
       banner_after: after,
       sockets_opened: routes.length,
       messages_after_reconnect: m1 - m0,
+      fallback,
     };
   },
 
