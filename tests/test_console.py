@@ -319,6 +319,7 @@ def test_a_burst_of_1000_alarms_keeps_the_page_responsive(
     )
     assert result["count"] >= 1000
     assert result["rows_in_dom"] < 80, "the alarm list must not render every row"
+    assert result["map_clustered"] >= 1000 and result["map_circles"] < 60, result
     assert result["eval_ms"] < 1000
     assert result["worst_frame_ms"] < 1500
 

@@ -292,10 +292,22 @@ const scenarios = {
     await page.waitForTimeout(800);
     await page.screenshot({ path: `${ART}/console-burst.png` });
     const rows = await page.evaluate(() => document.querySelectorAll('#alarm-list .al-row').length);
+    // On the map: counted clusters at city zoom, holding every alarm.
+    await page.evaluate(() => window.__console.map.jumpTo({ center: [113.25, 36.15], zoom: 9 }));
+    await page.waitForTimeout(1500);
+    const clusters = await page.evaluate(() => {
+      const map = window.__console.map;
+      const seen = map.queryRenderedFeatures({ layers: ['alarms-cluster', 'alarms-live'] });
+      const c = seen.filter((f) => f.properties.point_count);
+      return { circles: seen.length, clustered: c.reduce((n, f) => n + f.properties.point_count, 0) };
+    });
+    await page.screenshot({ path: `${ART}/console-burst-clusters.png` });
     const worst = await page.evaluate(() => Math.max(...window.__frames.slice(2)));
     return {
       count: await page.evaluate(() => window.__console.alarms.count()),
       rows_in_dom: rows,
+      map_circles: clusters.circles,
+      map_clustered: clusters.clustered,
       eval_ms: evalMs,
       worst_frame_ms: worst,
     };

@@ -168,8 +168,23 @@ async function start() {
   // Trail of the selected unit, alarms and the focus ring: small GeoJSON sources.
   map.addSource('trail', { type: 'geojson', data: emptyFc() });
   map.addLayer({ id: 'trail', type: 'line', source: 'trail', layout: { 'line-cap': 'round', 'line-join': 'round' }, paint: { 'line-color': '#7fd4ff', 'line-width': 3, 'line-opacity': 0.85, 'line-dasharray': [2, 1] } });
-  map.addSource('alarms-live', { type: 'geojson', data: emptyFc() });
-  map.addLayer({ id: 'alarms-live', type: 'circle', source: 'alarms-live', paint: { 'circle-radius': ['interpolate', ['linear'], ['zoom'], 7, 5, 13, 9], 'circle-color': 'rgba(255,59,59,0.25)', 'circle-stroke-color': '#ff3b3b', 'circle-stroke-width': 2 } });
+  // Alarms cluster below street level: a burst of a thousand reads as a few counted circles,
+  // not a red blanket over the district.
+  const remScale = (parseFloat(getComputedStyle(document.documentElement).fontSize) || 16) / 16;
+  map.addSource('alarms-live', { type: 'geojson', data: emptyFc(), cluster: true, clusterRadius: 40, clusterMaxZoom: 12 });
+  map.addLayer({
+    id: 'alarms-cluster', type: 'circle', source: 'alarms-live', filter: ['has', 'point_count'],
+    paint: {
+      'circle-radius': ['step', ['get', 'point_count'], 11 * remScale, 10, 15 * remScale, 100, 20 * remScale, 500, 25 * remScale],
+      'circle-color': 'rgba(255,59,59,0.6)', 'circle-stroke-color': '#ff3b3b', 'circle-stroke-width': 2 * remScale,
+    },
+  });
+  map.addLayer({
+    id: 'alarms-cluster-count', type: 'symbol', source: 'alarms-live', filter: ['has', 'point_count'],
+    layout: { 'text-field': ['get', 'point_count_abbreviated'], 'text-font': ['Noto Sans CJK SC Regular'], 'text-size': 13 * remScale, 'text-allow-overlap': true },
+    paint: { 'text-color': '#ffffff' },
+  });
+  map.addLayer({ id: 'alarms-live', type: 'circle', source: 'alarms-live', filter: ['!', ['has', 'point_count']], paint: { 'circle-radius': ['interpolate', ['linear'], ['zoom'], 7, 5, 13, 9], 'circle-color': 'rgba(255,59,59,0.25)', 'circle-stroke-color': '#ff3b3b', 'circle-stroke-width': 2 } });
   map.addSource('focus', { type: 'geojson', data: emptyFc() });
   map.addLayer({ id: 'focus', type: 'circle', source: 'focus', paint: { 'circle-radius': 22, 'circle-color': 'rgba(0,0,0,0)', 'circle-stroke-color': '#ffe066', 'circle-stroke-width': 3 } });
 
