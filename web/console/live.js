@@ -168,6 +168,7 @@ export class LiveFleet {
     const heading = new Uint16Array(buffer, 16 + 16 * n, n);
     const speed = new Uint16Array(buffer, 16 + 18 * n, n);
     const t = this.now();
+    const recent = Date.now() - 60000;
     const d = this.data;
     let restyle = null;
     for (let i = 0; i < n; i++) {
@@ -176,6 +177,7 @@ export class LiveFleet {
       const x0 = lon[i] / 1e7, y0 = lat[i] / 1e7;
       rec.lon = x0; rec.lat = y0;
       rec.ts = base + dt[i];
+      if (rec.online === false && rec.ts > recent) rec.online = true; // reporting again
       const r = rec.reading;
       if (heading[i] !== 0xffff) r.heading_deg = heading[i] / 100;
       if (speed[i] !== 0xffff) r.speed_kmh = speed[i] / 10;
