@@ -44,6 +44,18 @@ try {
     return ext ? gl.getParameter(ext.UNMASKED_RENDERER_WEBGL) : 'unknown';
   });
   log(`drawing ${await page.evaluate(() => window.__console.stats.drawn)} units on ${renderer}`);
+  // BENCH_PROFILE=file: a JavaScript CPU profile and the renderer's task times over the
+  // measurement, summarised (self time by function) into that file — where the frames go.
+  let cdp = null;
+  let metrics0 = null;
+  if (env.BENCH_PROFILE) {
+    cdp = await context.newCDPSession(page);
+    await cdp.send('Performance.enable');
+    await cdp.send('Profiler.enable');
+    await cdp.send('Profiler.setSamplingInterval', { interval: 500 });
+    metrics0 = (await cdp.send('Performance.getMetrics')).metrics;
+    await cdp.send('Profiler.start');
+  }
   const figures = await page.evaluate(async (ms) => {
     const frames = [];
     let longTasks = 0;
@@ -52,6 +64,7 @@ try {
         .observe({ type: 'longtask', buffered: false });
     } catch { /* not every build reports long tasks */ }
     const bytes0 = window.__console.socket.bytes;
+    const states0 = window.__console.stats.states;
     const start = performance.now();
     await new Promise((resolve) => {
       let last = start;
@@ -74,10 +87,33 @@ try {
       frame_p95_ms: Math.round(q(0.95) * 10) / 10,
       frame_max_ms: Math.round(frames[frames.length - 1] * 10) / 10,
       ws_bytes_per_s: Math.round(bytes / elapsed),
+      // unit states the page applied per second: what the feed delivered, not what was sent
+      states_per_s: Math.round((window.__console.stats.states - states0) / elapsed),
       long_tasks: longTasks,
       drawn_units: window.__console.stats.drawn,
     };
   }, seconds * 1000);
+  if (cdp) {
+    const { profile } = await cdp.send('Profiler.stop');
+    const metrics1 = (await cdp.send('Performance.getMetrics')).metrics;
+    const m0 = Object.fromEntries(metrics0.map((m) => [m.name, m.value]));
+    const tasks = Object.fromEntries(metrics1
+      .filter((m) => /Duration$/.test(m.name))
+      .map((m) => [m.name, Math.round((m.value - (m0[m.name] || 0)) * 1000)]));
+    const self = new Map();
+    const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+    const dt = profile.timeDeltas;
+    profile.samples.forEach((id, i) => {
+      const n = byId.get(id);
+      const f = n.callFrame;
+      const key = `${f.functionName || '(anon)'} ${f.url.split('/').pop()}:${f.lineNumber + 1}`;
+      self.set(key, (self.get(key) || 0) + (dt[i] || 0) / 1000);
+    });
+    const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 40)
+      .map(([k, ms]) => `${ms.toFixed(0).padStart(7)} ms  ${k}`);
+    const fs = await import('node:fs');
+    fs.writeFileSync(`${env.BENCH_PROFILE}.${units}.txt`, `${JSON.stringify({ units, seconds, tasks_ms: tasks, figures })}\n${top.join('\n')}\n`);
+  }
   figures.renderer = renderer;
   figures.units = units;
   console.log(JSON.stringify(figures));

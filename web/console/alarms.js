@@ -1,6 +1,8 @@
 // The alarm list: newest first, the most severe first within the same minute (as the API
 // orders them), acknowledged from any console and gone from all of them. Only the rows in
 // view exist in the DOM, so a burst of thousands of alarms keeps the page responsive.
+// During a replay the list shows the replayed window's alarms instead (read-only), while the
+// live ones keep arriving underneath for the return to live.
 
 import { t, lang, fmtTime, onLang } from './i18n.js';
 import { escapeHtml } from './layers.js';
@@ -22,6 +24,8 @@ export class AlarmList {
     this.onFocus = onFocus;
     this.onChange = onChange || (() => {});
     this.items = new Map();
+    this.mode = 'live';
+    this.replayItems = new Map();
     this.sorted = [];
     this.rowHeight = 0;
     this.scheduled = false;
@@ -45,7 +49,7 @@ export class AlarmList {
     this.schedule();
   }
 
-  put(a) {
+  put(a, into = this.items) {
     const item = {
       id: a.id,
       kind: a.kind,
@@ -60,8 +64,24 @@ export class AlarmList {
       cleared: Boolean(a.cleared_at),
     };
     item.minute = Math.floor(item.raised / 60000);
-    this.items.set(item.id, item);
+    into.set(item.id, item);
     this.sortNeeded = true;
+  }
+
+  // The replayed alarms raised up to the replay's time (cleared ones say so).
+  showReplay(list) {
+    this.mode = 'replay';
+    this.replayItems = new Map();
+    this.sortNeeded = true;
+    for (const a of list) this.put(a, this.replayItems);
+    this.schedule(false);
+  }
+
+  showLive() {
+    this.mode = 'live';
+    this.replayItems = new Map();
+    this.sortNeeded = true;
+    this.schedule();
   }
 
   event(ev) {
@@ -89,13 +109,15 @@ export class AlarmList {
     if (changed) this.changed = true;
     if (this.scheduled) return;
     this.scheduled = true;
+    // Live bursts are batched; a replay's list keeps time with its clock.
     setTimeout(() => requestAnimationFrame(() => { this.scheduled = false; this.render(); }),
-      changed ? RENDER_EVERY_MS : 0);
+      changed && this.mode === 'live' ? RENDER_EVERY_MS : 0);
   }
 
   render() {
     if (this.sortNeeded) {
-      this.sorted = [...this.items.values()].sort(
+      const source = this.mode === 'replay' ? this.replayItems : this.items;
+      this.sorted = [...source.values()].sort(
         (a, b) => b.minute - a.minute || b.severity - a.severity || b.id - a.id,
       );
       this.sortNeeded = false;
@@ -126,7 +148,7 @@ export class AlarmList {
   rowHtml(a) {
     const sev = SEVERITY[a.severity] || 'minor';
     const msg = (lang === 'en' ? a.message_en : a.message_zh) || a.rule;
-    const ack = this.canAck ? `<button class="al-ack" data-ack="${a.id}">${escapeHtml(t('ack'))}</button>` : '';
+    const ack = this.canAck && this.mode === 'live' ? `<button class="al-ack" data-ack="${a.id}">${escapeHtml(t('ack'))}</button>` : '';
     return `<div class="al-row sev-${sev}${a.cleared ? ' al-cleared' : ''}" data-alarm="${a.id}">`
       + `<span class="al-sev">${a.severity}</span>`
       + `<div class="al-body"><div class="al-msg">${escapeHtml(msg)}</div>`
@@ -145,7 +167,8 @@ export class AlarmList {
     }
     const row = ev.target.closest('[data-alarm]');
     if (row) {
-      const item = this.items.get(Number(row.dataset.alarm));
+      const id = Number(row.dataset.alarm);
+      const item = (this.mode === 'replay' ? this.replayItems : this.items).get(id);
       if (item) this.onFocus(item);
     }
   }

@@ -69,7 +69,10 @@ export async function api(path, options = {}) {
 
 // The live feed: reconnects by itself with jittered back-off and tells the page what it does.
 export class LiveSocket {
-  constructor({ onMessage, onStatus, onAuthFailed, kinds = null }) {
+  // format 'bin': positions of units that only moved come as binary frames, handed to
+  // onMessage as { type: 'positions', buffer } (see web/routers/live.py).
+  constructor({ onMessage, onStatus, onAuthFailed, kinds = null, format = 'json' }) {
+    this.format = format;
     this.onMessage = onMessage;
     this.onStatus = onStatus;
     this.onAuthFailed = onAuthFailed;
@@ -87,6 +90,7 @@ export class LiveSocket {
     const proto = location.protocol === 'https:' ? 'wss' : 'ws';
     const params = new URLSearchParams({ token: session.token || '' });
     if (this.kinds && this.kinds.length) params.set('kinds', this.kinds.join(','));
+    if (this.format !== 'json') params.set('format', this.format);
     return `${proto}://${location.host}/ws/live?${params}`;
   }
 
@@ -94,6 +98,7 @@ export class LiveSocket {
     this.closed = false;
     clearTimeout(this.timer);
     const ws = new WebSocket(this.url());
+    ws.binaryType = 'arraybuffer';
     this.ws = ws;
     this.onStatus(this.everOpen ? 'reconnecting' : 'connecting', this.attempt);
     ws.onopen = () => {
@@ -103,8 +108,13 @@ export class LiveSocket {
       this.onStatus(wasDown ? 'restored' : 'open', 0);
     };
     ws.onmessage = (ev) => {
-      this.bytes += ev.data.length;
       this.messages += 1;
+      if (typeof ev.data !== 'string') {
+        this.bytes += ev.data.byteLength;
+        this.onMessage({ type: 'positions', buffer: ev.data });
+        return;
+      }
+      this.bytes += ev.data.length;
       let msg;
       try { msg = JSON.parse(ev.data); } catch { return; }
       this.onMessage(msg);

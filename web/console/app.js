@@ -18,7 +18,7 @@ const LOCAL_FONTS = '"Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei"
 const ACK_ROLES = ['dispatcher', 'supervisor', 'inspector', 'planner'];
 
 // What tests and the benchmark read; nothing in the page depends on it.
-const hook = { ready: false, errors: [], stats: { wsBytes: 0, wsMessages: 0 } };
+const hook = { ready: false, errors: [], stats: { wsBytes: 0, wsMessages: 0, states: 0 } };
 window.__console = hook;
 window.addEventListener('error', (e) => hook.errors.push(String(e.message)));
 
@@ -168,14 +168,29 @@ async function start() {
   // Trail of the selected unit, alarms and the focus ring: small GeoJSON sources.
   map.addSource('trail', { type: 'geojson', data: emptyFc() });
   map.addLayer({ id: 'trail', type: 'line', source: 'trail', layout: { 'line-cap': 'round', 'line-join': 'round' }, paint: { 'line-color': '#7fd4ff', 'line-width': 3, 'line-opacity': 0.85, 'line-dasharray': [2, 1] } });
-  map.addSource('alarms-live', { type: 'geojson', data: emptyFc() });
-  map.addLayer({ id: 'alarms-live', type: 'circle', source: 'alarms-live', paint: { 'circle-radius': ['interpolate', ['linear'], ['zoom'], 7, 5, 13, 9], 'circle-color': 'rgba(255,59,59,0.25)', 'circle-stroke-color': '#ff3b3b', 'circle-stroke-width': 2 } });
+  // Alarms cluster below street level: a burst of a thousand reads as a few counted circles,
+  // not a red blanket over the district.
+  const remScale = (parseFloat(getComputedStyle(document.documentElement).fontSize) || 16) / 16;
+  map.addSource('alarms-live', { type: 'geojson', data: emptyFc(), cluster: true, clusterRadius: 40, clusterMaxZoom: 12 });
+  map.addLayer({
+    id: 'alarms-cluster', type: 'circle', source: 'alarms-live', filter: ['has', 'point_count'],
+    paint: {
+      'circle-radius': ['step', ['get', 'point_count'], 11 * remScale, 10, 15 * remScale, 100, 20 * remScale, 500, 25 * remScale],
+      'circle-color': 'rgba(255,59,59,0.6)', 'circle-stroke-color': '#ff3b3b', 'circle-stroke-width': 2 * remScale,
+    },
+  });
+  map.addLayer({
+    id: 'alarms-cluster-count', type: 'symbol', source: 'alarms-live', filter: ['has', 'point_count'],
+    layout: { 'text-field': ['get', 'point_count_abbreviated'], 'text-font': ['Noto Sans CJK SC Regular'], 'text-size': 13 * remScale, 'text-allow-overlap': true },
+    paint: { 'text-color': '#ffffff' },
+  });
+  map.addLayer({ id: 'alarms-live', type: 'circle', source: 'alarms-live', filter: ['!', ['has', 'point_count']], paint: { 'circle-radius': ['interpolate', ['linear'], ['zoom'], 7, 5, 13, 9], 'circle-color': 'rgba(255,59,59,0.25)', 'circle-stroke-color': '#ff3b3b', 'circle-stroke-width': 2 } });
   map.addSource('focus', { type: 'geojson', data: emptyFc() });
   map.addLayer({ id: 'focus', type: 'circle', source: 'focus', paint: { 'circle-radius': 22, 'circle-color': 'rgba(0,0,0,0)', 'circle-stroke-color': '#ffe066', 'circle-stroke-width': 3 } });
 
   // ---------------------------------------------------------------- live layer
   const fleet = new LiveFleet(map, $('live-canvas'), { origin: CITY_CENTER, meta, myDept });
-  const replayFleet = new LiveFleet(map, $('replay-canvas'), { origin: CITY_CENTER, meta, myDept });
+  const replayFleet = new LiveFleet(map, $('replay-canvas'), { origin: CITY_CENTER, meta, myDept, replay: true });
   hook.fleet = fleet;
   let active = fleet;
 
@@ -335,6 +350,7 @@ async function start() {
     onChange: () => {
       if (replay.active) return;
       const items = alarms.withPosition();
+      hook.stats.alarmMarkers = items.slice(0, 2000).map((a) => a.id);
       map.getSource('alarms-live').setData({
         type: 'FeatureCollection',
         features: items.slice(0, 2000).map((a) => ({ type: 'Feature', properties: { id: a.id, severity: a.severity }, geometry: { type: 'Point', coordinates: [a.lon, a.lat] } })),
@@ -379,9 +395,15 @@ async function start() {
     onMessage: (msg) => {
       hook.stats.wsBytes = socket.bytes;
       hook.stats.wsMessages = socket.messages;
-      if (msg.type === 'states' || msg.type === 'hello') {
+      if (msg.type === 'positions') {
+        hook.stats.states += fleet.applyFrame(msg.buffer);
+        hook.stats.lastStates = Date.now();
+      } else if (msg.type === 'states' || msg.type === 'hello') {
         const animate = msg.type === 'states';
-        for (const s of msg.items) fleet.apply(s, animate);
+        const t = fleet.now();
+        const ix = msg.ix || [];
+        (msg.items || []).forEach((s, k) => fleet.apply(s, animate, ix[k] ?? -1, t));
+        if (animate) hook.stats.states += (msg.items || []).length;
         for (const [id, , online] of msg.online || []) fleet.setOnline(id, online);
         hook.stats.lastStates = Date.now();
       } else if (msg.type === 'alarm') {
@@ -399,6 +421,7 @@ async function start() {
       if (state === 'restored') { syncSoon(); incidents.refresh(); }
     },
     onAuthFailed: (reason) => endSession(expiredMessage(reason)),
+    format: 'bin', // moving units as compact binary frames; everything else stays JSON
   });
   hook.socket = socket;
   socket.open();
@@ -459,14 +482,20 @@ async function start() {
       $('live-canvas').hidden = true;
       $('replay-canvas').hidden = false;
       map.getSource('trail').setData(emptyFc());
+      $('alarm-title').dataset.i18n = 'replay_alarms';
+      $('alarm-title').textContent = t('replay_alarms');
     },
     onExit: () => {
       active = fleet;
       $('replay-canvas').hidden = true;
       $('live-canvas').hidden = false;
-      alarms.schedule();
+      $('alarm-title').dataset.i18n = 'alarms';
+      $('alarm-title').textContent = t('alarms');
+      alarms.showLive();
     },
-    onAlarms: (shown) => {
+    onAlarms: (shown, raised) => {
+      hook.stats.alarmMarkers = shown.filter((a) => a.lon != null).map((a) => a.id);
+      alarms.showReplay(raised);
       map.getSource('alarms-live').setData({
         type: 'FeatureCollection',
         features: shown.filter((a) => a.lon != null).map((a) => ({ type: 'Feature', properties: { id: a.id }, geometry: { type: 'Point', coordinates: [a.lon, a.lat] } })),
@@ -545,18 +574,33 @@ function toast(text) {
 }
 
 let bannerTimer = null;
-function setConn(state, attempt, delay) {
-  const conn = $('conn');
-  conn.dataset.state = state;
-  const text = {
+
+function connText(state, attempt, delay) {
+  return {
     connecting: t('ws_connecting'),
     open: t('ws_open'),
     reconnecting: t('ws_reconnecting'),
     restored: t('ws_restored'),
     down: t('ws_down', { s: Math.ceil((delay || 0) / 1000), n: attempt }),
   }[state];
+}
+
+// A language switch re-words the connection state (and its banner, if shown), nothing more.
+onLang(() => {
+  if (!hook.conn) return;
+  const text = connText(hook.conn, ...(hook.connArgs || []));
+  $('conn-text').textContent = text;
+  if (!$('banner').hidden && $('banner').dataset.conn) $('banner').textContent = text;
+});
+
+function setConn(state, attempt, delay) {
+  hook.connArgs = [attempt, delay];
+  const conn = $('conn');
+  conn.dataset.state = state;
+  const text = connText(state, attempt, delay);
   $('conn-text').textContent = text;
   const banner = $('banner');
+  banner.dataset.conn = '1';
   clearTimeout(bannerTimer);
   if (state === 'down' || state === 'reconnecting') {
     banner.className = 'banner down';

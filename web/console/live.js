@@ -4,6 +4,10 @@
 // worker and repaints the whole map; here a tick rewrites one typed array, the GPU interpolates
 // each marker from its last to its new position, and only this canvas is redrawn each frame.
 // The map is kept north-up and flat, so screen position is plain Web Mercator arithmetic.
+// The drawing itself runs in a worker on an OffscreenCanvas where the browser has one
+// (live-worker.js); the state (records, the attribute array, picking) stays here.
+
+import { PointRenderer, GL_OPTIONS, STRIDE } from './live-gl.js';
 
 export const STATUS_COLORS = {
   available: '#2fbf71',
@@ -23,7 +27,6 @@ export const KINDS = Object.keys(KIND_SHAPES);
 const AIR_LIMITS = { pm25: 150, pm10: 350, so2: 500, no2: 200, o3: 200, co: 10 };
 const STALE_INTERVALS = 3;
 
-const STRIDE = 12; // fromX fromY toX toY t0 shape fill ring heading flags size pad
 const F_STALE = 1, F_SELECTED = 2, F_MINE = 4, F_HIDDEN = 8, F_ALARM = 16;
 
 function rgb24(hex) {
@@ -37,128 +40,11 @@ export function mercY(lat) {
   return 0.5 - Math.log((1 + s) / (1 - s)) / (4 * Math.PI);
 }
 
-const VS = `#version 300 es
-in vec2 a_from; in vec2 a_to; in float a_t0;
-in vec4 a_style; // shape, fill rgb24, ring rgb24, heading
-in vec2 a_flags; // flags, size
-uniform vec2 u_center; uniform float u_world; uniform vec2 u_viewport;
-uniform float u_now; uniform float u_dur; uniform float u_scale;
-out vec3 v_fill; out vec3 v_ring; out float v_shape; out vec2 v_rot; out float v_flags;
-vec3 unpack(float c) {
-  float r = floor(c / 65536.0); float g = floor((c - r * 65536.0) / 256.0);
-  float b = c - r * 65536.0 - g * 256.0;
-  return vec3(r, g, b) / 255.0;
-}
-void main() {
-  float flags = a_flags.x;
-  float k = clamp((u_now - a_t0) / u_dur, 0.0, 1.0);
-  vec2 m = mix(a_from, a_to, k);
-  vec2 px = (m - u_center) * u_world;
-  gl_Position = vec4(px.x / (u_viewport.x * 0.5), -px.y / (u_viewport.y * 0.5), 0.0, 1.0);
-  bool hidden = mod(floor(flags / 8.0), 2.0) > 0.5;
-  bool selected = mod(floor(flags / 2.0), 2.0) > 0.5;
-  bool alarm = mod(floor(flags / 16.0), 2.0) > 0.5;
-  float size = a_flags.y * u_scale * (selected ? 2.0 : (alarm ? 1.6 : 1.0));
-  gl_PointSize = hidden ? 0.0 : size;
-  if (hidden) gl_Position = vec4(2.0, 2.0, 2.0, 1.0);
-  v_fill = unpack(a_style.y); v_ring = unpack(a_style.z);
-  float h = a_style.x < 0.5 ? radians(a_style.w) : 0.0;
-  v_shape = a_style.x; v_rot = vec2(cos(h), sin(h)); v_flags = flags;
-}`;
-
-// Shapes come from a small atlas drawn once (fill in red, silhouette in green): a texture
-// fetch per pixel instead of distance maths, which a software renderer feels at 10,000 units.
-const FS = `#version 300 es
-precision highp float;
-in vec3 v_fill; in vec3 v_ring; in float v_shape; in vec2 v_rot; in float v_flags;
-uniform float u_now;
-uniform sampler2D u_atlas;
-out vec4 color;
-void main() {
-  vec2 p = gl_PointCoord * 2.0 - 1.0;
-  float halo = 0.0;
-  float shrink = 1.0;
-  bool selected = mod(floor(v_flags / 2.0), 2.0) > 0.5;
-  bool alarm = mod(floor(v_flags / 16.0), 2.0) > 0.5;
-  if (selected) { shrink = 0.5; halo = 1.0 - smoothstep(0.06, 0.12, abs(length(p) - 0.88)); }
-  else if (alarm) {
-    shrink = 0.62;
-    float r = 0.7 + 0.25 * fract(u_now * 0.8);
-    halo = (1.0 - smoothstep(0.05, 0.1, abs(length(p) - r))) * (1.0 - fract(u_now * 0.8));
-  }
-  vec2 q = p / shrink;
-  vec2 r = vec2(v_rot.x * q.x + v_rot.y * q.y, -v_rot.y * q.x + v_rot.x * q.y);
-  vec4 m = vec4(0.0);
-  if (abs(r.x) < 1.0 && abs(r.y) < 1.0) {
-    m = texture(u_atlas, vec2((v_shape + r.x * 0.5 + 0.5) / 6.0, r.y * 0.5 + 0.5));
-  }
-  vec3 fill = v_fill;
-  float alpha = 1.0;
-  if (mod(v_flags, 2.0) > 0.5) { fill = mix(v_fill, vec3(0.35, 0.38, 0.42), 0.75); alpha = 0.55; }
-  vec3 rgb = mix(v_ring, fill, m.r);
-  float a = m.g * alpha;
-  vec3 haloColor = selected ? vec3(1.0) : vec3(1.0, 0.23, 0.23);
-  rgb = mix(haloColor, rgb, a);
-  a = max(a, halo);
-  if (a < 0.01) discard;
-  color = vec4(rgb * a, a);
-}`;
-
-const CELL = 64;
-
-// The six marker shapes, each in a 64 px cell; the vehicle points up (north) before rotation.
-function shapePath(i, inset) {
-  const p = new Path2D();
-  const c = CELL / 2;
-  if (i === 0) {
-    p.moveTo(c, 3 + inset * 1.6);
-    p.lineTo(c + 17 - inset, 30);
-    p.arc(c, 38, 17 - inset, -0.1 * Math.PI, 1.1 * Math.PI);
-    p.lineTo(c - 17 + inset, 30);
-    p.closePath();
-  } else if (i === 1) p.arc(c, c, 22 - inset, 0, 2 * Math.PI);
-  else if (i === 2) {
-    const r = 26 - inset * 1.4;
-    p.moveTo(c, c - r); p.lineTo(c + r, c); p.lineTo(c, c + r); p.lineTo(c - r, c); p.closePath();
-  } else if (i === 3) p.rect(12 + inset, 12 + inset, 40 - 2 * inset, 40 - 2 * inset);
-  else if (i === 4) p.arc(c, c, 15 - inset, 0, 2 * Math.PI);
-  else {
-    p.moveTo(c, 6 + inset * 2); p.lineTo(58 - inset * 1.7, 54 - inset); p.lineTo(6 + inset * 1.7, 54 - inset);
-    p.closePath();
-  }
-  return p;
-}
-
-function atlasPixels() {
-  const draw = (inset) => {
-    const cv = document.createElement('canvas');
-    cv.width = CELL * 6; cv.height = CELL;
-    const g = cv.getContext('2d');
-    g.fillStyle = '#fff';
-    for (let i = 0; i < 6; i++) {
-      g.save(); g.translate(i * CELL, 0); g.fill(shapePath(i, inset)); g.restore();
-    }
-    return g.getImageData(0, 0, cv.width, cv.height).data;
-  };
-  const outer = draw(0), inner = draw(5);
-  const out = new Uint8Array(outer.length);
-  for (let k = 0; k < outer.length; k += 4) {
-    out[k] = inner[k + 3]; out[k + 1] = outer[k + 3]; out[k + 3] = 255;
-  }
-  return out;
-}
-
-function compile(gl, type, src) {
-  const sh = gl.createShader(type);
-  gl.shaderSource(sh, src);
-  gl.compileShader(sh);
-  if (!gl.getShaderParameter(sh, gl.COMPILE_STATUS)) throw new Error(gl.getShaderInfoLog(sh));
-  return sh;
-}
-
 export class LiveFleet {
-  constructor(map, canvas, { origin, meta = new Map(), myDept = null } = {}) {
+  // `replay`: records carry past times, so none of them is ever stale.
+  constructor(map, canvas, { origin, meta = new Map(), myDept = null, replay = false } = {}) {
     this.map = map;
+    this.replay = replay;
     this.canvas = canvas;
     this.meta = meta;
     this.myDept = myDept;
@@ -180,44 +66,24 @@ export class LiveFleet {
     this.lastDraw = 0;
     this.lastUpdate = -1e6;
     this.frameGap = 100;
-    this.gl = canvas.getContext('webgl2', { premultipliedAlpha: true, antialias: false, alpha: true });
-    if (!this.gl) throw new Error('WebGL2 is not available');
-    this.initGL();
-  }
-
-  initGL() {
-    const gl = this.gl;
-    const prog = gl.createProgram();
-    gl.attachShader(prog, compile(gl, gl.VERTEX_SHADER, VS));
-    gl.attachShader(prog, compile(gl, gl.FRAGMENT_SHADER, FS));
-    gl.linkProgram(prog);
-    if (!gl.getProgramParameter(prog, gl.LINK_STATUS)) throw new Error(gl.getProgramInfoLog(prog));
-    this.prog = prog;
-    this.buf = gl.createBuffer();
-    this.vao = gl.createVertexArray();
-    gl.bindVertexArray(this.vao);
-    gl.bindBuffer(gl.ARRAY_BUFFER, this.buf);
-    const attr = (name, size, offset) => {
-      const loc = gl.getAttribLocation(prog, name);
-      gl.enableVertexAttribArray(loc);
-      gl.vertexAttribPointer(loc, size, gl.FLOAT, false, STRIDE * 4, offset * 4);
-    };
-    attr('a_from', 2, 0);
-    attr('a_to', 2, 2);
-    attr('a_t0', 1, 4);
-    attr('a_style', 4, 5);
-    attr('a_flags', 2, 9);
-    gl.bindVertexArray(null);
-    this.atlas = gl.createTexture();
-    gl.bindTexture(gl.TEXTURE_2D, this.atlas);
-    gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA, CELL * 6, CELL, 0, gl.RGBA, gl.UNSIGNED_BYTE, atlasPixels());
-    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.LINEAR);
-    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.LINEAR);
-    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE);
-    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE);
-    this.u = {};
-    for (const n of ['u_center', 'u_world', 'u_viewport', 'u_now', 'u_dur', 'u_scale', 'u_atlas']) {
-      this.u[n] = gl.getUniformLocation(prog, n);
+    this.byIndex = []; // the live feed's device index -> record (binary position frames)
+    this.inflight = false;
+    this.pendingDraw = false;
+    this.worker = null;
+    this.renderer = null;
+    if (offscreenWebGL2() && canvas.transferControlToOffscreen) {
+      const offscreen = canvas.transferControlToOffscreen();
+      this.worker = new Worker(new URL('./live-worker.js', import.meta.url), { type: 'module' });
+      this.worker.onmessage = (ev) => {
+        if (ev.data.type === 'error') { console.warn('live layer:', ev.data.message); return; }
+        this.inflight = false;
+        if (this.pendingDraw) { this.pendingDraw = false; this.draw(); }
+      };
+      this.worker.postMessage({ type: 'init', canvas: offscreen }, [offscreen]);
+    } else {
+      const gl = canvas.getContext('webgl2', GL_OPTIONS);
+      if (!gl) throw new Error('WebGL2 is not available');
+      this.renderer = new PointRenderer(gl);
     }
   }
 
@@ -232,13 +98,15 @@ export class LiveFleet {
 
   // ----------------------------------------------------------------- state
 
-  apply(state, animate = true) {
+  // One state [id, kind, lon, lat, ts, status, reading]; `ix` is the feed's index for it.
+  apply(state, animate = true, ix = -1, t = this.now()) {
     const [id, kind, lon, lat, ts, status, reading] = state;
     let rec = this.records.get(id);
     if (!rec) {
       rec = { id, kind, slot: -1, lon: null, lat: null, ts: 0, status: null, reading: {}, online: true };
       this.records.set(id, rec);
     }
+    if (ix >= 0) this.byIndex[ix] = rec;
     rec.kind = kind;
     rec.ts = ts;
     rec.status = status;
@@ -257,20 +125,79 @@ export class LiveFleet {
       d[o] = x; d[o + 1] = y; d[o + 2] = x; d[o + 3] = y; d[o + 4] = -1e6;
     } else {
       const o = rec.slot * STRIDE;
-      if (animate) {
-        // From wherever the marker is drawn right now, so a late tick never jumps back.
-        const k = Math.min(1, Math.max(0, (this.now() - d[o + 4]) / this.duration));
-        d[o] = d[o] + (d[o + 2] - d[o]) * k;
-        d[o + 1] = d[o + 1] + (d[o + 3] - d[o + 1]) * k;
-        d[o + 4] = this.now();
-        this.lastUpdate = d[o + 4];
-      } else {
-        d[o] = x; d[o + 1] = y; d[o + 4] = -1e6;
+      this.move(o, x, y, animate, t);
+      // A vehicle that only moved keeps its colours: turn it, skip the restyle.
+      const rs = rec.reading.status;
+      if (kind === 'vehicle' && rec.styledStatus === status && rec.styledReadingStatus === rs && !(d[o + 9] & F_STALE)) {
+        const h = rec.reading.heading_deg;
+        d[o + 8] = typeof h === 'number' ? h : 0;
+        return rec;
       }
-      d[o + 2] = x; d[o + 3] = y;
     }
     this.style(rec);
     return rec;
+  }
+
+  move(o, x, y, animate, t) {
+    const d = this.data;
+    if (animate) {
+      // From wherever the marker is drawn right now, so a late tick never jumps back.
+      const k = Math.min(1, Math.max(0, (t - d[o + 4]) / this.duration));
+      d[o] = d[o] + (d[o + 2] - d[o]) * k;
+      d[o + 1] = d[o + 1] + (d[o + 3] - d[o + 1]) * k;
+      d[o + 4] = t;
+      this.lastUpdate = t;
+    } else {
+      d[o] = x; d[o + 1] = y; d[o + 4] = -1e6;
+    }
+    d[o + 2] = x; d[o + 3] = y;
+    this.dirty = true;
+  }
+
+  // A binary position frame of the live feed (see web/routers/live.py): units whose status and
+  // reading are as last sent, with new positions, times, headings and speeds. Only numbers are
+  // touched: no objects are made per unit, and colours stay as they were.
+  applyFrame(buffer) {
+    const head = new DataView(buffer, 0, 16);
+    const n = head.getUint32(4, true);
+    const base = head.getFloat64(8, true);
+    const ix = new Uint32Array(buffer, 16, n);
+    const lon = new Int32Array(buffer, 16 + 4 * n, n);
+    const lat = new Int32Array(buffer, 16 + 8 * n, n);
+    const dt = new Int32Array(buffer, 16 + 12 * n, n);
+    const heading = new Uint16Array(buffer, 16 + 16 * n, n);
+    const speed = new Uint16Array(buffer, 16 + 18 * n, n);
+    const t = this.now();
+    const recent = Date.now() - 60000;
+    const d = this.data;
+    let restyle = null;
+    for (let i = 0; i < n; i++) {
+      const rec = this.byIndex[ix[i]];
+      if (!rec) continue; // its first state has not arrived (cannot happen on one socket)
+      const x0 = lon[i] / 1e7, y0 = lat[i] / 1e7;
+      rec.lon = x0; rec.lat = y0;
+      rec.ts = base + dt[i];
+      if (rec.online === false && rec.ts > recent) rec.online = true; // reporting again
+      const r = rec.reading;
+      if (heading[i] !== 0xffff) r.heading_deg = heading[i] / 100;
+      if (speed[i] !== 0xffff) r.speed_kmh = speed[i] / 10;
+      if (rec.slot < 0) { (restyle || (restyle = [])).push(rec); continue; }
+      const o = rec.slot * STRIDE;
+      this.move(o, mercX(x0) - this.ox, mercY(y0) - this.oy, true, t);
+      if (rec.kind === 'vehicle' && heading[i] !== 0xffff) d[o + 8] = heading[i] / 100;
+      if (d[o + 9] & F_STALE) this.style(rec); // fresh again
+    }
+    // Rare: a unit first seen without a position gets its slot through the general path.
+    if (restyle) for (const rec of restyle) this.apply([rec.id, rec.kind, rec.lon, rec.lat, rec.ts, rec.status, rec.reading], false);
+    return n;
+  }
+
+  // A replayed unit before its first report: kept, not drawn.
+  setAbsent(id, absent) {
+    const rec = this.records.get(id);
+    if (!rec || rec.slot < 0 || Boolean(rec.absent) === absent) return;
+    rec.absent = absent;
+    this.style(rec);
   }
 
   setOnline(id, online) {
@@ -281,6 +208,7 @@ export class LiveFleet {
   }
 
   isStale(rec, nowMs = Date.now()) {
+    if (this.replay) return false;
     if (rec.online === false) return true;
     const m = this.meta.get(rec.id);
     const interval = (m && m.interval_s) || (rec.kind === 'vehicle' ? 5 : 600);
@@ -324,7 +252,7 @@ export class LiveFleet {
     if (this.isStale(rec, nowMs)) flags |= F_STALE;
     if (this.selected === rec.id) flags |= F_SELECTED;
     if (this.myDept && dept === this.myDept) flags |= F_MINE;
-    if (this.hiddenKinds.has(rec.kind) || (this.deptOnly && this.myDept && dept !== this.myDept)) {
+    if (rec.absent || this.hiddenKinds.has(rec.kind) || (this.deptOnly && this.myDept && dept !== this.myDept)) {
       flags |= F_HIDDEN;
     }
     if (this.alarmDevices.has(rec.id)) flags |= F_ALARM;
@@ -335,6 +263,8 @@ export class LiveFleet {
     d[o + 8] = typeof heading === 'number' ? heading : 0;
     d[o + 9] = flags;
     d[o + 10] = rec.kind === 'vehicle' ? 22 : 15;
+    rec.styledStatus = rec.status;
+    rec.styledReadingStatus = rec.reading && rec.reading.status;
     this.dirty = true;
   }
 
@@ -373,6 +303,7 @@ export class LiveFleet {
   clear() {
     this.records.clear();
     this.slots = [];
+    this.byIndex = [];
     this.dirty = true;
   }
 
@@ -384,15 +315,6 @@ export class LiveFleet {
     return { cx: mercX(c.lng) - this.ox, cy: mercY(c.lat) - this.oy, world: 512 * 2 ** z, z };
   }
 
-  resize() {
-    const dpr = window.devicePixelRatio || 1;
-    const w = Math.round(this.canvas.clientWidth * dpr), h = Math.round(this.canvas.clientHeight * dpr);
-    if (this.canvas.width !== w || this.canvas.height !== h) {
-      this.canvas.width = w;
-      this.canvas.height = h;
-    }
-  }
-
   // Called every animation frame: redraws when something changed, and moves markers at most
   // ten times a second — smooth enough for 1 Hz reports, and it leaves the GPU (often a
   // software one on wall controllers) free for the map. Camera moves draw at once (draw()).
@@ -402,43 +324,42 @@ export class LiveFleet {
   }
 
   draw() {
+    if (this.inflight) { this.pendingDraw = true; return; } // one frame in the worker at a time
     this.lastDraw = performance.now();
-    const gl = this.gl;
-    this.resize();
-    gl.viewport(0, 0, this.canvas.width, this.canvas.height);
-    gl.clearColor(0, 0, 0, 0);
-    gl.clear(gl.COLOR_BUFFER_BIT);
-    if (!this.visible || !this.slots.length) { this.drawnCount = 0; return; }
-    gl.useProgram(this.prog);
-    gl.bindBuffer(gl.ARRAY_BUFFER, this.buf);
-    if (this.dirty) {
-      gl.bufferData(gl.ARRAY_BUFFER, this.data.subarray(0, this.slots.length * STRIDE), gl.DYNAMIC_DRAW);
-      this.dirty = false;
-    }
     const dpr = window.devicePixelRatio || 1;
+    const width = Math.round(this.canvas.clientWidth * dpr), height = Math.round(this.canvas.clientHeight * dpr);
+    const count = this.visible ? this.slots.length : 0;
     const cam = this.camera();
-    if (!this.rem || this.canvas.width !== this.lastWidth) {
+    if (!this.rem || width !== this.lastWidth) {
       // Read once per size: a style read every frame costs a style recalculation.
       this.rem = parseFloat(getComputedStyle(document.documentElement).fontSize) / 16 || 1;
-      this.lastWidth = this.canvas.width;
+      this.lastWidth = width;
     }
-    const rem = this.rem;
     const zoomScale = cam.z < 7 ? 0.45 : cam.z < 9 ? 0.6 : cam.z < 11 ? 0.8 : 1.0;
-    gl.uniform2f(this.u.u_center, cam.cx, cam.cy);
-    gl.uniform1f(this.u.u_world, cam.world * dpr);
-    gl.uniform2f(this.u.u_viewport, this.canvas.width, this.canvas.height);
-    gl.uniform1f(this.u.u_now, this.now());
-    gl.uniform1f(this.u.u_dur, this.duration);
-    gl.uniform1f(this.u.u_scale, dpr * Math.min(rem, 2.5) * zoomScale);
-    gl.activeTexture(gl.TEXTURE0);
-    gl.bindTexture(gl.TEXTURE_2D, this.atlas);
-    gl.uniform1i(this.u.u_atlas, 0);
-    gl.enable(gl.BLEND);
-    gl.blendFunc(gl.ONE, gl.ONE_MINUS_SRC_ALPHA);
-    gl.bindVertexArray(this.vao);
-    gl.drawArrays(gl.POINTS, 0, this.slots.length);
-    gl.bindVertexArray(null);
-    this.drawnCount = this.slots.length;
+    const frame = {
+      type: 'frame', width, height, cx: cam.cx, cy: cam.cy, world: cam.world * dpr,
+      now: this.now(), dur: this.duration, scale: dpr * Math.min(this.rem, 2.5) * zoomScale, count,
+    };
+    const upload = this.dirty || count !== this.sentCount;
+    this.dirty = false;
+    this.sentCount = count;
+    this.drawnCount = count;
+    if (this.worker) {
+      const transfer = [];
+      if (upload) {
+        frame.data = this.data.slice(0, count * STRIDE);
+        transfer.push(frame.data.buffer);
+      }
+      this.inflight = true;
+      this.worker.postMessage(frame, transfer);
+      return;
+    }
+    if (this.canvas.width !== width || this.canvas.height !== height) {
+      this.canvas.width = width;
+      this.canvas.height = height;
+    }
+    if (upload) this.renderer.upload(this.data, count);
+    this.renderer.draw(frame);
   }
 
   // Where a record is drawn now, in CSS pixels of the map container.
@@ -469,5 +390,14 @@ export class LiveFleet {
   // Interpolated lon/lat of a record now (for the trail's head and fly-to).
   lonLat(rec) {
     return [rec.lon, rec.lat];
+  }
+}
+
+// WebGL2 on an OffscreenCanvas (in the page's thread, as a probe for the worker's).
+function offscreenWebGL2() {
+  try {
+    return typeof OffscreenCanvas !== 'undefined' && Boolean(new OffscreenCanvas(1, 1).getContext('webgl2'));
+  } catch {
+    return false;
   }
 }

@@ -50,12 +50,20 @@ export class Overview {
     };
   }
 
+  // What an empty chart says, instead of a grey ring or bare axes.
+  none(empty) {
+    const r = rem();
+    return empty ? [{ type: 'text', left: 'center', top: 'middle', style: { text: t('none'), fill: '#8ea3b8', fontSize: r * 0.9 } }] : [];
+  }
+
   update(facts) {
     this.last = facts;
     const r = rem();
     const { units, alarmsByKind, pm25ByDistrict, gaugesOver } = facts;
     const kpi = this.els.kpis;
     kpi.unitsOnline.textContent = `${facts.unitsOnline}/${facts.unitsTotal}`;
+    // "10000/10000" must fit its box as "111/111" does.
+    kpi.unitsOnline.style.fontSize = kpi.unitsOnline.textContent.length > 7 ? '1.05rem' : '';
     kpi.moving.textContent = String((units.dispatched || 0) + (units.en_route || 0) + (units.on_scene || 0));
     kpi.alarms.textContent = String(facts.openAlarms);
     kpi.offline.textContent = String(facts.offline);
@@ -68,9 +76,10 @@ export class Overview {
       ...this.base(t('chart_units')),
       legend: { orient: 'vertical', right: 0, top: 'middle', textStyle: { color: TEXT, fontSize: r * 0.7 }, itemWidth: r * 0.8, itemHeight: r * 0.6 },
       series: [{
-        type: 'pie', radius: ['42%', '72%'], center: ['34%', '56%'], data: pie,
+        type: 'pie', radius: ['42%', '72%'], center: ['34%', '56%'], data: pie, showEmptyCircle: false,
         label: { show: false }, itemStyle: { borderColor: '#0d1b2a', borderWidth: 2 },
       }],
+      graphic: this.none(!pie.length),
     }, true);
 
     const kinds = Object.keys(alarmsByKind).sort((a, b) => alarmsByKind[b] - alarmsByKind[a]);
@@ -83,7 +92,7 @@ export class Overview {
         data: kinds.map((k) => ({ value: alarmsByKind[k], itemStyle: { color: KIND_COLORS[k] || '#ff7a45' } })),
         label: { show: true, position: 'top', color: TEXT, fontSize: r * 0.65 },
       }],
-      graphic: kinds.length ? [] : [{ type: 'text', left: 'center', top: 'middle', style: { text: t('none'), fill: '#8ea3b8', fontSize: r * 0.9 } }],
+      graphic: this.none(!kinds.length),
     }, true);
 
     const districts = pm25ByDistrict.slice().sort((a, b) => b.value - a.value);
@@ -97,6 +106,7 @@ export class Overview {
         data: districts.map((d) => ({ value: Math.round(d.value), itemStyle: { color: pm25Color(d.value) } })),
         label: { show: true, position: 'right', color: TEXT, fontSize: r * 0.6 },
       }],
+      graphic: this.none(!districts.length),
     }, true);
 
     const now = Date.now();

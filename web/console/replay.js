@@ -1,5 +1,6 @@
 // Time-synced replay: tracks of the vehicles in view, series of the sensors in view and the
-// alarms of a past window, animated together on the client at 1x to 60x.
+// alarms of a past window, animated together on the client at 1x to 60x. The window is picked
+// in Beijing time, the time every clock on the console shows.
 
 import { api } from './api.js';
 import { t, fmtTime } from './i18n.js';
@@ -7,6 +8,17 @@ import { t, fmtTime } from './i18n.js';
 const MAX_VEHICLES = 300;
 const MAX_SENSORS = 80;
 const SENSOR_FIELD = { air: 'pm25', water_level: 'level_m', rain: 'mm', soil: 'vwc_pct' };
+const BEIJING_MS = 8 * 3600_000; // UTC+8 all year (no daylight saving since 1991)
+
+// A datetime-local value (wall time in Beijing, seconds optional) and back.
+export function fromBeijingInput(value) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?/.exec(value || '');
+  if (!m) return NaN;
+  return Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0)) - BEIJING_MS;
+}
+export function toBeijingInput(ms) {
+  return new Date(Math.floor(ms / 1000) * 1000 + BEIJING_MS).toISOString().slice(0, 19);
+}
 
 async function pool(items, size, fn) {
   const out = new Array(items.length);
@@ -51,31 +63,35 @@ export class Replay {
     this.playing = false;
     this.active = false;
     this.lastFrame = 0;
-    this.shownAlarms = -1;
+    this.shownAlarms = '';
+    this.generation = 0; // a load answered after the user left replay is thrown away
     els.slider.addEventListener('input', () => {
       this.now = this.start + (this.end - this.start) * (Number(els.slider.value) / 1000);
       this.render();
     });
     els.speed.addEventListener('change', () => { this.speed = Number(els.speed.value); });
-    els.play.addEventListener('click', () => (this.playing ? this.pause() : this.play()));
+    els.play.addEventListener('click', async () => {
+      if (this.playing) { this.pause(); return; }
+      if (!this.active) await this.loadFromInputs(); // "play" on a fresh window loads it first
+      this.play();
+    });
     els.load.addEventListener('click', () => this.loadFromInputs());
   }
 
   defaults() {
     const end = Date.now();
     const start = end - 30 * 60 * 1000;
-    const local = (ms) => {
-      const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
-      return d.toISOString().slice(0, 16);
-    };
-    if (!this.els.from.value) this.els.from.value = local(start);
-    if (!this.els.to.value) this.els.to.value = local(end);
+    if (!this.els.from.value) this.els.from.value = toBeijingInput(start);
+    if (!this.els.to.value) this.els.to.value = toBeijingInput(end);
   }
 
   async loadFromInputs() {
-    const start = new Date(this.els.from.value).getTime();
-    const end = new Date(this.els.to.value).getTime();
-    if (!(start < end)) return;
+    const start = fromBeijingInput(this.els.from.value);
+    const end = fromBeijingInput(this.els.to.value);
+    if (!(start < end)) {
+      this.els.status.textContent = t('replay_bad_window');
+      return;
+    }
     await this.load(start, end);
   }
 
@@ -86,6 +102,7 @@ export class Replay {
 
   async load(start, end) {
     this.pause();
+    const generation = ++this.generation;
     this.els.status.textContent = t('replay_loading');
     const bounds = this.map.getBounds();
     const records = [...this.liveFleet.records.values()];
@@ -96,8 +113,9 @@ export class Replay {
     const [tracks, series, alarms] = await Promise.all([
       pool(vehicles, 6, (r) => api(`/devices/${encodeURIComponent(r.id)}/track?${qs}&max_points=800`)),
       pool(sensors, 6, (r) => api(`/devices/${encodeURIComponent(r.id)}/series?field=${SENSOR_FIELD[r.kind]}&${qs}&bucket_s=${bucket}`)),
-      api('/alarms?state=all&limit=5000').catch(() => []),
+      api(`/alarms?state=all&limit=5000&${qs}`).catch(() => []),
     ]);
+    if (generation !== this.generation) return; // left replay, or picked another window
     this.tracks = [];
     vehicles.forEach((r, i) => {
       const tr = tracks[i];
@@ -122,6 +140,7 @@ export class Replay {
       .map((a) => ({ ...a, raised: Date.parse(a.raised_at), clearedMs: a.cleared_at ? Date.parse(a.cleared_at) : Infinity }))
       .filter((a) => a.raised >= start && a.raised <= end)
       .sort((a, b) => a.raised - b.raised);
+    this.alarmTimes = this.alarms.map((a) => a.raised);
     this.start = start;
     this.end = end;
     this.now = start;
@@ -131,14 +150,18 @@ export class Replay {
   }
 
   enter() {
+    this.shownAlarms = '';
+    this.fleet.clear();
     if (this.active) return;
     this.active = true;
-    this.fleet.clear();
     this.onEnter();
   }
 
   exit() {
     this.pause();
+    this.generation += 1;
+    this.els.status.textContent = '';
+    if (!this.active) return;
     this.active = false;
     this.fleet.clear();
     this.onExit();
@@ -171,7 +194,7 @@ export class Replay {
     const now = this.now;
     for (const tr of this.tracks) {
       const i = before(tr.times, now);
-      if (i < 0) continue;
+      if (i < 0) { this.fleet.setAbsent(tr.id, true); continue; } // not on the road yet
       const j = Math.min(i + 1, tr.times.length - 1);
       const span = tr.times[j] - tr.times[i];
       const k = span > 0 ? Math.min(1, (now - tr.times[i]) / span) : 0;
@@ -183,19 +206,22 @@ export class Replay {
       this.fleet.apply([tr.id, 'vehicle', lon, lat, tr.times[i], moving ? 'en_route' : 'available', {
         speed_kmh: speed, heading_deg: (heading + 360) % 360, status: moving ? 'en_route' : 'available',
       }], false);
+      this.fleet.setAbsent(tr.id, false);
     }
     for (const s of this.sensors) {
       const i = before(s.times, now);
-      if (i < 0) continue;
+      if (i < 0) { this.fleet.setAbsent(s.id, true); continue; }
       this.fleet.apply([s.id, s.kind, s.lon, s.lat, s.times[i], null, { [s.field]: s.values[i] }], false);
+      this.fleet.setAbsent(s.id, false);
     }
-    // Replayed times are not "now": nothing in a replay is stale.
-    for (const rec of this.fleet.slots) rec.ts = Date.now();
-    const upto = before(this.alarms.map((a) => a.raised), now);
-    const shown = this.alarms.slice(0, upto + 1).filter((a) => a.clearedMs > now);
-    if (shown.length !== this.shownAlarms) {
-      this.shownAlarms = shown.length;
-      this.onAlarms(shown);
+    // The alarms raised by now: open ones on the map, all of them (cleared or not) in the list.
+    const upto = before(this.alarmTimes || [], now);
+    const raised = this.alarms.slice(0, upto + 1);
+    const open = raised.filter((a) => a.clearedMs > now);
+    const key = `${raised.length}:${open.map((a) => a.id).join(',')}`;
+    if (key !== this.shownAlarms) {
+      this.shownAlarms = key;
+      this.onAlarms(open, raised.map((a) => ({ ...a, cleared_at: a.clearedMs > now ? null : a.cleared_at })));
     }
     this.els.slider.value = String(Math.round(((now - this.start) / Math.max(1, this.end - this.start)) * 1000));
     this.els.clock.textContent = fmtTime(now, true);

@@ -166,9 +166,15 @@ def alarms(
     conn: ConnDep,
     state: Annotated[str, Query(pattern="^(open|unacknowledged|all)$")] = "unacknowledged",
     kind: str | None = None,
+    start: Annotated[datetime | None, Query(description="raised at or after")] = None,
+    end: Annotated[datetime | None, Query(description="raised before")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[dict[str, Any]]:
-    """Alarms newest first, the most severe first within the same minute."""
+    """Alarms newest first, the most severe first within the same minute; ``start``/``end``
+    keep those raised in a window (a console's replay asks for its window's alarms)."""
+    for bound in (start, end):
+        if bound is not None and bound.tzinfo is None:
+            raise InvalidParameter("start and end need a UTC offset (e.g. Z or +08:00)")
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             """
@@ -180,10 +186,12 @@ def alarms(
                    OR (%(state)s = 'open' AND cleared_at IS NULL)
                    OR (%(state)s = 'unacknowledged' AND acknowledged_at IS NULL))
               AND (%(kind)s::text IS NULL OR kind = %(kind)s)
+              AND (%(start)s::timestamptz IS NULL OR raised_at >= %(start)s)
+              AND (%(end)s::timestamptz IS NULL OR raised_at < %(end)s)
             ORDER BY date_trunc('minute', raised_at) DESC, severity DESC, id DESC
             LIMIT %(limit)s
             """,
-            {"state": state, "kind": kind, "limit": limit},
+            {"state": state, "kind": kind, "start": start, "end": end, "limit": limit},
         )
         return cur.fetchall()
 
