@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from realtime.readings import KINDS as DEVICE_KINDS
+
 log = logging.getLogger(__name__)
 
 ALARM_QUEUE = 1000
@@ -92,7 +94,10 @@ class Filter:
         return True
 
     def admits_event(self, event: dict[str, Any]) -> bool:
-        if self.kinds is not None and event.get("kind") not in self.kinds:
+        # The kinds filter narrows device kinds; an event that is not about a device kind (an
+        # incident, a dispatch escalation) is not filtered out by it.
+        kind = event.get("kind")
+        if self.kinds is not None and kind in DEVICE_KINDS and kind not in self.kinds:
             return False
         if self.bbox is not None and event.get("lon") is not None:
             minx, miny, maxx, maxy = self.bbox

@@ -1,0 +1,22 @@
+"""What a console's live filter lets through: device kinds narrow device states and device
+alarms, never incidents or dispatch escalations (a dispatcher who hides the air monitors
+still sees the calls)."""
+
+from __future__ import annotations
+
+from realtime.live import Filter
+
+
+def test_kinds_narrow_device_events_only() -> None:
+    f = Filter(kinds=frozenset({"vehicle"}))
+    assert f.admits_event({"type": "alarm", "kind": "vehicle"})
+    assert not f.admits_event({"type": "alarm", "kind": "air"})
+    assert f.admits_event({"type": "incident", "id": 7, "status": "new"})
+    assert f.admits_event({"type": "alarm", "kind": "dispatch", "rule": "dispatch.overdue"})
+
+
+def test_bbox_applies_to_events_with_a_position() -> None:
+    f = Filter(bbox=(113.0, 36.0, 113.2, 36.3))
+    assert f.admits_event({"type": "alarm", "kind": "air", "lon": 113.1, "lat": 36.1})
+    assert not f.admits_event({"type": "alarm", "kind": "air", "lon": 112.1, "lat": 36.1})
+    assert f.admits_event({"type": "incident", "id": 7})
