@@ -35,6 +35,9 @@ KEEPALIVE_S = 60
 MAX_INFLIGHT_DEVICE = 100
 MAX_INFLIGHT_SHARED = 2000
 MAX_BACKLOG = 20_000  # unacknowledged publishes per login before new ones are dropped
+NO_MATCHING_SUBSCRIBERS = 0x10  # PUBACK reason: the broker took it, but nobody was subscribed
+RESEND_AFTER_S = 0.5
+MAX_RESENDS = 10  # then the reading is given up (nothing ingests: the platform is not running)
 
 
 class BrokerUnreachable(ConnectionError):
@@ -61,6 +64,11 @@ class Link:
     state: str = "new"
     refusal: str | None = None
     inflight: int = 0
+    # QoS 1 publishes not yet acknowledged (mid -> topic, payload, resends so far), and those
+    # the broker had no subscriber for, to send again (due time, topic, payload, resends).
+    unacked: dict[int, tuple[str, bytes, int]] = field(default_factory=dict, repr=False)
+    resend: list[tuple[float, str, bytes, int]] = field(default_factory=list, repr=False)
+    given_up: int = 0
     backoff_s: float = 1.0
     retry_at: float = 0.0
     client: mqtt.Client | None = field(default=None, repr=False)
@@ -227,6 +235,7 @@ class Pool:
         self, client: mqtt.Client, link: Link, flags: Any, reason: Any, props: Any
     ) -> None:
         link.inflight = 0
+        link.unacked.clear()  # clean sessions: what was in flight is gone with the connection
         if link.state == "refused" or self.stopping:
             if link.state != "refused":
                 link.state = "closed"
@@ -239,6 +248,15 @@ class Pool:
         self, client: mqtt.Client, link: Link, mid: int, reason: Any, props: Any
     ) -> None:
         link.inflight = max(0, link.inflight - 1)
+        sent = link.unacked.pop(mid, None)
+        if getattr(reason, "value", 0) == NO_MATCHING_SUBSCRIBERS and sent is not None:
+            # As a real v5 device must: nobody took it (the ingest workers re-subscribing after
+            # a broker restart), so it goes again shortly — acknowledged only when delivered.
+            topic, payload, resends = sent
+            if resends < MAX_RESENDS:
+                link.resend.append((time.monotonic() + RESEND_AFTER_S, topic, payload, resends + 1))
+                return
+            link.given_up += 1
         self.on_ack(link, not reason.is_failure)
 
     def _on_subscribe(
@@ -264,7 +282,9 @@ class Pool:
 
     # ------------------------------------------------------------------ running
 
-    def publish(self, link: Link, topic: str, payload: bytes, qos: int = 1) -> bool:
+    def publish(
+        self, link: Link, topic: str, payload: bytes, qos: int = 1, *, resends: int = 0
+    ) -> bool:
         """Queue a message on a login; False when the login is not up or is backed up."""
         if link.state != "up" or link.client is None or link.inflight >= MAX_BACKLOG:
             return False
@@ -273,6 +293,7 @@ class Pool:
             return False
         if qos > 0:
             link.inflight += 1
+            link.unacked[info.mid] = (topic, payload, resends)
         return True
 
     def poll(self, timeout: float) -> None:
@@ -300,6 +321,12 @@ class Pool:
             client = link.client
             if client is None:
                 continue
+            if link.resend and link.state == "up":
+                due = [r for r in link.resend if r[0] <= now]
+                link.resend = [r for r in link.resend if r[0] > now]
+                for _, topic, payload, resends in due:
+                    if not self.publish(link, topic, payload, resends=resends):
+                        link.resend.append((now + RESEND_AFTER_S, topic, payload, resends))
             if link.state == "down" and not self.stopping and now >= link.retry_at:
                 try:
                     link.state = "connecting"

@@ -1,6 +1,7 @@
 """The ingest worker's MQTT client (realtime.bulk_mqtt) against the real broker: it delivers
 exactly what paho's own path delivers, its bulk acknowledgements settle a persistent session,
-and its buffered reads keep packets whole however they are split."""
+and its buffered reads keep packets whole however they are split; and the other end of
+the no-loss contract: simulated devices resend what the broker says nobody received."""
 
 from __future__ import annotations
 
@@ -179,3 +180,42 @@ def test_buffered_socket_serves_reads_of_any_size_in_order(piece: int) -> None:
         out += chunk
         i += 1
     assert out == data and sock.pending() == 0
+
+
+def test_simulated_devices_resend_what_nobody_received(url: str) -> None:
+    """A simulated device whose reading the broker says nobody received (PUBACK 0x10, as in
+    the moment after a broker restart before the ingest workers re-subscribe) sends it again,
+    and it arrives once somebody listens."""
+    from sensors.transport import Pool
+
+    address = BrokerAddress.parse(url)
+    topic = f"resend/{uuid.uuid4().hex[:8]}"
+    acks: list[bool] = []
+    pool = Pool(url, on_ack=lambda link, ok: acks.append(ok))
+    link = pool.add("dev", address.username or "", address.password, shared=True)
+    pool.connect_all(timeout=10)
+    assert pool.publish(link, topic, b"first reading")
+    deadline = time.monotonic() + 5
+    while not link.resend and time.monotonic() < deadline:
+        pool.poll(0.05)
+    assert link.resend and not acks  # nobody subscribed: held for resending, not counted
+
+    got: list[bytes] = []
+    sub = make_client(url, "resend-sub")
+    sub.on_message = lambda c, u, msg: got.append(bytes(msg.payload))
+    sub.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
+    sub.connect(address.host, address.port)
+    sub.loop_start()
+    try:
+        time.sleep(0.5)
+        deadline = time.monotonic() + 10
+        while not got and time.monotonic() < deadline:
+            pool.poll(0.05)
+        deadline = time.monotonic() + 3
+        while not acks and time.monotonic() < deadline:
+            pool.poll(0.05)
+    finally:
+        sub.disconnect()
+        sub.loop_stop()
+        pool.close()
+    assert got == [b"first reading"] and acks == [True] and not link.resend
