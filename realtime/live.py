@@ -162,12 +162,16 @@ class LiveHub:
             self._events.append(body)  # already {"type": "incident", ...}
             return
         for state in body.get("states", ()):
-            if state[0] not in self.index:
-                self.index[state[0]] = len(self.index)
-            self.latest[state[0]] = state
+            self.remember(state)
             self._dirty[state[0]] = state
         for device_id, kind, online in body.get("online", ()):
             self._online[device_id] = [device_id, kind, online]
+
+    def remember(self, state: State) -> None:
+        """Keep a device's latest state (and give it its number in binary frames)."""
+        if state[0] not in self.index:
+            self.index[state[0]] = len(self.index)
+        self.latest[state[0]] = state
 
     def publish_event(self, event: dict[str, Any]) -> None:
         """Platform events that do not come through MQTT (incident changes, acks)."""

@@ -99,6 +99,9 @@ def test_stale_state_port_conflict_and_clean_stop():
         # A port taken by someone else gets a clear message, not a traceback.
         handle.services.stop()
         blocker = socket.socket()
+        # Connections the stopped server had accepted may sit in TIME_WAIT on the port: like
+        # any server, the blocker may still listen there (it could not if one were listening).
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         blocker.bind(("127.0.0.1", pg.port))
         blocker.listen()
         try:

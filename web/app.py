@@ -40,7 +40,7 @@ def load_snapshot(pool: ConnectionPool, hub: LiveHub) -> None:
     except Exception:  # no database yet: the hub fills as readings arrive
         return
     for row in rows:
-        hub.latest[row[0]] = [*row[:6], orjson.loads(row[6])]
+        hub.remember([*row[:6], orjson.loads(row[6])])
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
