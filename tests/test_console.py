@@ -22,21 +22,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jwt
 import orjson
 import psycopg
 import pytest
-import uvicorn
 from starlette.websockets import WebSocketDisconnect
 
 from apps.bench.console import LiveFeeder
-from apps.platform.services import free_port
 from gis_core.db import connect
 from gis_core.identity import create_user
 from realtime.ingest import IngestWorker
 from realtime.mqtt import BrokerAddress, make_client
 from realtime.provision import device_credentials
+from tests.servers import serve_app
 
 pytestmark = [pytest.mark.services, pytest.mark.browser]
 
@@ -75,23 +73,8 @@ def console_url(settings: Any, console_users: dict[str, int]) -> Iterator[str]:
 
     app = create_app(settings)
     console.install(app)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code < 500:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    yield base
-    server.should_exit = True
-    thread.join(15)
+    with serve_app(app) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

@@ -14,20 +14,16 @@ import json
 import os
 import subprocess
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
-import uvicorn
 
 from apps.dispatch import gazetteer
-from apps.platform.services import free_port
 from gis_core.identity import create_user
+from tests.servers import serve_app
 
 pytestmark = [pytest.mark.services, pytest.mark.browser]
 
@@ -98,23 +94,8 @@ def dispatch_console(settings: Any, city: dict[str, Any]) -> Iterator[str]:
     from web.app import create_app
 
     app = create_app(settings)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code < 500:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    yield base
-    server.should_exit = True
-    thread.join(15)
+    with serve_app(app) as base:
+        yield base
 
 
 def run_dispatch(base: str, artifacts: Path, extra: dict[str, str]) -> dict[str, Any]:
