@@ -178,7 +178,8 @@ def _filters(
     return where, params
 
 
-def _geometry_json(layer: Layer, crs: OutputCrs) -> sql.Composable:
+def _output_geometry(layer: Layer, crs: OutputCrs) -> sql.Composable:
+    """The layer's geometry as GeoJSON wants it in ``crs``: right-hand rule, axis order."""
     g: sql.Composable = sql.Identifier("t", layer.geom_column)
     if layer.is_polygon:
         g = sql.SQL("ST_ForcePolygonCCW({})").format(g)
@@ -186,32 +187,33 @@ def _geometry_json(layer: Layer, crs: OutputCrs) -> sql.Composable:
         g = sql.SQL("ST_Transform({}, {})").format(g, sql.Literal(crs.srid))
     if crs.flip:
         g = sql.SQL("ST_FlipCoordinates({})").format(g)
-    return sql.SQL("ST_AsGeoJSON({}, {})::json").format(g, sql.Literal(crs.decimals))
+    return g
+
+
+def _property_pairs(layer: Layer) -> sql.Composable:
+    """``'name', t.name, ...`` for json_build_object."""
+    return sql.SQL(", ").join(
+        sql.SQL("{}, {}").format(sql.Literal(p), sql.Identifier("t", p)) for p in layer.properties
+    )
 
 
 def _feature_json(layer: Layer, crs: OutputCrs) -> sql.Composable:
-    props = sql.SQL(", ").join(
-        sql.SQL("{}, {}").format(sql.Literal(p), sql.Identifier("t", p)) for p in layer.properties
-    )
     return sql.SQL(
-        "json_build_object('type', 'Feature', 'id', {id}, 'geometry', {geom},"
-        " 'properties', json_build_object({props}))"
-    ).format(id=sql.Identifier("t", layer.id_column), geom=_geometry_json(layer, crs), props=props)
+        "json_build_object('type', 'Feature', 'id', {id},"
+        " 'geometry', ST_AsGeoJSON({g}, {d})::json, 'properties', json_build_object({props}))"
+    ).format(
+        id=sql.Identifier("t", layer.id_column),
+        g=_output_geometry(layer, crs),
+        d=sql.Literal(crs.decimals),
+        props=_property_pairs(layer),
+    )
 
 
 def _feature_text(layer: Layer, crs: OutputCrs) -> sql.Composable:
     """A feature as JSON text, concatenated: the geometry's GeoJSON is used as PostGIS writes
     it, never parsed back into json and printed again."""
-    g: sql.Composable = sql.Identifier("t", layer.geom_column)
-    if layer.is_polygon:
-        g = sql.SQL("ST_ForcePolygonCCW({})").format(g)
-    if crs.srid != layer.srid:
-        g = sql.SQL("ST_Transform({}, {})").format(g, sql.Literal(crs.srid))
-    if crs.flip:
-        g = sql.SQL("ST_FlipCoordinates({})").format(g)
-    props = sql.SQL(", ").join(
-        sql.SQL("{}, {}").format(sql.Literal(p), sql.Identifier("t", p)) for p in layer.properties
-    )
+    g = _output_geometry(layer, crs)
+    props = _property_pairs(layer)
     return sql.SQL(
         """'{{"type":"Feature","id":' || to_json({id})::text"""
         """ || ',"geometry":' || coalesce(ST_AsGeoJSON({g}, {d}), 'null')"""

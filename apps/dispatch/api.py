@@ -500,14 +500,17 @@ def _coverage(conn: psycopg.Connection, category: str, mins: tuple[int, ...]) ->
     return cached
 
 
+# The coverage endpoints' shared parameters.
+StationCategory = Annotated[str, Query(pattern="^(fire_station|hospital|police_station)$")]
+DriveTimes = Annotated[str, Query(description="drive times, minutes")]
+
+
 @router.get("/coverage", summary="Drive-time areas of stations as GeoJSON, with population")
 def coverage_layer(
     _: CurrentUser,
     conn: ConnDep,
-    category: Annotated[
-        str, Query(pattern="^(fire_station|hospital|police_station)$")
-    ] = "fire_station",
-    minutes: Annotated[str, Query(description="drive times, minutes")] = "5,10,15",
+    category: StationCategory = "fire_station",
+    minutes: DriveTimes = "5,10,15",
 ) -> dict[str, Any]:
     """One polygon per drive time (the union of the population cells reached within it,
     largest first) with the population inside and outside it, and the stations as points."""
@@ -518,10 +521,8 @@ def coverage_layer(
 def coverage_table(
     _: CurrentUser,
     conn: ConnDep,
-    category: Annotated[
-        str, Query(pattern="^(fire_station|hospital|police_station)$")
-    ] = "fire_station",
-    minutes: Annotated[str, Query(description="drive times, minutes")] = "5,10,15",
+    category: StationCategory = "fire_station",
+    minutes: DriveTimes = "5,10,15",
 ) -> dict[str, Any]:
     return _coverage(conn, category, _minutes(minutes)).table()
 
@@ -530,9 +531,7 @@ def coverage_table(
 def coverage_suggestions(
     _: CurrentUser,
     conn: ConnDep,
-    category: Annotated[
-        str, Query(pattern="^(fire_station|hospital|police_station)$")
-    ] = "fire_station",
+    category: StationCategory = "fire_station",
     minutes: Annotated[int, Query(ge=1, le=120)] = 10,
     count: Annotated[int, Query(ge=1, le=20)] = 3,
 ) -> dict[str, Any]:
