@@ -1,11 +1,11 @@
-"""The platform's ASGI app served for real (uvicorn on a free port, in a thread) for tests
-that drive it from a browser or a WebSocket client."""
+"""Helpers the tests share: waiting for a condition, and the platform's ASGI app served for
+real (uvicorn on a free port, in a thread) for tests that drive it from a browser."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -13,6 +13,17 @@ import httpx
 import uvicorn
 
 from apps.platform.services import free_port
+
+
+def wait_until(check: Callable[[], object], timeout: float = 15.0, what: str = "") -> Any:
+    """Poll ``check`` until it returns something true (returned), or fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what or check}")
 
 
 @contextmanager

@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -18,15 +17,7 @@ from paho.mqtt.properties import Properties
 
 from realtime.bulk_mqtt import BufferedSocket, BulkClient
 from realtime.mqtt import BrokerAddress, make_client
-
-
-def wait_until(check: Callable[[], object], timeout: float = 15.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what or check}")
+from tests.support import wait_until
 
 
 class Consumer:

@@ -34,7 +34,7 @@ from gis_core.identity import create_user
 from realtime.ingest import IngestWorker
 from realtime.mqtt import BrokerAddress, make_client
 from realtime.provision import device_credentials
-from tests.servers import serve_app
+from tests.support import serve_app
 
 pytestmark = [pytest.mark.services, pytest.mark.browser]
 

@@ -23,7 +23,7 @@ import pytest
 
 from apps.dispatch import gazetteer
 from gis_core.identity import create_user
-from tests.servers import serve_app
+from tests.support import serve_app
 
 pytestmark = [pytest.mark.services, pytest.mark.browser]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,18 +29,9 @@ from realtime.provision import device_credentials, device_password
 from sensors.run import SimConfig, Simulator
 from sensors.terminal import BadCommand, Terminals, parse_command
 from sensors.world import VehicleSpec, World, load_world
+from tests.support import wait_until
 
 pytestmark = pytest.mark.services
-
-
-def wait_until(check: Callable[[], object], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 # --------------------------------------------------------------------------- fixtures

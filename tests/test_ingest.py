@@ -18,19 +18,10 @@ from realtime.ingest import IngestWorker
 from realtime.mqtt import BrokerAddress, make_client
 from realtime.provision import device_credentials, device_password
 from realtime.readings import Limits
+from tests.support import wait_until
 
 LIMITS = Limits((111.5, 35.3, 114.2, 37.6))
 SITE_LON, SITE_LAT = 113.12, 36.21
-
-
-def wait_until(check: Callable[[], object], timeout: float = 15.0, what: str = "") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or check}")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import math
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +37,7 @@ from sensors.run import SimConfig, Simulator
 from sensors.scenarios import Environment
 from sensors.stations import build_stations
 from sensors.world import World, load_world
+from tests.support import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 CITY = json.loads((REPO / "data" / "changzhi" / "city.json").read_text())
@@ -164,16 +165,6 @@ def metres(city: City, lon: float, lat: float) -> tuple[float, float]:
     assert city.world.roads is not None
     x, y = city.world.roads.proj.to_xy(lon, lat)
     return float(x), float(y)
-
-
-def wait_until(check: Callable[[], object], timeout: float = 20.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what or check}")
 
 
 # --------------------------------------------------------------------------- pure parts
