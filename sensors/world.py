@@ -7,21 +7,14 @@ from typing import Any
 
 import psycopg
 
+from layers.reference.synth_iot import DEVICE_INTERVAL_S
 from sensors.roads import RoadNetwork, load_roads
 
 __all__ = ["StationSpec", "VehicleSpec", "World", "load_world"]
 
-#: Reporting intervals when the registry does not say (seconds).
-DEFAULT_INTERVAL_S = {
-    "vehicle": 5,
-    "air": 600,
-    "emission": 600,
-    "water_level": 300,
-    "rain": 300,
-    "soil": 3600,
-    "water_quality": 3600,
-    "signal": 60,
-}
+#: Reporting intervals when the registry does not say (seconds): those the reference data
+#: registers devices with.
+DEFAULT_INTERVAL_S = DEVICE_INTERVAL_S
 STATION_KINDS = ("air", "emission", "water_level", "rain", "soil", "water_quality", "signal")
 
 
