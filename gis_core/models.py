@@ -336,10 +336,8 @@ class DeviceState(Base):
     """The latest reading of every device; out-of-order readings never roll it back."""
 
     __tablename__ = "device_state"
-    __table_args__ = (
-        Index("ix_device_state_geom", "geom", postgresql_using="gist"),
-        {"schema": "iot"},
-    )
+    # No spatial index and half-empty pages: updates stay heap-only (migration 0005).
+    __table_args__ = ({"schema": "iot", "postgresql_with": {"fillfactor": "50"}},)
 
     device_id: Mapped[str] = mapped_column(ForeignKey("iot.device.id"), primary_key=True)
     kind: Mapped[str] = mapped_column(String(24))

@@ -29,14 +29,17 @@ CREATE TEMP TABLE IF NOT EXISTS ingest_staging (
 ) ON COMMIT DELETE ROWS
 """
 
-INSERT_HISTORY = """
+# A reading without coordinates is placed at its device's registered site. The site is looked
+# up only for those readings: a join would hash the whole device registry on every batch.
+POSITION = """CASE WHEN s.lon IS NOT NULL THEN ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326)
+       ELSE (SELECT site.geom FROM iot.device d
+             JOIN iot.monitoring_site site ON site.id = d.site_id
+             WHERE d.id = s.device_id) END"""
+
+INSERT_HISTORY = f"""
 INSERT INTO iot.telemetry (device_id, kind, ts, seq, geom, reading)
-SELECT s.device_id, s.kind, s.ts, s.seq,
-       coalesce(ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326), site.geom),
-       s.reading
+SELECT s.device_id, s.kind, s.ts, s.seq, {POSITION}, s.reading
 FROM ingest_staging s
-LEFT JOIN iot.device d ON d.id = s.device_id
-LEFT JOIN iot.monitoring_site site ON site.id = d.site_id
 ON CONFLICT DO NOTHING
 """
 
@@ -44,14 +47,11 @@ ON CONFLICT DO NOTHING
 # the state holds. RETURNING gives the states that changed, with the position they had before
 # (for geofence crossings) — the fan-out and the rules work from exactly these rows. Rows are
 # upserted in device order, so concurrent workers take their row locks in the same order.
-UPSERT_STATE = """
+UPSERT_STATE = f"""
 WITH newest AS (
     SELECT DISTINCT ON (s.device_id)
-           s.device_id, s.kind, s.ts, s.seq, s.reading,
-           coalesce(ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326), site.geom) AS geom
+           s.device_id, s.kind, s.ts, s.seq, s.reading, {POSITION} AS geom
     FROM ingest_staging s
-    LEFT JOIN iot.device d ON d.id = s.device_id
-    LEFT JOIN iot.monitoring_site site ON site.id = d.site_id
     ORDER BY s.device_id, s.ts DESC, s.seq DESC NULLS LAST
 ), previous AS (
     -- All parts of one statement share its snapshot: this is the state before the upsert.
