@@ -44,9 +44,11 @@ ON CONFLICT DO NOTHING
 """
 
 # The newest reading per device in this batch moves the live state, if it is newer than what
-# the state holds. RETURNING gives the states that changed, with the position they had before
-# (for geofence crossings) — the fan-out and the rules work from exactly these rows. Rows are
-# upserted in device order, so concurrent workers take their row locks in the same order.
+# the state holds (by time, then by counter: a device may send several readings in one
+# millisecond, and two workers may commit them in either order). RETURNING gives the states
+# that changed, with the position they had before (for geofence crossings) — the fan-out and
+# the rules work from exactly these rows. Rows are upserted in device order, so concurrent
+# workers take their row locks in the same order.
 UPSERT_STATE = f"""
 WITH newest AS (
     SELECT DISTINCT ON (s.device_id)
@@ -67,7 +69,8 @@ WITH newest AS (
             received_at = excluded.received_at, online = true,
             status = coalesce(excluded.status, st.status),
             reading = excluded.reading, geom = excluded.geom
-        WHERE excluded.ts >= st.ts
+        WHERE excluded.ts > st.ts
+           OR (excluded.ts = st.ts AND (st.seq IS NULL OR excluded.seq >= st.seq))
     RETURNING st.device_id, st.kind, st.ts, st.seq, st.status, st.reading, st.geom
 )
 SELECT u.device_id, u.kind, u.ts, u.seq, u.status, u.reading::text,

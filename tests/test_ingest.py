@@ -157,17 +157,19 @@ def test_vehicle_gcj02_out_of_order_and_duplicates(worker, connect_device, db_ur
         lambda: rows(db_url, "SELECT 1 FROM iot.device_state WHERE device_id = %s", "T-VEH-1")
     )
     car.send("cz/v1/vehicle/T-VEH-1/telemetry", older)  # arrives late
+    # sent in the same millisecond as the newest but before it (a lower counter), arriving last
+    car.send("cz/v1/vehicle/T-VEH-1/telemetry", {**newer, "seq": 9, "status": "available"})
     wait_until(
         lambda: (
-            len(rows(db_url, "SELECT 1 FROM iot.telemetry WHERE device_id = %s", "T-VEH-1")) == 2
+            len(rows(db_url, "SELECT 1 FROM iot.telemetry WHERE device_id = %s", "T-VEH-1")) == 3
         ),
-        what="both readings in history",
+        what="all three readings in history",
     )
     time.sleep(0.3)
     history = rows(
         db_url, "SELECT seq FROM iot.telemetry WHERE device_id = %s ORDER BY seq", "T-VEH-1"
     )
-    assert history == [(10,), (11,)]  # stored once each
+    assert history == [(9,), (10,), (11,)]  # stored once each
     state = rows(
         db_url,
         "SELECT seq, status, ST_X(geom), ST_Y(geom) FROM iot.device_state WHERE device_id = %s",
