@@ -50,9 +50,3 @@ class CpuMeter:
     def stop(self) -> dict[str, float]:
         end = self._read()
         return {name: end[name] - self._start.get(name, 0.0) for name in self.parts}
-
-    @staticmethod
-    def reaped_children_seconds() -> float:
-        """CPU of this process's children that have exited and been waited for."""
-        t = psutil.Process().cpu_times()
-        return t.children_user + t.children_system
