@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 import psycopg
+from psycopg.types.json import set_json_dumps
 
 from realtime.readings import Reading, Reject, StatusChange
 
@@ -35,6 +36,10 @@ POSITION = """CASE WHEN s.lon IS NOT NULL THEN ST_SetSRID(ST_MakePoint(s.lon, s.
        ELSE (SELECT site.geom FROM iot.device d
              JOIN iot.monitoring_site site ON site.id = d.site_id
              WHERE d.id = s.device_id) END"""
+
+# The columns of a Reading, in its order, as they are copied (values go out by orjson).
+STAGING_TYPES = ["text", "text", "timestamptz", "int8", "float8", "float8", "jsonb"]
+assert Reading._fields == ("device_id", "kind", "ts", "seq", "lon", "lat", "values")
 
 INSERT_HISTORY = f"""
 INSERT INTO iot.telemetry (device_id, kind, ts, seq, geom, reading)
@@ -128,23 +133,17 @@ def write_batch(
     """Write one batch in the caller's transaction (the caller commits, then acknowledges)."""
     result = BatchResult()
     with conn.cursor() as cur:
+        set_json_dumps(orjson.dumps, context=cur)  # the readings' values, in binary jsonb
         if readings:
             cur.execute(STAGING)
+            # Binary COPY: a quarter of the client's time per row of the text format.
             with cur.copy(
-                "COPY ingest_staging (device_id, kind, ts, seq, lon, lat, reading) FROM STDIN"
+                "COPY ingest_staging (device_id, kind, ts, seq, lon, lat, reading)"
+                " FROM STDIN (FORMAT BINARY)"
             ) as copy:
+                copy.set_types(STAGING_TYPES)
                 for r in readings:
-                    copy.write_row(
-                        (
-                            r.device_id,
-                            r.kind,
-                            r.ts,
-                            r.seq,
-                            r.lon,
-                            r.lat,
-                            orjson.dumps(r.values).decode(),
-                        )
-                    )
+                    copy.write_row(r)
             cur.execute(INSERT_HISTORY)
             result.stored = cur.rowcount
             result.duplicates = len(readings) - result.stored
@@ -177,16 +176,21 @@ def write_batch(
                 for d in dead:
                     copy.write_row(
                         (
-                            d.topic[:512],
-                            d.reject.device_id,
+                            _text(d.topic[:512]),
+                            _text(d.reject.device_id),
                             d.reject.reason,
-                            d.reject.detail[:1000],
+                            _text(d.reject.detail[:1000]),
                             _printable(d.payload),
                             len(d.payload),
                         )
                     )
             result.dead_letters = len(dead)
     return result
+
+
+def _text(value: str | None) -> str | None:
+    """Text as PostgreSQL takes it: what a device sent may hold NUL, which it refuses."""
+    return value.replace("\x00", "\\x00") if value is not None else None
 
 
 def _printable(payload: bytes) -> str:

@@ -198,6 +198,9 @@ def test_bad_input_goes_to_dead_letters_and_neighbours_survive(worker, connect_d
             },
             {"ts": now_iso(600), "seq": 6, "lon": 113.3, "lat": 36.3},
             {"ts": now_iso(), "seq": 7, "lon": 113.4, "lat": 36.4},
+            # NUL, which PostgreSQL text and jsonb refuse, in a value and in a field's name
+            {"ts": now_iso(), "seq": 8, "lon": 113.4, "lat": 36.4, "status": "on\u0000duty"},
+            {"ts": now_iso(), "seq": 9, "lon": 113.4, "lat": 36.4, "x\u0000": 1},
         ],
     )
     car.send("cz/v1/vehicle/T-VEH-2/telemetry", None, raw=b"x" * (300 * 1024))
@@ -212,7 +215,7 @@ def test_bad_input_goes_to_dead_letters_and_neighbours_survive(worker, connect_d
                 )
             ]
             if len(rows(db_url, "SELECT 1 FROM iot.dead_letter WHERE device_id = %s", "T-VEH-2"))
-            >= 7
+            >= 9
             else None
         ),
         what="dead letters",
@@ -223,6 +226,8 @@ def test_bad_input_goes_to_dead_letters_and_neighbours_survive(worker, connect_d
             "bad_position",
             "out_of_area",
             "bad_value",
+            "bad_value",
+            "unknown_field",
             "unknown_field",
             "bad_ts",
             "too_large",
