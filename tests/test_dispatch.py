@@ -30,10 +30,7 @@ OUTSIDE = (116.397, 39.909)  # Beijing
 
 @pytest.fixture(scope="module")
 def dapi(api: Any, reference: object) -> Any:
-    from apps.dispatch.api import router
-
-    if not any(getattr(r, "path", "").startswith("/dispatch/") for r in api.app.routes):
-        api.app.include_router(router)
+    """The API (which serves dispatch) once the reference data is loaded."""
     return api
 
 
