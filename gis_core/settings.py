@@ -59,6 +59,9 @@ class DatabaseSettings(BaseSettings):
     pool_min: int = Field(2, ge=1)
     pool_max: int = Field(12, ge=1)
     statement_timeout_ms: int = Field(30_000, ge=100)
+    # Telemetry history is kept this many days: older readings are refused (bad_ts) and the
+    # daily partitions past it are dropped by the ingest workers' maintenance.
+    telemetry_retention_days: int = Field(400, ge=2)
 
     @model_validator(mode="after")
     def _pool_bounds(self) -> DatabaseSettings:

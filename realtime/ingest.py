@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -362,6 +362,16 @@ class IngestWorker:
             conn.execute(
                 "SELECT iot.ensure_telemetry_partitions(current_date - 1, current_date + 7)"
             )
+            dropped = conn.execute(
+                "SELECT iot.drop_telemetry_partitions(current_date - %s)",
+                (self.settings.database.telemetry_retention_days,),
+            ).fetchone()
+            if dropped and dropped[0]:
+                log.info(
+                    "ingest %s: dropped %d days of history past retention",
+                    self.worker_id,
+                    dropped[0],
+                )
             silent = conn.execute(
                 """
                 UPDATE iot.device_state st SET online = false
@@ -398,7 +408,9 @@ def _offline_condition(device_id: str, kind: str, offline: bool) -> rules.Condit
 
 def _city_limits(settings: Settings) -> Limits:
     facts = orjson.loads((settings.platform.data_dir / "city.json").read_bytes())
-    return limits_for(facts["bbox"])
+    return limits_for(
+        facts["bbox"], retention=timedelta(days=settings.database.telemetry_retention_days)
+    )
 
 
 def run_worker(worker_id: str, settings: Settings | None = None) -> None:

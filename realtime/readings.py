@@ -105,7 +105,7 @@ class Limits:
     """What a sane reading looks like here: where, and how old."""
 
     bbox: tuple[float, float, float, float]  # lon/lat box (a margin around the city)
-    retention: timedelta = timedelta(days=30)
+    retention: timedelta = timedelta(days=400)  # CHANGZHI_DATABASE_TELEMETRY_RETENTION_DAYS
 
 
 # A device registry lookup: device id -> kind, or None when unknown.
@@ -367,6 +367,12 @@ def dedupe(readings: Iterable[Reading]) -> list[Reading]:
     return unique
 
 
-def limits_for(bbox: Mapping[str, Any] | list[float], margin_deg: float = 0.5) -> Limits:
+def limits_for(
+    bbox: Mapping[str, Any] | list[float],
+    margin_deg: float = 0.5,
+    retention: timedelta = Limits.retention,
+) -> Limits:
     minx, miny, maxx, maxy = bbox if isinstance(bbox, list) else bbox["bbox"]
-    return Limits((minx - margin_deg, miny - margin_deg, maxx + margin_deg, maxy + margin_deg))
+    return Limits(
+        (minx - margin_deg, miny - margin_deg, maxx + margin_deg, maxy + margin_deg), retention
+    )

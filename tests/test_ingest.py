@@ -535,3 +535,41 @@ def test_dead_letters_are_visible_to_operators(worker, api, admin_headers):
     ).json()
     assert body["counts_last_day"].get("bad_json", 0) >= 1
     assert {item["reason"] for item in body["items"]} >= {"bad_json", "out_of_area"}
+
+
+def test_history_past_retention_is_refused_and_dropped(settings, db_url, devices):
+    """CHANGZHI_DATABASE_TELEMETRY_RETENTION_DAYS: the workers refuse readings older than it
+    (bad_ts, see test_readings) and their maintenance drops the daily partitions past it."""
+    from gis_core.settings import DatabaseSettings, Settings
+    from realtime.ingest import _city_limits
+
+    short = Settings(
+        platform=settings.platform,
+        database=DatabaseSettings(url=db_url, telemetry_retention_days=10),
+        mqtt=settings.mqtt,
+        auth=settings.auth,
+        data=settings.data,
+    )
+    assert _city_limits(short).retention == timedelta(days=10)
+    with psycopg.connect(db_url) as conn:
+        conn.execute("SELECT iot.ensure_telemetry_partitions(current_date - 12, current_date - 9)")
+        conn.commit()
+
+    def days_kept() -> set[int]:
+        got = rows(
+            db_url,
+            "SELECT current_date - to_date(substr(c.relname, 11), 'YYYYMMDD') FROM pg_inherits i"
+            " JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'iot.telemetry'::regclass AND c.relname ~ '^telemetry_[0-9]{8}$'",
+        )
+        return {int(r[0]) for r in got}
+
+    assert {12, 11, 10, 9} <= days_kept()
+    idle = IngestWorker(short, "test-retention")
+    try:
+        idle._maintain()
+    finally:
+        idle._drop_db()
+    kept = days_kept()
+    assert not {12, 11} & kept  # past the 10 days
+    assert {10, 9, 0} <= kept  # inside them, and today

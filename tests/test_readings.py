@@ -67,7 +67,7 @@ def test_vehicle_positions_and_gcj02_conversion():
         ({"ts": "yesterday", "pm25": 3}, "bad_ts"),
         ({"ts": "2026-11-24T12:00:00", "pm25": 3}, "bad_ts"),  # no offset
         ({"ts": (NOW + timedelta(minutes=6)).isoformat(), "pm25": 3}, "bad_ts"),
-        ({"ts": (NOW - timedelta(days=31)).isoformat(), "pm25": 3}, "bad_ts"),
+        ({"ts": (NOW - timedelta(days=401)).isoformat(), "pm25": 3}, "bad_ts"),
         ({"ts": NOW.isoformat(), "pm25": "35"}, "bad_value"),
         ({"ts": NOW.isoformat(), "pm25": -1}, "bad_value"),
         ({"ts": NOW.isoformat(), "pm25": True}, "bad_value"),
