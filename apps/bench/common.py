@@ -126,3 +126,19 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) ->
             pass
         time.sleep(0.2)
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def admin_token(env: BenchEnv, api: str) -> str:
+    """A bearer token of a new administrator of the bench's platform."""
+    import psycopg
+
+    from gis_core.identity import create_user
+
+    password = secrets.token_urlsafe(12)
+    with psycopg.connect(env.database_url) as conn:
+        create_user(conn, username="bench", password=password, roles=["admin"], department=None)
+        conn.commit()
+    response = httpx.post(f"{api}/auth/token", data={"username": "bench", "password": password})
+    response.raise_for_status()
+    token: str = response.json()["access_token"]
+    return token

@@ -26,7 +26,14 @@ from typing import Any
 import orjson
 import psycopg
 
-from apps.bench.common import BenchEnv, bench_services, median, percentile, serve_api
+from apps.bench.common import (
+    BenchEnv,
+    admin_token,
+    bench_services,
+    median,
+    percentile,
+    serve_api,
+)
 from realtime.mqtt import BrokerAddress
 
 Log = Callable[[str], None]
@@ -487,7 +494,7 @@ def bench_latency(
         latencies: list[float] = []
         received_bytes = 0
         with workers(env, worker_count), serve_api(env) as api:
-            token = _admin_token(env, api)
+            token = admin_token(env, api)
 
             async def listen(stop_at: float) -> None:
                 nonlocal received_bytes
@@ -526,23 +533,6 @@ def bench_latency(
         "publish_slice_ms": 10,
         "note": "states are coalesced per device per tick; latency is measured per delivered state",
     }
-
-
-def _admin_token(env: BenchEnv, api: str) -> str:
-    import secrets
-
-    import httpx
-
-    from gis_core.identity import create_user
-
-    password = secrets.token_urlsafe(12)
-    with psycopg.connect(env.database_url) as conn:
-        create_user(conn, username="bench", password=password, roles=["admin"], department=None)
-        conn.commit()
-    response = httpx.post(f"{api}/auth/token", data={"username": "bench", "password": password})
-    response.raise_for_status()
-    token: str = response.json()["access_token"]
-    return token
 
 
 def _run_async_in_thread(coro: Any) -> Any:

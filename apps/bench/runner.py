@@ -50,6 +50,12 @@ def bench_latency(log: Log) -> dict[str, Any]:
     return run(log)
 
 
+def bench_history(log: Log) -> dict[str, Any]:
+    from apps.bench.history import bench_history as run
+
+    return run(log)
+
+
 def bench_console(log: Log) -> dict[str, Any]:
     from apps.bench.console import bench_console as run
 
@@ -68,6 +74,7 @@ BENCHES: dict[str, Callable[..., dict[str, Any]]] = {
     "ingest": bench_ingest,
     "ingest-batch": bench_ingest_batch,
     "latency": bench_latency,
+    "history": bench_history,
     "console": bench_console,
     "dispatch": bench_dispatch,
 }
