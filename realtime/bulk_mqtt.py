@@ -115,13 +115,58 @@ class BulkClient(mqtt.Client):
     def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
         rc = super().loop_read(max_packets)
         # paho reads one packet per call; drain what the buffer already holds before the
-        # next select(), which would not see it.
+        # next select(), which would not see it: device publishes straight from the buffer,
+        # anything else (or a packet not wholly there yet) packet by packet through paho.
         while rc == mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS:
             sock = self._sock
             if not isinstance(sock, BufferedSocket) or sock.pending() == 0:
                 break
+            if self._in_packet["command"] == 0 and self._drain_publishes(sock):
+                continue
             rc = super().loop_read(max_packets)
         return rc
+
+    def _drain_publishes(self, sock: BufferedSocket) -> bool:
+        """Hand every whole, property-less QoS 0/1 PUBLISH at the head of the buffer to
+        ``on_bulk_message``, without paho's per-packet reads; stop at anything else. True when
+        some were taken."""
+        sink = self.on_bulk_message
+        if sink is None or self._protocol != mqtt.MQTTv5:
+            return False
+        buf, start, size = sock._buf, sock._pos, len(sock._buf)
+        pos = start
+        while pos + 2 <= size:
+            header = buf[pos]
+            qos = (header & 0x06) >> 1
+            if header & 0xF0 != 0x30 or qos > 1 or (qos == 1 and not self._manual_ack):
+                break
+            i, length, shift = pos + 1, 0, 0
+            while i < size and i - pos <= 4:  # remaining length: at most 4 bytes
+                byte = buf[i]
+                length |= (byte & 0x7F) << shift
+                shift += 7
+                i += 1
+                if not byte & 0x80:
+                    break
+            else:
+                break  # not all there yet, or malformed: paho's path decides
+            end = i + length
+            topic_end = i + 2 + int.from_bytes(buf[i : i + 2], "big")
+            props = topic_end + (2 if qos else 0)
+            if end > size or props >= end or buf[props] != 0:
+                break  # incomplete, or with v5 properties (or malformed): paho's path
+            try:
+                topic = buf[i + 2 : topic_end].decode("utf-8")
+            except UnicodeDecodeError:
+                break
+            mid = int.from_bytes(buf[topic_end:props], "big") if qos else 0
+            pos = sock._pos = end
+            sink(topic, buf[props + 1 : end], mid, qos)
+        if pos == start:
+            return False
+        with self._msgtime_mutex:
+            self._last_bytes_received = mqtt.time_func()
+        return True
 
     def ack_many(self, mids: Iterable[int]) -> None:
         """Acknowledge QoS 1 messages (``manual_ack`` on) with one queued write."""

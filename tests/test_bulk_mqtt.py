@@ -210,3 +210,45 @@ def test_simulated_devices_resend_what_nobody_received(url: str) -> None:
         sub.loop_stop()
         pool.close()
     assert got == [b"first reading"] and acks == [True] and not link.resend
+
+
+def test_whole_device_publishes_are_taken_from_the_buffer_and_the_rest_left_to_paho() -> None:
+    """The drain takes QoS 0/1 PUBLISHes without properties straight from the read buffer
+    (short and 3-byte remaining lengths), and stops, leaving the buffer where it was, at a
+    packet with properties or one not wholly received: those are paho's to read."""
+    from apps.bench.ingest import _wire
+    from apps.bench.loadgen import _varint, encode_publish
+
+    client = BulkClient(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.manual_ack_set(True)
+    got: list[tuple[str, bytes, int, int]] = []
+    client.on_bulk_message = lambda *message: got.append(message)  # type: ignore[assignment]
+    sock = BufferedSocket(Trickle(b"", 1))  # type: ignore[arg-type]
+
+    def body(topic: str, payload: bytes, props: bytes) -> bytes:
+        return _wire(topic) + _varint(len(props)) + props + payload
+
+    small = encode_publish(_wire("cz/v1/air/A1/telemetry"), b'{"pm25": 3}', 7)
+    big = encode_publish(_wire("长治/t"), b"y" * 20_000, 8)
+    qos0 = b"\x30" + _varint(len(body("q/0", b"zero", b""))) + body("q/0", b"zero", b"")
+    with_props = b"\x32" + _varint(len(_wire("p/1")) + 2 + 3 + 1) + _wire("p/1")
+    with_props += b"\x00\x09" + b"\x02\x01\x01" + b"p"  # mid 9, payload format indicator
+    assert len(big) - len(_wire("长治/t")) - 3 - 20_000 == 4  # header + 3 length bytes
+
+    sock._buf, sock._pos = small + big + qos0 + with_props + small, 0
+    assert client._drain_publishes(sock)
+    assert got == [
+        ("cz/v1/air/A1/telemetry", b'{"pm25": 3}', 7, 1),
+        ("长治/t", b"y" * 20_000, 8, 1),
+        ("q/0", b"zero", 0, 0),
+    ]
+    assert sock._pos == len(small + big + qos0)  # stopped at the packet with properties
+    assert not client._drain_publishes(sock)
+    sock._pos += len(with_props)  # (paho reads that one)
+    assert client._drain_publishes(sock) and got[-1][2] == 7
+    assert sock.pending() == 0
+
+    for cut in (1, 2, len(big) - 1):  # a packet not wholly received stays for paho
+        sock._buf, sock._pos = big[:cut], 0
+        assert not client._drain_publishes(sock) and sock._pos == 0
+    assert len(got) == 4
