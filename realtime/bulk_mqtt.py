@@ -12,8 +12,9 @@ ingest worker's CPU (py-spy, ``changzhi bench ingest``). This client changes onl
 - a PUBLISH at QoS 0/1 without MQTT v5 properties (what devices send) goes straight to
   ``on_bulk_message(topic, payload, mid, qos)`` when one is set, without paho building a
   ``Properties`` object, an ``MQTTMessage`` and walking its callback tree for it (together half
-  of the network thread's time). Anything else — properties, QoS 2, an undecodable topic,
-  automatic acknowledgement — takes paho's own path to ``on_message``.
+  of the network thread's time). Whole ones already in the read buffer are parsed there in
+  one pass, without paho's per-packet reads. Anything else — properties, QoS 2, an
+  undecodable topic, automatic acknowledgement — takes paho's own path to ``on_message``.
 
 Everything else — the protocol, sessions, reconnects, callbacks — is paho's own. The hooks
 used (``_create_socket``, ``_handle_publish``, ``_packet_queue``) are private to paho, so the
