@@ -297,7 +297,8 @@ class IngestWorker:
             statuses.extend(parsed.statuses)
             for reject in parsed.rejects:
                 unknown_seen |= reject.reason == "unknown_device"
-                dead.append(DeadLetter(message.topic, reject, message.payload))
+                raw = reject.raw if reject.raw is not None else message.payload
+                dead.append(DeadLetter(message.topic, reject, raw))
         if unknown_seen and time.monotonic() - self.registry.loaded_at > 5:
             # A device registered since the last refresh: look again before refusing it.
             self.registry.load(conn)

@@ -85,6 +85,17 @@ class Reject:
     reason: str  # a short code: bad_json, bad_ts, out_of_range, unknown_device, ...
     detail: str
     device_id: str | None = None
+    # The part of a many-reading message this is about (None: the whole message), so a
+    # dead letter holds what was refused, not thousands of copies of one big batch.
+    raw: bytes | None = None
+
+
+def _part(reject: Reject, item: Any) -> Reject:
+    try:
+        raw = orjson.dumps(item)
+    except TypeError:  # not from orjson.loads: nothing to show but the whole message
+        return reject
+    return Reject(reject.reason, reject.detail, reject.device_id, raw)
 
 
 @dataclass(frozen=True)
@@ -229,14 +240,26 @@ def _decode(payload: bytes) -> Any | Reject:
         return Reject("bad_json", str(exc)[:200])
 
 
-def _many(body: Any, device_id: str, kind: str, now: datetime, limits: Limits, out: Parsed) -> None:
+def _many(
+    body: Any,
+    device_id: str,
+    kind: str,
+    now: datetime,
+    limits: Limits,
+    out: Parsed,
+    part_of_more: bool = False,
+) -> None:
     items: Iterable[Any] = body if isinstance(body, list) else [body]
     if isinstance(body, list) and len(body) > MAX_READINGS_PER_MESSAGE:
         out.rejects.append(Reject("too_large", f"{len(body)} readings in one message", device_id))
         return
+    one_of_many = part_of_more or (isinstance(body, list) and len(body) > 1)
     for item in items:
         result = validate(item, device_id, kind, now, limits)
-        (out.readings if isinstance(result, Reading) else out.rejects).append(result)  # type: ignore[arg-type]
+        if isinstance(result, Reading):
+            out.readings.append(result)
+        else:
+            out.rejects.append(_part(result, item) if one_of_many else result)
 
 
 def parse_message(
@@ -309,15 +332,12 @@ def _gateway(
     for device_id, items in body.items():
         kind = kinds(device_id) if isinstance(device_id, str) and len(device_id) <= 64 else None
         if kind is None:
-            out.rejects.append(
-                Reject(
-                    "unknown_device",
-                    f"in gateway {gateway_id}: not registered",
-                    str(device_id)[:64],
-                )
+            reject = Reject(
+                "unknown_device", f"in gateway {gateway_id}: not registered", str(device_id)[:64]
             )
+            out.rejects.append(_part(reject, {device_id: items}) if len(body) > 1 else reject)
             continue
-        _many(items, device_id, kind, now, limits, out)
+        _many(items, device_id, kind, now, limits, out, part_of_more=len(body) > 1)
 
 
 def _owntracks(

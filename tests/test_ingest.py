@@ -245,6 +245,13 @@ def test_bad_input_goes_to_dead_letters_and_neighbours_survive(worker, connect_d
         "T-VEH-2",
     )[0]
     assert big[0] == 300 * 1024 and big[1] < 5000  # capped
+    east = rows(
+        db_url,
+        "SELECT payload FROM iot.dead_letter WHERE device_id = %s AND payload LIKE %s",
+        "T-VEH-2",
+        '%"east"%',
+    )
+    assert len(east) == 1 and orjson.loads(east[0][0])["seq"] == 2  # that reading, not all 9
 
 
 def test_acl_keeps_devices_in_their_own_topics(worker, connect_device, db_url, devices):

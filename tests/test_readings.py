@@ -139,6 +139,27 @@ def test_gateway_batches():
     assert parse("cz/v1/gateway/GW-1/telemetry", [1, 2]).rejects[0].reason == "bad_shape"
 
 
+def test_a_reject_in_a_many_reading_message_carries_only_its_part():
+    """A dead letter shows what was refused: thousands of bad readings in one big gateway
+    message must not each store a copy of the whole message."""
+    bad = {"ts": NOW.isoformat(), "pm25": "x"}
+    got = parse(
+        "cz/v1/gateway/GW-1/telemetry",
+        {
+            "AIR-001": [{"ts": NOW.isoformat(), "pm25": 10}, bad],
+            "GHOST": [{"ts": NOW.isoformat(), "level_m": 1}],
+            **{f"GHOST-{i}": [] for i in range(300)},
+        },
+    )
+    assert [r.reason for r in got.rejects[:2]] == ["bad_value", "unknown_device"]
+    assert orjson.loads(got.rejects[0].raw) == bad
+    assert orjson.loads(got.rejects[1].raw) == {"GHOST": [{"ts": NOW.isoformat(), "level_m": 1}]}
+    listed = parse("cz/v1/air/AIR-001/telemetry", [bad, {"ts": NOW.isoformat(), "pm25": 1}])
+    assert orjson.loads(listed.rejects[0].raw) == bad
+    # one reading, one message: the dead letter keeps the message as it was sent
+    assert parse("cz/v1/air/AIR-001/telemetry", bad).rejects[0].raw is None
+
+
 def test_owntracks_locations():
     msg = {
         "_type": "location",
