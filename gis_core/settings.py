@@ -62,6 +62,7 @@ class DatabaseSettings(BaseSettings):
     # Telemetry history is kept this many days: older readings are refused (bad_ts) and the
     # daily partitions past it are dropped by the ingest workers' maintenance.
     telemetry_retention_days: int = Field(400, ge=2)
+    dead_letter_retention_days: int = Field(30, ge=1)
 
     @model_validator(mode="after")
     def _pool_bounds(self) -> DatabaseSettings:

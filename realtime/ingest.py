@@ -353,7 +353,8 @@ class IngestWorker:
             self.client.publish(ALARM_TOPIC.format(kind=alarm["kind"]), orjson.dumps(alarm), qos=1)
 
     def _maintain(self) -> None:
-        """Partitions ahead, and devices gone silent — done by one worker at a time."""
+        """Partitions ahead, history and dead letters past retention, and devices gone
+        silent — done by one worker at a time."""
         try:
             conn = self._db()
             got = conn.execute("SELECT pg_try_advisory_xact_lock(4404001)").fetchone()
@@ -373,6 +374,16 @@ class IngestWorker:
                     self.worker_id,
                     dropped[0],
                 )
+            # Dead letters age out too, a bounded number per pass (a flood of bad messages
+            # must not make this one long delete).
+            conn.execute(
+                """
+                DELETE FROM iot.dead_letter WHERE id IN (
+                    SELECT id FROM iot.dead_letter
+                    WHERE received_at < now() - make_interval(days => %s) LIMIT 50000)
+                """,
+                (self.settings.database.dead_letter_retention_days,),
+            )
             silent = conn.execute(
                 """
                 UPDATE iot.device_state st SET online = false

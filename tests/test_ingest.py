@@ -546,7 +546,8 @@ def test_dead_letters_are_visible_to_operators(worker, api, admin_headers):
 
 def test_history_past_retention_is_refused_and_dropped(settings, db_url, devices):
     """CHANGZHI_DATABASE_TELEMETRY_RETENTION_DAYS: the workers refuse readings older than it
-    (bad_ts, see test_readings) and their maintenance drops the daily partitions past it."""
+    (bad_ts, see test_readings) and their maintenance drops the daily partitions past it;
+    dead letters go after CHANGZHI_DATABASE_DEAD_LETTER_RETENTION_DAYS."""
     from gis_core.settings import DatabaseSettings, Settings
     from realtime.ingest import _city_limits
 
@@ -572,6 +573,13 @@ def test_history_past_retention_is_refused_and_dropped(settings, db_url, devices
         return {int(r[0]) for r in got}
 
     assert {12, 11, 10, 9} <= days_kept()
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "INSERT INTO iot.dead_letter (topic, reason, detail, payload, payload_bytes,"
+            " received_at) VALUES ('t/old', 'bad_json', 'old', 'x', 1, now() - interval '31 days'),"
+            " ('t/recent', 'bad_json', 'recent', 'x', 1, now() - interval '29 days')"
+        )
+        conn.commit()
     idle = IngestWorker(short, "test-retention")
     try:
         idle._maintain()
@@ -580,3 +588,8 @@ def test_history_past_retention_is_refused_and_dropped(settings, db_url, devices
     kept = days_kept()
     assert not {12, 11} & kept  # past the 10 days
     assert {10, 9, 0} <= kept  # inside them, and today
+    topics = {
+        r[0]
+        for r in rows(db_url, "SELECT topic FROM iot.dead_letter WHERE detail IN ('old', 'recent')")
+    }
+    assert topics == {"t/recent"}  # dead letters: 30 days by default
