@@ -335,3 +335,40 @@ def test_readme_names_the_two_commands():
     readme = (REPO / "README.md").read_text()
     assert "make run" in readme and "make test" in readme
     assert "make test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_cli_devices_status_and_dead_letters(db_url):
+    """Operators read device health and what ingest refused from the command line; what a
+    device sent is printed as text, not interpreted as terminal markup."""
+    env = {"CHANGZHI_DATABASE_URL": db_url, "CHANGZHI_MQTT_URL": "mqtt://127.0.0.1:1"}
+
+    def rain_counts() -> list[int]:
+        status = run_cli("devices", "status", "--offline", env=env)
+        assert status.returncode == 0, status.stderr
+        rain = [line for line in status.stdout.splitlines() if " rain " in line]
+        return [int(n) for n in rain[0].replace("│", " ").split()[1:]] if rain else [0, 0, 0]
+
+    before = rain_counts()  # other tests' devices may share the database
+    with connect(db_url) as conn:
+        conn.execute(
+            "INSERT INTO iot.device (id, kind, expected_interval_s) VALUES"
+            " ('CLI-ON', 'rain', 300), ('CLI-OFF', 'rain', 300), ('CLI-NEVER', 'rain', 300)"
+        )
+        conn.execute(
+            "INSERT INTO iot.device_state (device_id, kind, ts, online, reading) VALUES"
+            " ('CLI-ON', 'rain', now(), true, '{}'), ('CLI-OFF', 'rain', now(), false, '{}')"
+        )
+        conn.execute(
+            "INSERT INTO iot.dead_letter (topic, device_id, reason, detail, payload, payload_bytes)"
+            " VALUES ('cz/v1/rain/CLI-OFF/telemetry', 'CLI-OFF', 'bad_json', 'broken',"
+            " '[bold red]{oops', 16)"
+        )
+        conn.commit()
+    assert [a - b for a, b in zip(rain_counts(), before, strict=True)] == [1, 1, 1]
+    status = run_cli("devices", "status", "--offline", env=env)
+    assert "CLI-OFF" in status.stdout and "CLI-ON" not in status.stdout
+    dead = run_cli("devices", "dead-letters", "--device", "CLI-OFF", env=env)
+    assert dead.returncode == 0, dead.stderr
+    assert "bad_json" in dead.stdout and "[bold red]{oops" in dead.stdout
+    bad = run_cli("devices", "dead-letters", "--limit", "0", env=env)
+    assert bad.returncode == 1 and "--limit" in bad.stderr and "Traceback" not in bad.stderr

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
+from rich.text import Text
 
 from apps.dispatch.cli import register as register_dispatch
 from gis_core.db import DatabaseUnavailable, connect, migrate, redact
@@ -232,6 +233,78 @@ def devices_password(device_id: Annotated[str, typer.Argument(help="device id")]
         if conn.execute("SELECT 1 FROM iot.device WHERE id = %s", (device_id,)).fetchone() is None:
             raise fail(f"no device {device_id!r} in the registry")
     out.print(device_password(s.device_secret, device_id))
+
+
+@devices_app.command("status")
+def devices_status(
+    offline: Annotated[bool, typer.Option("--offline", help="list the offline devices")] = False,
+) -> None:
+    """Devices by kind: online, offline and never heard from (--offline: the 500 that fell
+    silent most recently)."""
+    s = settings()
+    with connect(s.database_url) as conn:
+        rows = conn.execute(
+            """
+            SELECT d.kind, count(*) FILTER (WHERE st.online),
+                   count(*) FILTER (WHERE NOT st.online), count(*) FILTER (WHERE st IS NULL)
+            FROM iot.device d LEFT JOIN iot.device_state st ON st.device_id = d.id
+            GROUP BY d.kind ORDER BY d.kind
+            """
+        ).fetchall()
+        silent = conn.execute(
+            """
+            SELECT d.id, d.kind, coalesce(d.name_zh, ''), st.received_at, d.expected_interval_s
+            FROM iot.device d JOIN iot.device_state st ON st.device_id = d.id
+            WHERE NOT st.online ORDER BY st.received_at DESC LIMIT 500
+            """
+        ).fetchall()
+    table = Table("kind", "online", "offline", "never reported", title="devices")
+    for kind, on, off, never in rows:
+        table.add_row(kind, f"{on:,}", f"{off:,}", f"{never:,}")
+    out.print(table)
+    if offline and silent:
+        listing = Table("device", "kind", "name", "last heard (UTC)", "expected every")
+        for device_id, kind, name, last, every in silent:
+            listing.add_row(
+                Text(device_id), kind, Text(name), f"{last:%Y-%m-%d %H:%M:%S}", f"{every} s"
+            )
+        out.print(listing)
+
+
+@devices_app.command("dead-letters")
+def devices_dead_letters(
+    reason: Annotated[str | None, typer.Option(help="only this reason, e.g. bad_ts")] = None,
+    device: Annotated[str | None, typer.Option(help="only this device id")] = None,
+    hours: Annotated[float, typer.Option(help="window of the counts by reason")] = 24,
+    limit: Annotated[int, typer.Option(help="how many of the latest to show")] = 20,
+) -> None:
+    """What ingest refused: counts by reason, then the latest rejects with what was sent."""
+    from realtime.store import dead_letter_counts, recent_dead_letters
+
+    if not 0 < hours <= 24 * 400:
+        raise fail("--hours must be between 0 and 9600")
+    if not 1 <= limit <= 5000:
+        raise fail("--limit must be between 1 and 5000")
+    s = settings()
+    with connect(s.database_url) as conn:
+        counts = dead_letter_counts(conn, hours)
+        items = recent_dead_letters(conn, reason=reason, device_id=device, limit=limit)
+    summary = Table("reason", "count", title=f"dead letters, last {hours:g} h")
+    for name, n in counts.items():
+        summary.add_row(name, f"{n:,}")
+    out.print(summary if counts else f"no dead letters in the last {hours:g} h")
+    if items:
+        latest = Table("received (UTC)", "device", "reason", "detail", "sent", "bytes")
+        for item in items:
+            latest.add_row(  # what devices sent is shown as text, never as rich markup
+                f"{item['received_at']:%Y-%m-%d %H:%M:%S}",
+                Text(item["device_id"] or "-"),
+                item["reason"],
+                Text(item["detail"]),
+                Text(item["payload"][:120]),
+                f"{item['payload_bytes']:,}",
+            )
+        out.print(latest)
 
 
 def provision_broker(s: Settings) -> int:
