@@ -551,16 +551,18 @@ def test_history_past_retention_is_refused_and_dropped(settings, db_url, devices
     from gis_core.settings import DatabaseSettings, Settings
     from realtime.ingest import _city_limits
 
+    # Days past the 35 the migration makes: the other tests' partitions stay untouched.
+
     short = Settings(
         platform=settings.platform,
-        database=DatabaseSettings(url=db_url, telemetry_retention_days=10),
+        database=DatabaseSettings(url=db_url, telemetry_retention_days=38),
         mqtt=settings.mqtt,
         auth=settings.auth,
         data=settings.data,
     )
-    assert _city_limits(short).retention == timedelta(days=10)
+    assert _city_limits(short).retention == timedelta(days=38)
     with psycopg.connect(db_url) as conn:
-        conn.execute("SELECT iot.ensure_telemetry_partitions(current_date - 12, current_date - 9)")
+        conn.execute("SELECT iot.ensure_telemetry_partitions(current_date - 40, current_date - 37)")
         conn.commit()
 
     def days_kept() -> set[int]:
@@ -572,7 +574,7 @@ def test_history_past_retention_is_refused_and_dropped(settings, db_url, devices
         )
         return {int(r[0]) for r in got}
 
-    assert {12, 11, 10, 9} <= days_kept()
+    assert {40, 39, 38, 37} <= days_kept()
     with psycopg.connect(db_url) as conn:
         conn.execute(
             "INSERT INTO iot.dead_letter (topic, reason, detail, payload, payload_bytes,"
@@ -586,8 +588,8 @@ def test_history_past_retention_is_refused_and_dropped(settings, db_url, devices
     finally:
         idle._drop_db()
     kept = days_kept()
-    assert not {12, 11} & kept  # past the 10 days
-    assert {10, 9, 0} <= kept  # inside them, and today
+    assert not {40, 39} & kept  # past the 38 days
+    assert {38, 37, 35, 0} <= kept  # inside them, and today
     topics = {
         r[0]
         for r in rows(db_url, "SELECT topic FROM iot.dead_letter WHERE detail IN ('old', 'recent')")
