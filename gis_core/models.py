@@ -385,6 +385,7 @@ class Alarm(Base):
     __table_args__ = (
         Index("ix_alarm_raised_at", "raised_at"),
         Index("ix_alarm_open", "kind", "device_id", postgresql_where=text("cleared_at IS NULL")),
+        Index("ix_alarm_cleared_at", "cleared_at"),  # recently cleared, for reopening
         Index("ix_alarm_geom", "geom", postgresql_using="gist"),
         {"schema": "iot"},
     )

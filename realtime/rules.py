@@ -304,10 +304,18 @@ def crossings(change: StateChange, fences: Sequence[Fence]) -> list[Condition]:
     return found
 
 
+# The alarms a batch's conditions may continue, reopen or clear: open ones (a partial index)
+# and those cleared within the reopen window (an index on cleared_at). As one OR it was a scan
+# of the whole ledger per batch: 70 ms with a million alarms in history.
 LEDGER_OPEN = """
-SELECT id, device_id, rule, cleared_at FROM iot.alarm
-WHERE device_id = ANY(%(devices)s) AND rule = ANY(%(rules)s)
-  AND (cleared_at IS NULL OR cleared_at > now() - %(window)s)
+SELECT id, device_id, rule, cleared_at FROM (
+    SELECT id, device_id, rule, cleared_at, raised_at FROM iot.alarm
+    WHERE cleared_at IS NULL AND device_id = ANY(%(devices)s) AND rule = ANY(%(rules)s)
+    UNION ALL
+    SELECT id, device_id, rule, cleared_at, raised_at FROM iot.alarm
+    WHERE cleared_at > now() - %(window)s AND device_id = ANY(%(devices)s)
+      AND rule = ANY(%(rules)s)
+) a
 ORDER BY raised_at
 """
 
