@@ -189,6 +189,19 @@ def _layers() -> Iterable[Layer]:
         style={"color": "#0b7285", "radius": 4, "by": "kind", "order": 70, "live": True},
     )
     yield Layer(
+        "geofences",
+        "iot.geofence",
+        "电子围栏",
+        "Geofences",
+        "MultiPolygon",
+        ("name_zh", "kinds", "on_enter", "on_leave"),
+        group="operations",
+        roles=LOGGED_IN,
+        label_en=None,
+        style={"stroke": "#f08c00", "fill": "rgba(240,140,0,0.08)", "width": 2, "order": 85},
+        description="entering or leaving one raises an alarm (POST /geofences, or import)",
+    )
+    yield Layer(
         "alarms",
         "iot.alarm",
         "告警",

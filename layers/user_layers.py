@@ -134,6 +134,15 @@ BUILTIN_TARGETS: Final[Mapping[str, _Target]] = {
         f"{category}s": _Target("ref.poi", fixed={"category": category}, aliases=_POI_ALIASES)
         for category in ("fire_station", "hospital", "police_station", "school", "shelter")
     },
+    "geofences": _Target(
+        "iot.geofence",
+        aliases={
+            "name": "name_zh",
+            "名称": "name_zh",
+            "进入告警": "on_enter",
+            "离开告警": "on_leave",
+        },
+    ),
     "monitoring_sites": _Target(
         "iot.monitoring_site",
         aliases={

@@ -66,7 +66,7 @@ class Registry:
 
     kinds: dict[str, str] = field(default_factory=dict)
     contexts: dict[str, rules.DeviceContext] = field(default_factory=dict)
-    fences: list[rules.Fence] = field(default_factory=list)
+    fences: rules.Fences = field(default_factory=rules.Fences)
     loaded_at: float = 0.0
 
     def load(self, conn: psycopg.Connection) -> None:
@@ -104,12 +104,15 @@ class IngestWorker:
         batch_max: int = 5000,
         batch_wait_s: float = 0.005,
         limits: Limits | None = None,
+        registry_refresh_s: float = 30.0,
     ) -> None:
         self.settings = settings
         self.worker_id = worker_id
         self.batch_max = batch_max
         self.batch_wait_s = batch_wait_s
         self.limits = limits or _city_limits(settings)
+        # New devices, thresholds and geofences take effect within this many seconds.
+        self.registry_refresh_s = registry_refresh_s
         self.registry = Registry()
         self.counters = Counters()
         self._pending: list[Message] = []
@@ -278,7 +281,7 @@ class IngestWorker:
 
     def process(self, batch: list[Message]) -> None:
         conn = self._db()
-        if time.monotonic() - self.registry.loaded_at > 30:
+        if time.monotonic() - self.registry.loaded_at > self.registry_refresh_s:
             self.registry.load(conn)
         now = datetime.now(UTC)
         readings: list[Reading] = []

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import psycopg
-from shapely import Point, prepared
+from shapely import Point, STRtree, from_wkb
 from shapely.geometry.base import BaseGeometry
 
 from realtime.store import StateChange
@@ -252,36 +252,57 @@ class Fence:
     on_leave: bool
 
 
-def load_fences(conn: psycopg.Connection) -> list[Fence]:
-    from shapely import from_wkb
+class Fences:
+    """The geofences, indexed (an STR tree): a crossing test costs a tree lookup per position,
+    not a polygon test per fence."""
 
+    def __init__(self, fences: Sequence[Fence] = ()) -> None:
+        self.fences = list(fences)
+        self._tree = STRtree([f.geom for f in self.fences]) if self.fences else None
+
+    def __len__(self) -> int:
+        return len(self.fences)
+
+    def containing(self, points: Sequence[Point]) -> list[set[int]]:
+        """For each point, the indexes of the fences it lies in (or on)."""
+        inside: list[set[int]] = [set() for _ in points]
+        if self._tree is not None:
+            which, fence = self._tree.query(points, predicate="intersects")
+            for p, f in zip(which.tolist(), fence.tolist(), strict=True):
+                inside[p].add(f)
+        return inside
+
+
+def load_fences(conn: psycopg.Connection) -> Fences:
     rows = conn.execute(
         "SELECT id, name_zh, ST_AsBinary(geom), kinds, on_enter, on_leave FROM iot.geofence"
+        " WHERE geom IS NOT NULL ORDER BY id"
     ).fetchall()
-    fences = []
-    for fid, name, wkb, kinds, on_enter, on_leave in rows:
-        geom = from_wkb(bytes(wkb))
-        prepared.prep(geom)
-        fences.append(Fence(fid, name, geom, frozenset(kinds), on_enter, on_leave))
-    return fences
+    return Fences(
+        [
+            Fence(fid, name, from_wkb(bytes(wkb)), frozenset(kinds), on_enter, on_leave)
+            for fid, name, wkb, kinds, on_enter, on_leave in rows
+        ]
+    )
 
 
-def crossings(change: StateChange, fences: Sequence[Fence]) -> list[Condition]:
+def crossings(change: StateChange, fences: Fences) -> list[Condition]:
     """Geofence entries and exits between a device's previous and new position."""
     if not fences or change.lon is None or change.previous_lon is None:
         return []
-    if change.previous_lat is None:
+    if change.lat is None or change.previous_lat is None:
         return []
-    now = Point(change.lon, change.lat)
-    before = Point(change.previous_lon, change.previous_lat)
+    now, before = fences.containing(
+        [Point(change.lon, change.lat), Point(change.previous_lon, change.previous_lat)]
+    )
     found = []
-    for fence in fences:
+    for index in sorted(now ^ before):
+        fence = fences.fences[index]
         if change.kind not in fence.kinds:
             continue
-        inside, was_inside = fence.geom.intersects(now), fence.geom.intersects(before)
-        if inside and not was_inside and fence.on_enter:
+        if index in now and fence.on_enter:
             verb_zh, verb_en, rule = "进入", "entered", f"geofence.{fence.id}.enter"
-        elif was_inside and not inside and fence.on_leave:
+        elif index in before and fence.on_leave:
             verb_zh, verb_en, rule = "离开", "left", f"geofence.{fence.id}.leave"
         else:
             continue

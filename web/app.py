@@ -18,7 +18,7 @@ from realtime.ingest import LIVE_TOPIC
 from realtime.live import LiveHub
 from realtime.mqtt import BrokerAddress, make_client
 from web import errors
-from web.routers import admin, auth, basemap, console, health, live, ogc, telemetry
+from web.routers import admin, auth, basemap, console, geofences, health, live, ogc, telemetry
 
 VERSION = "0.1.0"
 
@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(basemap.router)
     app.include_router(live.router)
     app.include_router(telemetry.router)
+    app.include_router(geofences.router)
     app.include_router(dispatch_router)
     console.install(app)
     return app
