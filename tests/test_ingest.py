@@ -254,7 +254,7 @@ def test_bad_input_goes_to_dead_letters_and_neighbours_survive(worker, connect_d
     assert len(east) == 1 and orjson.loads(east[0][0])["seq"] == 2  # that reading, not all 9
 
 
-def test_acl_keeps_devices_in_their_own_topics(worker, connect_device, db_url, devices):
+def test_acl_keeps_devices_in_their_own_topics(worker, connect_device, db_url, devices, throwaway):
     car = connect_device("T-VEH-1")
     car.send("cz/v1/air/T-AIR-1/telemetry", {"ts": now_iso(), "pm25": 999})  # not its topic
     car.send(
@@ -273,6 +273,27 @@ def test_acl_keeps_devices_in_their_own_topics(worker, connect_device, db_url, d
     assert car.refused, "the broker should refuse a publish outside the device's topics"
     with pytest.raises(AssertionError):
         connect_device("T-VEH-1", password="wrong-password")
+    # Nor does a device read what is not its own: the city's alarms, other terminals' orders.
+    heard: list[str] = []
+    car.client.on_message = lambda c, u, m: heard.append(m.topic)
+    car.client.subscribe([("cz/v1/alarms/#", 1), ("cz/v1/vehicle/T-VEH-2/command", 1)])
+    car.client.subscribe("cz/v1/vehicle/T-VEH-1/command", 1)
+    time.sleep(0.3)
+    platform = make_client(throwaway.mosquitto.url, "acl-check")
+    address = BrokerAddress.parse(throwaway.mosquitto.url)
+    platform.connect(address.host, address.port)
+    platform.loop_start()
+    for topic in (
+        "cz/v1/alarms/air",
+        "cz/v1/vehicle/T-VEH-2/command",
+        "cz/v1/vehicle/T-VEH-1/command",
+    ):
+        platform.publish(topic, b"{}", qos=1).wait_for_publish(5)
+    wait_until(lambda: "cz/v1/vehicle/T-VEH-1/command" in heard, what="its own orders")
+    time.sleep(0.3)
+    platform.disconnect()
+    platform.loop_stop()
+    assert heard == ["cz/v1/vehicle/T-VEH-1/command"]
 
 
 def test_water_level_alarm_debounced_published_and_cleared(

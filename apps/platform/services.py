@@ -378,9 +378,9 @@ connection_messages false
             "pattern write cz/v1/+/%u/status",
             "pattern write cz/v1/gateway/%u/telemetry",
             "pattern write owntracks/%u/#",
-            # A terminal reads its own orders (apps.dispatch.terminals), nobody else's.
+            # A terminal reads its own orders (apps.dispatch.terminals), nobody else's; the
+            # city's alarms are for the platform's own accounts, not for field devices.
             "pattern read cz/v1/+/%u/command",
-            "pattern read cz/v1/alarms/#",
             "",
         ]
         self.acl_file.write_text("\n".join(acl))
