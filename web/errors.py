@@ -27,6 +27,14 @@ def install(app: FastAPI) -> None:
     async def platform_error(_: Request, exc: PlatformError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
+    @app.exception_handler(psycopg.DataError)
+    async def unusable_value(request: Request, exc: psycopg.DataError) -> JSONResponse:
+        # A value from the request the database cannot take (a NUL character, a number or a
+        # time out of its range): the client's to correct, not a server failure.
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        log.info("%s %s: unusable value: %s", request.method, request.url.path, first)
+        return JSONResponse({"detail": f"a value in the request cannot be used: {first}"}, 400)
+
     @app.exception_handler(DatabaseUnavailable)
     @app.exception_handler(psycopg.OperationalError)
     async def database_down(_: Request, exc: Exception) -> JSONResponse:
