@@ -467,6 +467,20 @@ def test_consoles_get_live_states_over_websocket(worker, connect_device, api, ad
         else:
             raise AssertionError("no live state arrived")
         assert all(item[1] == "vehicle" for item in message["items"])
+        # a client sending nonsense is told why and stays connected
+        for nonsense in (
+            b"\x00\x01",
+            '{"type": "filter", "kinds": [[1]]}',
+            '{"type": "filter", "bbox": 5}',
+        ):
+            ws.send_bytes(nonsense) if isinstance(nonsense, bytes) else ws.send_text(nonsense)
+            while (reply := orjson.loads(ws.receive_text()))["type"] == "states":
+                pass
+            assert reply["type"] == "error" and reply["detail"], reply
+        ws.send_text('{"type": "filter", "kinds": ["vehicle"]}')
+        while (reply := orjson.loads(ws.receive_text()))["type"] == "states":
+            pass
+        assert reply["type"] == "hello"
     with pytest.raises(WebSocketDisconnect), api.websocket_connect("/ws/live?token=bogus") as ws:
         ws.receive_text()
 

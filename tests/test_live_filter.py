@@ -38,3 +38,30 @@ def test_states_seeded_at_start_have_numbers_for_binary_clients() -> None:
     hello = orjson.loads(hub.hello(Subscriber(send=send, send_binary=send)))
     assert [item[0] for item in hello["items"]] == ["VEH-1", "AIR-1"]
     assert hello["ix"] == [0, 1]
+
+
+def test_hostile_filters_are_refused_with_a_reason() -> None:
+    """Query text and JSON filter messages of any shape: a ValueError the socket reports to
+    the client as an error message, never an exception that drops the connection."""
+    import pytest
+
+    from web.routers.live import parse_filter
+
+    assert parse_filter("vehicle,air", "113,36,114,37").bbox == (113.0, 36.0, 114.0, 37.0)
+    assert parse_filter(["vehicle"], [113, 36, 114, 37]).kinds == frozenset({"vehicle"})
+    for kinds, bbox in [
+        ([["vehicle"]], None),
+        (5, None),
+        ({"vehicle": 1}, None),
+        ("tank", None),
+        (None, "1,2,3"),
+        (None, "nan,36,114,37"),
+        (None, "113,36,inf,37"),
+        (None, [113, 36, 114, [37]]),
+        (None, 5),
+        (None, {"a": 1}),
+        (None, [True, 36, 114, 37]),
+        (None, "114,36,113,37"),
+    ]:
+        with pytest.raises(ValueError):
+            parse_filter(kinds, bbox)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from typing import Any
 
 import orjson
@@ -51,20 +52,29 @@ def parse_filter(kinds: Any, bbox: Any) -> Filter:
     """A filter from query text or JSON values; raises ValueError with the reason."""
     kind_set = None
     if kinds:
-        names = kinds.split(",") if isinstance(kinds, str) else list(kinds)
+        names = kinds.split(",") if isinstance(kinds, str) else kinds
+        if not isinstance(names, list) or not all(isinstance(k, str) for k in names):
+            raise ValueError("kinds: device kinds, as text a,b or a list of strings")
         unknown = [k for k in names if k not in KINDS]
         if unknown:
-            raise ValueError(f"unknown kinds: {', '.join(map(str, unknown))[:200]}")
+            raise ValueError(f"unknown kinds: {', '.join(unknown)[:200]}")
         kind_set = frozenset(names)
     box = None
     if bbox:
-        values = bbox.split(",") if isinstance(bbox, str) else list(bbox)
+        values = bbox.split(",") if isinstance(bbox, str) else bbox
         try:
+            if not isinstance(values, list) or any(isinstance(v, bool) for v in values):
+                raise TypeError
             numbers = [float(v) for v in values]
         except (TypeError, ValueError):
             raise ValueError("bbox: four numbers minx,miny,maxx,maxy") from None
-        if len(numbers) != 4 or numbers[0] > numbers[2] or numbers[1] > numbers[3]:
-            raise ValueError("bbox: four numbers minx,miny,maxx,maxy with min <= max")
+        if (
+            len(numbers) != 4
+            or not all(math.isfinite(n) for n in numbers)
+            or numbers[0] > numbers[2]
+            or numbers[1] > numbers[3]
+        ):
+            raise ValueError("bbox: four finite numbers minx,miny,maxx,maxy with min <= max")
         box = (numbers[0], numbers[1], numbers[2], numbers[3])
     return Filter(kind_set, box)
 
@@ -116,9 +126,13 @@ async def live(ws: WebSocket) -> None:
     sender = asyncio.create_task(hub.serve(sub))
     try:
         while True:
-            text = await ws.receive_text()
+            frame = await ws.receive()
+            if frame["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(frame.get("code", 1000))
             try:
-                message = orjson.loads(text)
+                if frame.get("text") is None:
+                    raise ValueError("send filters as JSON text, not binary frames")
+                message = orjson.loads(frame["text"])
                 if not isinstance(message, dict) or message.get("type") != "filter":
                     raise ValueError('send {"type": "filter", "kinds": [...], "bbox": [...]}')
                 sub.filter = parse_filter(message.get("kinds"), message.get("bbox"))
