@@ -60,3 +60,33 @@ def test_every_get_route_answers_hostile_values_without_a_server_error(
                 failures.append((route.path, value[:20], response.status_code, response.text[:120]))
     assert asked > 500
     assert not failures, failures
+
+
+JUNK_BODIES: list[Any] = [
+    None,
+    {},
+    [],
+    "x",
+    12,
+    {"name_zh": "\x00", "lon": "NaN", "lat": 1e308, "geometry": {"type": "Polygon"}},
+    {"incident_type": "fire", "lon": 113.1, "lat": 36.2, "address": "a\x00b"},
+    [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],
+]
+
+
+def test_every_write_route_answers_junk_bodies_without_a_server_error(
+    api: Any, admin_headers: Any, reference: object
+) -> None:
+    routes = [r for r in _routes(api.app) if r.methods & {"POST", "PUT", "PATCH", "DELETE"}]
+    assert len(routes) > 10
+    failures = []
+    for route in routes:
+        path = route.path
+        for param in route.dependant.path_params:
+            path = path.replace("{" + param.name + "}", "999999999")  # touch no real row
+        for method in sorted(route.methods & {"POST", "PUT", "PATCH", "DELETE"}):
+            for body in JUNK_BODIES:
+                response = api.request(method, path, json=body, headers=admin_headers)
+                if response.status_code >= 500:
+                    failures.append((method, route.path, repr(body)[:40], response.status_code))
+    assert not failures, failures
