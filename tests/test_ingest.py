@@ -485,7 +485,7 @@ def test_consoles_get_live_states_over_websocket(worker, connect_device, api, ad
         ws.receive_text()
 
 
-def test_history_track_and_series_apis(worker, connect_device, api, admin_headers):
+def test_history_track_and_series_apis(worker, connect_device, api, admin_headers, db_url):
     car = connect_device("T-VEH-2")
     base = datetime.now(UTC) - timedelta(minutes=20)
     fixes = [
@@ -509,9 +509,25 @@ def test_history_track_and_series_apis(worker, connect_device, api, admin_header
     thin = api.get(
         "/devices/T-VEH-2/track", params={**params, "max_points": 10}, headers=admin_headers
     ).json()
-    assert 2 <= len(thin["geometry"]["coordinates"]) <= 11
+    # 11 minutes in 10 buckets of 66 s: the first fix of each (fixes every 10 s, for 590 s).
+    # With 132 fixes expected at the device's 5 s interval, this is the index-probe path.
+    firsts = [next(i for i in range(60) if 10 * i >= 66 * k) for k in range(9)]
+    assert thin["geometry"]["coordinates"] == [[113.0 + i * 0.001, 36.0] for i in firsts]
     times = thin["properties"]["times"]
     assert times == sorted(times)
+    from web.routers.telemetry import TRACK_PROBE, TRACK_SCAN
+
+    with psycopg.connect(db_url) as conn:
+        args = {
+            "device": "T-VEH-2",
+            "start": base,
+            "end": base + timedelta(minutes=11),
+            "bucket": 66.0,
+            "n": 10,
+        }
+        assert (
+            conn.execute(TRACK_PROBE, args).fetchall() == conn.execute(TRACK_SCAN, args).fetchall()
+        )
     series = api.get(
         "/devices/T-VEH-2/series",
         params={**params, "field": "speed_kmh", "bucket_s": 300},
