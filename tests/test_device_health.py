@@ -121,10 +121,11 @@ def test_health_refuses_bad_parameters_with_a_reason(api, db_url, admin_headers)
         ({"kind": "toaster"}, "unknown kind"),
         ({"kind": ""}, "unknown kind"),
         ({"department": "nowhere"}, "unknown department"),
+        ({"department": "a\x00b"}, "NUL"),
     ):
         response = api.get("/telemetry/health", params=params, headers=admin_headers)
         assert response.status_code == 400, (params, response.text)
         assert words in response.json()["detail"]
-    for params in ({"limit": 0}, {"limit": 5001}, {"limit": "many"}):
+    for params in ({"limit": 0}, {"limit": 5001}, {"limit": "many"}, {"department": "x" * 33}):
         response = api.get("/telemetry/health", params=params, headers=admin_headers)
         assert response.status_code == 422, (params, response.text)

@@ -296,7 +296,9 @@ def device_health(
     _: Operator,
     conn: ConnDep,
     kind: Annotated[str | None, Query(description="only this kind in the offline list")] = None,
-    department: Annotated[str | None, Query(description="only this department's devices")] = None,
+    department: Annotated[
+        str | None, Query(max_length=32, description="only this department's devices")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
 ) -> dict[str, Any]:
     """Field devices by kind: online, offline, never reported; and the offline ones, those
@@ -304,6 +306,8 @@ def device_health(
     if kind is not None and kind not in KINDS:
         raise InvalidParameter(f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}")
     if department is not None:
+        if "\x00" in department:  # PostgreSQL text cannot hold it: the client's error
+            raise InvalidParameter("department must not contain NUL characters")
         known = conn.execute("SELECT 1 FROM auth.department WHERE code = %s", (department,))
         if known.fetchone() is None:
             raise InvalidParameter(f"unknown department {department!r}")
