@@ -9,6 +9,7 @@ import { AlarmList } from './alarms.js';
 import { mountIncidents } from './incidents.js';
 import { Overview } from './overview.js';
 import { Replay } from './replay.js';
+import { HealthPanel } from './health.js';
 
 const $ = (id) => document.getElementById(id);
 const CITY_CENTER = [113.10528, 36.18389];
@@ -545,6 +546,20 @@ async function start() {
       if (err instanceof SessionExpired) endSession(expiredMessage(err.message));
       else toast(err.message);
     }
+  });
+
+  // ---------------------------------------------------------------- devices and data quality
+  // Only for roles the API lets read it; for the others the button stays hidden.
+  hook.health = new HealthPanel({
+    panel: $('health-panel'),
+    button: $('btn-health'),
+    wrap: $('mapwrap'),
+    onExpired: (reason) => endSession(expiredMessage(reason)),
+    onFocus: (d) => {
+      map.flyTo({ center: [d.lon, d.lat], zoom: Math.max(map.getZoom(), 14), speed: 1.6 });
+      map.getSource('focus').setData({ type: 'Feature', properties: {}, geometry: { type: 'Point', coordinates: [d.lon, d.lat] } });
+      if (active.records.has(d.id)) selectUnit(d.id);
+    },
   });
 
   // Test hooks: where a unit is drawn, and what the layers show.
