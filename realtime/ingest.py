@@ -35,6 +35,7 @@ from gis_core.processes import spawn
 from gis_core.settings import Settings
 from realtime import rules
 from realtime.bulk_mqtt import BulkClient
+from realtime.health import OFFLINE_AFTER_INTERVALS
 from realtime.mqtt import BrokerAddress, make_client
 from realtime.readings import Limits, Reading, dedupe, limits_for, parse_message
 from realtime.store import DeadLetter, StateChange, write_batch
@@ -49,7 +50,6 @@ SUBSCRIPTIONS = (
 LIVE_TOPIC = "cz/v1/platform/live"
 ALARM_TOPIC = "cz/v1/alarms/{kind}"
 RECEIVE_MAXIMUM = 20_000
-OFFLINE_AFTER_INTERVALS = 3
 
 
 @dataclass

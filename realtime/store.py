@@ -17,7 +17,6 @@ from typing import Any
 
 import orjson
 import psycopg
-from psycopg.rows import dict_row
 from psycopg.types.json import set_json_dumps
 
 from realtime.readings import Reading, Reject, StatusChange
@@ -203,35 +202,3 @@ def _printable(payload: bytes) -> str:
     if len(payload) > DEAD_LETTER_PAYLOAD_CAP:
         text += f"... [{len(payload) - DEAD_LETTER_PAYLOAD_CAP} more bytes]"
     return text
-
-
-def dead_letter_counts(conn: psycopg.Connection, since_hours: float = 24) -> dict[str, int]:
-    """Rejects by reason over the last ``since_hours``, most frequent first."""
-    rows = conn.execute(
-        "SELECT reason, count(*) FROM iot.dead_letter"
-        " WHERE received_at > now() - make_interval(secs => %s) GROUP BY reason ORDER BY 2 DESC",
-        (since_hours * 3600,),
-    ).fetchall()
-    return {reason: int(n) for reason, n in rows}
-
-
-def recent_dead_letters(
-    conn: psycopg.Connection,
-    *,
-    reason: str | None = None,
-    device_id: str | None = None,
-    limit: int = 200,
-) -> list[dict[str, Any]]:
-    """The latest rejects, newest first, optionally of one reason and/or one device."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            """
-            SELECT id, received_at, topic, device_id, reason, detail, payload, payload_bytes
-            FROM iot.dead_letter
-            WHERE (%(reason)s::text IS NULL OR reason = %(reason)s)
-              AND (%(device)s::text IS NULL OR device_id = %(device)s)
-            ORDER BY id DESC LIMIT %(limit)s
-            """,
-            {"reason": reason, "device": device_id, "limit": limit},
-        )
-        return cur.fetchall()

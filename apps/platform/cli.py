@@ -238,37 +238,37 @@ def devices_password(device_id: Annotated[str, typer.Argument(help="device id")]
 @devices_app.command("status")
 def devices_status(
     offline: Annotated[bool, typer.Option("--offline", help="list the offline devices")] = False,
+    kind: Annotated[str | None, typer.Option(help="only this kind in the offline list")] = None,
+    limit: Annotated[int, typer.Option(help="how many offline devices to list")] = 100,
 ) -> None:
-    """Devices by kind: online, offline and never heard from (--offline: the 500 that fell
-    silent most recently)."""
-    s = settings()
-    with connect(s.database_url) as conn:
-        rows = conn.execute(
-            """
-            SELECT d.kind, count(*) FILTER (WHERE st.online),
-                   count(*) FILTER (WHERE NOT st.online), count(*) FILTER (WHERE st IS NULL)
-            FROM iot.device d LEFT JOIN iot.device_state st ON st.device_id = d.id
-            GROUP BY d.kind ORDER BY d.kind
-            """
-        ).fetchall()
-        silent = conn.execute(
-            """
-            SELECT d.id, d.kind, coalesce(d.name_zh, ''), st.received_at, d.expected_interval_s
-            FROM iot.device d JOIN iot.device_state st ON st.device_id = d.id
-            WHERE NOT st.online ORDER BY st.received_at DESC LIMIT 500
-            """
-        ).fetchall()
+    """Devices by kind: online, offline (said so, or silent for 3 expected intervals) and
+    never reported; --offline lists those heard from last first."""
+    from realtime.health import device_health
+    from realtime.readings import KINDS
+
+    if kind is not None and kind not in KINDS:
+        raise fail(f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}")
+    if not 1 <= limit <= 5000:
+        raise fail("--limit must be between 1 and 5000")
+    with connect(settings().database_url) as conn:
+        health = device_health(conn, kind=kind, limit=limit)
     table = Table("kind", "online", "offline", "never reported", title="devices")
-    for kind, on, off, never in rows:
-        table.add_row(kind, f"{on:,}", f"{off:,}", f"{never:,}")
+    for row in health["kinds"]:
+        table.add_row(row["kind"], f"{row['online']:,}", f"{row['offline']:,}", f"{row['never']:,}")
     out.print(table)
-    if offline and silent:
+    if offline and health["offline"]:
         listing = Table("device", "kind", "name", "last heard (UTC)", "expected every")
-        for device_id, kind, name, last, every in silent:
+        for device in health["offline"]:
             listing.add_row(
-                Text(device_id), kind, Text(name), f"{last:%Y-%m-%d %H:%M:%S}", f"{every} s"
+                Text(device["id"]),
+                device["kind"],
+                Text(device["name_zh"] or ""),
+                (device["received_at"] or "-")[:19].replace("T", " "),
+                f"{device['expected_interval_s']} s",
             )
         out.print(listing)
+        if health["offline_total"] > len(health["offline"]):
+            out.print(f"... and {health['offline_total'] - len(health['offline']):,} more")
 
 
 @devices_app.command("dead-letters")
@@ -279,7 +279,7 @@ def devices_dead_letters(
     limit: Annotated[int, typer.Option(help="how many of the latest to show")] = 20,
 ) -> None:
     """What ingest refused: counts by reason, then the latest rejects with what was sent."""
-    from realtime.store import dead_letter_counts, recent_dead_letters
+    from realtime.health import dead_letter_counts, recent_dead_letters
 
     if not 0 < hours <= 24 * 400:
         raise fail("--hours must be between 0 and 9600")

@@ -11,7 +11,7 @@ from psycopg.rows import dict_row
 
 from gis_core.errors import Conflict, InvalidParameter, NotFound
 from gis_core.identity import Principal, audit
-from realtime.ingest import OFFLINE_AFTER_INTERVALS
+from realtime import health
 from realtime.readings import KINDS
 from web.deps import ConnDep, CurrentUser, require_roles
 
@@ -262,57 +262,10 @@ def dead_letters(
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
 ) -> dict[str, Any]:
     """Rejected readings with their reason, and the counts by reason over the last day."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            """
-            SELECT id, received_at, topic, device_id, reason, detail, payload, payload_bytes
-            FROM iot.dead_letter
-            WHERE (%(reason)s::text IS NULL OR reason = %(reason)s)
-              AND (%(device)s::text IS NULL OR device_id = %(device)s)
-            ORDER BY id DESC LIMIT %(limit)s
-            """,
-            {"reason": reason, "device": device_id, "limit": limit},
-        )
-        items = cur.fetchall()
-    counts = conn.execute(
-        "SELECT reason, count(*) FROM iot.dead_letter"
-        " WHERE received_at > now() - interval '1 day' GROUP BY reason ORDER BY 2 DESC"
-    ).fetchall()
-    return {"counts_last_day": {r: int(n) for r, n in counts}, "items": items}
-
-
-# Every device sorted into one of three, as the ingest workers' maintenance sees it: a device is
-# offline once it said so, or once it has been silent for OFFLINE_AFTER_INTERVALS of its
-# expected intervals (the maintenance marks it so at its next pass); never seen when it has no
-# state at all. One statement: the per-kind counts and the newest offline devices, as JSON.
-HEALTH_SQL = """
-WITH d AS MATERIALIZED (
-    SELECT d.id, d.kind, d.name_zh, d.department_code, d.expected_interval_s,
-           s.ts, s.received_at, s.online, s.geom,
-           CASE WHEN s.device_id IS NULL THEN 'never'
-                WHEN NOT s.online
-                  OR s.received_at < now() - make_interval(secs => d.expected_interval_s * %(n)s)
-                THEN 'offline'
-                ELSE 'online' END AS health
-    FROM iot.device d LEFT JOIN iot.device_state s ON s.device_id = d.id
-    WHERE (%(department)s::text IS NULL OR d.department_code = %(department)s)
-)
-SELECT
-    (SELECT coalesce(jsonb_agg(k ORDER BY k.kind), '[]'::jsonb) FROM (
-        SELECT kind, count(*) AS total,
-               count(*) FILTER (WHERE health = 'online') AS online,
-               count(*) FILTER (WHERE health = 'offline') AS offline,
-               count(*) FILTER (WHERE health = 'never') AS never
-        FROM d GROUP BY kind) k),
-    (SELECT count(*) FROM d WHERE health = 'offline'
-        AND (%(kind)s::text IS NULL OR kind = %(kind)s)),
-    (SELECT coalesce(jsonb_agg(o ORDER BY o.received_at DESC, o.id), '[]'::jsonb) FROM (
-        SELECT id, kind, name_zh, department_code, expected_interval_s, ts, received_at,
-               online AS reported_online, ST_X(geom) AS lon, ST_Y(geom) AS lat
-        FROM d WHERE health = 'offline' AND (%(kind)s::text IS NULL OR kind = %(kind)s)
-        ORDER BY received_at DESC, id LIMIT %(limit)s) o),
-    now()
-"""
+    return {
+        "counts_last_day": health.dead_letter_counts(conn, 24),
+        "items": health.recent_dead_letters(conn, reason=reason, device_id=device_id, limit=limit),
+    }
 
 
 @router.get("/telemetry/health")
@@ -335,25 +288,4 @@ def device_health(
         known = conn.execute("SELECT 1 FROM auth.department WHERE code = %s", (department,))
         if known.fetchone() is None:
             raise InvalidParameter(f"unknown department {department!r}")
-    cur = conn.execute(
-        HEALTH_SQL,
-        {
-            "n": OFFLINE_AFTER_INTERVALS,
-            "kind": kind,
-            "department": department,
-            "limit": limit,
-        },
-    )
-    # Scalar subqueries without FROM: always exactly one row.
-    by_kind, offline_total, offline, as_of = cur.fetchall()[0]
-    totals = {
-        key: sum(int(k[key]) for k in by_kind) for key in ("total", "online", "offline", "never")
-    }
-    return {
-        "as_of": as_of,
-        "offline_after_intervals": OFFLINE_AFTER_INTERVALS,
-        "totals": totals,
-        "kinds": by_kind,
-        "offline_total": int(offline_total),
-        "offline": offline,
-    }
+    return health.device_health(conn, kind=kind, department=department, limit=limit)
