@@ -1,12 +1,16 @@
-"""Helpers the tests share: waiting for a condition, and the platform's ASGI app served for
-real (uvicorn on a free port, in a thread) for tests that drive it from a browser."""
+"""Helpers the tests share: waiting for a condition, the platform's ASGI app served for real
+(uvicorn on a free port, in a thread) for tests that drive it from a browser, and running a
+browser scenario (tests/browser/*.mjs) that asks the test to act at its steps."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -48,3 +52,47 @@ def serve_app(app: Any, ready_timeout: float = 30.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(15)
+
+
+def run_browser_scenario(
+    script: Path,
+    cwd: Path,
+    env: Mapping[str, str],
+    steps: Mapping[str, Callable[[], object]] | None = None,
+    timeout: float = 240.0,
+) -> dict[str, Any]:
+    """Run a node scenario; answer each ``STEP name`` line with ``steps[name]()`` as JSON
+    (``true`` for None) and return its ``RESULT {...}`` line. Fails with the scenario's own
+    output if it exits non-zero or reports requests that left the machine."""
+    proc = subprocess.Popen(
+        ["node", str(script)],
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    watchdog = threading.Timer(timeout, proc.kill)
+    watchdog.start()
+    result: dict[str, Any] = {}
+    log: list[str] = []
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        for line in proc.stdout:
+            log.append(line.rstrip())
+            if line.startswith("STEP "):
+                answer = (steps or {})[line[5:].strip()]()
+                proc.stdin.write(json.dumps(answer if answer is not None else True) + "\n")
+                proc.stdin.flush()
+            elif line.startswith("RESULT "):
+                result = json.loads(line[7:])
+        code = proc.wait(30)
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+    err = proc.stderr.read() if proc.stderr else ""
+    assert code == 0, f"{script.name} failed:\n{err[-4000:]}\n" + "\n".join(log[-30:])
+    assert not result.get("external"), f"requests left the machine: {result['external']}"
+    return result

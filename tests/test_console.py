@@ -9,11 +9,9 @@ something (publish, raise alarms) it prints ``STEP name`` and waits until we ans
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import struct
-import subprocess
 import tempfile
 import threading
 import time
@@ -34,7 +32,7 @@ from gis_core.identity import create_user
 from realtime.ingest import IngestWorker
 from realtime.mqtt import BrokerAddress, make_client
 from realtime.provision import device_credentials
-from tests.support import serve_app
+from tests.support import run_browser_scenario, serve_app
 
 pytestmark = [pytest.mark.services, pytest.mark.browser]
 
@@ -208,40 +206,10 @@ def run_scenario(
         "CHROMIUM_USER_DATA": profile,
         **(extra or {}),
     }
-    proc = subprocess.Popen(
-        ["node", str(SCRIPT)],
-        cwd=CONSOLE_DIR,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    watchdog = threading.Timer(timeout, proc.kill)
-    watchdog.start()
-    result: dict[str, Any] = {}
-    log: list[str] = []
     try:
-        assert proc.stdout is not None and proc.stdin is not None
-        for line in proc.stdout:
-            log.append(line.rstrip())
-            if line.startswith("STEP "):
-                name = line[5:].strip()
-                answer = (steps or {})[name]()
-                proc.stdin.write(json.dumps(answer if answer is not None else True) + "\n")
-                proc.stdin.flush()
-            elif line.startswith("RESULT "):
-                result = json.loads(line[7:])
-        code = proc.wait(30)
+        return run_browser_scenario(SCRIPT, CONSOLE_DIR, env, steps, timeout)
     finally:
-        watchdog.cancel()
-        if proc.poll() is None:
-            proc.kill()
         shutil.rmtree(profile, ignore_errors=True)
-    err = proc.stderr.read() if proc.stderr else ""
-    assert code == 0, f"scenario {scenario} failed:\n{err[-3000:]}\n" + "\n".join(log[-30:])
-    assert not result.get("external"), f"requests left the machine: {result['external']}"
-    return result
 
 
 def test_log_in_map_live_units_details_layers(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 
 from apps.dispatch import gazetteer
 from gis_core.identity import create_user
-from tests.support import serve_app
+from tests.support import run_browser_scenario, serve_app
 
 pytestmark = [pytest.mark.services, pytest.mark.browser]
 
@@ -111,21 +110,7 @@ def run_dispatch(base: str, artifacts: Path, extra: dict[str, str]) -> dict[str,
             "USERS": json.dumps({name: spec[0] for name, spec in USERS.items()}),
             **extra,
         }
-        proc = subprocess.run(
-            ["node", str(SCRIPT)],
-            cwd=CONSOLE_DIR,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=240,
-            check=False,
-        )
-    lines = proc.stdout.splitlines()
-    result = next((json.loads(x[7:]) for x in lines if x.startswith("RESULT ")), {})
-    assert proc.returncode == 0, f"dispatch scenario failed:\n{proc.stderr[-4000:]}\n" + "\n".join(
-        lines[-30:]
-    )
-    assert not result.get("external"), f"requests left the machine: {result['external']}"
+        result = run_browser_scenario(SCRIPT, CONSOLE_DIR, env, timeout=240)
     assert not result.get("page_errors"), f"the page reported errors: {result['page_errors']}"
     return result
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ import psycopg
 import pytest
 
 from gis_core.identity import create_user
-from tests.support import serve_app
+from tests.support import run_browser_scenario, serve_app
 
 pytestmark = [pytest.mark.services, pytest.mark.browser]
 
@@ -146,36 +144,7 @@ def run_health(base: str, artifacts: Path, db_url: str) -> dict[str, Any]:
             "OFFLINE_DEVICE": OFFLINE,
             "XSS_PAYLOAD": XSS,
         }
-        proc = subprocess.Popen(
-            ["node", str(SCRIPT)],
-            cwd=CONSOLE_DIR,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        watchdog = threading.Timer(240, proc.kill)
-        watchdog.start()
-        result: dict[str, Any] = {}
-        log: list[str] = []
-        try:
-            assert proc.stdout is not None and proc.stdin is not None
-            for line in proc.stdout:
-                log.append(line.rstrip())
-                if line.startswith("STEP "):
-                    proc.stdin.write(json.dumps(steps[line[5:].strip()]()) + "\n")
-                    proc.stdin.flush()
-                elif line.startswith("RESULT "):
-                    result = json.loads(line[7:])
-            code = proc.wait(30)
-        finally:
-            watchdog.cancel()
-            if proc.poll() is None:
-                proc.kill()
-        err = proc.stderr.read() if proc.stderr else ""
-    assert code == 0, f"health scenario failed:\n{err[-4000:]}\n" + "\n".join(log[-30:])
-    assert not result.get("external"), f"requests left the machine: {result['external']}"
+        result = run_browser_scenario(SCRIPT, CONSOLE_DIR, env, steps, timeout=240)
     assert not result.get("page_errors"), f"the page reported errors: {result['page_errors']}"
     return result
 

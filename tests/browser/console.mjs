@@ -4,65 +4,23 @@
 // is checked: anything to a host other than this machine fails the scenario. When the scenario
 // needs the platform to act it prints "STEP name" and waits for one line on stdin.
 
-import { createRequire } from 'node:module';
-import { createInterface } from 'node:readline';
-import path from 'node:path';
-
-const require = createRequire(path.join(process.cwd(), 'package.json'));
-const { chromium } = require('playwright-core');
-
-const env = process.env;
-const URL_ = env.CONSOLE_URL;
-const ART = env.ARTIFACTS || 'test-artifacts';
-const LOCAL = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
-const external = [];
-
-const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-async function step(name) {
-  console.log(`STEP ${name}`);
-  const { value } = await lines.next();
-  return JSON.parse(value);
-}
-function check(cond, message) {
-  if (!cond) throw new Error(`check failed: ${message}`);
-}
+import {
+  ART, CHROMIUM_ARGS, URL_, check, chromium, env, external, logIn as logInAs, step, watch,
+} from './harness.mjs';
 
 const browser = await chromium.launchPersistentContext(env.CHROMIUM_USER_DATA, {
   executablePath: '/usr/bin/chromium',
   headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  args: CHROMIUM_ARGS,
   viewport: { width: 1920, height: 1080 },
 });
-
-function watch(page) {
-  page.on('request', (req) => {
-    const u = new URL(req.url());
-    if (u.protocol === 'data:' || u.protocol === 'blob:') return;
-    if (!LOCAL.has(u.hostname)) external.push(req.url());
-  });
-  page.on('websocket', (ws) => {
-    const u = new URL(ws.url());
-    if (!LOCAL.has(u.hostname)) external.push(ws.url());
-  });
-  page.on('pageerror', (e) => console.error('pageerror:', e.message));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !/GL Driver|GPU stall/.test(m.text())) console.error('console:', m.text());
-  });
-  return page;
-}
 
 async function newPage(context = browser) {
   return watch(await context.newPage());
 }
 
-async function logIn(page, user = env.CONSOLE_USER, password = env.CONSOLE_PASSWORD) {
-  await page.goto(URL_);
-  await page.waitForSelector('#login:not([hidden])');
-  await page.fill('#login-user', user);
-  await page.fill('#login-pass', password);
-  await page.click('#login-form button[type=submit]');
-  await page.waitForFunction(() => window.__console && window.__console.ready, null, { timeout: 45000 });
+function logIn(page, user = env.CONSOLE_USER, password = env.CONSOLE_PASSWORD) {
+  return logInAs(page, user, password);
 }
 
 async function colours(page, file, clip) {

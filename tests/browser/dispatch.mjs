@@ -4,51 +4,18 @@
 // separate sessions and sockets. Every request is checked: anything to a host other than this
 // machine fails the scenario. Prints one "RESULT {...}" line.
 
-import { createRequire } from 'node:module';
-import path from 'node:path';
+import {
+  ART, check, env, external, launch, logIn as logInAs, pageErrors, watch,
+} from './harness.mjs';
 
-const require = createRequire(path.join(process.cwd(), 'package.json'));
-const { chromium } = require('playwright-core');
-
-const env = process.env;
-const URL_ = env.CONSOLE_URL;
-const ART = env.ARTIFACTS || 'test-artifacts';
 const USERS = JSON.parse(env.USERS);
-const LOCAL = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
-const external = [];
-const pageErrors = [];
 
-function check(cond, message) {
-  if (!cond) throw new Error(`check failed: ${message}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 
 async function consolePage(viewport = { width: 1920, height: 1080 }) {
   const context = await browser.newContext({ viewport, locale: 'zh-CN' });
-  const page = await context.newPage();
-  page.on('request', (req) => {
-    const u = new URL(req.url());
-    if (u.protocol === 'data:' || u.protocol === 'blob:') return;
-    if (!LOCAL.has(u.hostname)) external.push(req.url());
-  });
-  page.on('websocket', (ws) => {
-    const u = new URL(ws.url());
-    if (!LOCAL.has(u.hostname)) external.push(ws.url());
-  });
-  page.on('pageerror', (e) => { pageErrors.push(e.message); console.error('pageerror:', e.message); });
-  page.on('console', (m) => {
-    // The 409 and 422 answers are the scenario's own doing; the page shows them in the panel.
-    if (m.type() === 'error' && !/GL Driver|GPU stall|status of 409|status of 422/.test(m.text())) {
-      pageErrors.push(m.text());
-      console.error('console:', m.text());
-    }
-  });
+  // The 409 and 422 answers are the scenario's own doing; the page shows them in the panel.
+  const page = watch(await context.newPage(), { expected: /status of 409|status of 422/ });
   // Every full page load counts: the point is that nothing needs one.
   page.loads = 0;
   page.on('load', () => { page.loads += 1; });
@@ -56,12 +23,7 @@ async function consolePage(viewport = { width: 1920, height: 1080 }) {
 }
 
 async function logIn(page, user) {
-  await page.goto(URL_);
-  await page.waitForSelector('#login:not([hidden])');
-  await page.fill('#login-user', user);
-  await page.fill('#login-pass', USERS[user]);
-  await page.click('#login-form button[type=submit]');
-  await page.waitForFunction(() => window.__console && window.__console.ready, null, { timeout: 45000 });
+  await logInAs(page, user, USERS[user]);
   page.loads = 0;
 }
 

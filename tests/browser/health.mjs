@@ -4,74 +4,29 @@
 // anything to a host other than this machine fails the scenario. When the platform has to act
 // the scenario prints "STEP name" and waits for one line on stdin. Prints one "RESULT {...}".
 
-import { createRequire } from 'node:module';
-import { createInterface } from 'node:readline';
-import path from 'node:path';
+import {
+  ART, check, env, external, launch, logIn as logInAs, pageErrors, step, watch,
+} from './harness.mjs';
 
-const require = createRequire(path.join(process.cwd(), 'package.json'));
-const { chromium } = require('playwright-core');
-
-const env = process.env;
-const URL_ = env.CONSOLE_URL;
-const ART = env.ARTIFACTS || 'test-artifacts';
 const USERS = JSON.parse(env.USERS);
 const OFFLINE = env.OFFLINE_DEVICE;
 const XSS = env.XSS_PAYLOAD;
-const LOCAL = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
-const external = [];
-const pageErrors = [];
 const dialogs = [];
 
-const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-async function step(name) {
-  console.log(`STEP ${name}`);
-  const { value } = await lines.next();
-  return JSON.parse(value);
-}
-function check(cond, message) {
-  if (!cond) throw new Error(`check failed: ${message}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 
 async function consolePage(viewport = { width: 1920, height: 1080 }) {
   const context = await browser.newContext({ viewport, locale: 'zh-CN' });
-  const page = await context.newPage();
+  const page = watch(await context.newPage());
   page.healthRequests = 0;
   page.on('request', (req) => {
-    const u = new URL(req.url());
-    if (u.protocol === 'data:' || u.protocol === 'blob:') return;
-    if (!LOCAL.has(u.hostname)) external.push(req.url());
-    if (u.pathname.startsWith('/telemetry/')) page.healthRequests += 1;
-  });
-  page.on('websocket', (ws) => {
-    const u = new URL(ws.url());
-    if (!LOCAL.has(u.hostname)) external.push(ws.url());
+    if (new URL(req.url()).pathname.startsWith('/telemetry/')) page.healthRequests += 1;
   });
   page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss().catch(() => {}); });
-  page.on('pageerror', (e) => { pageErrors.push(e.message); console.error('pageerror:', e.message); });
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !/GL Driver|GPU stall/.test(m.text())) {
-      pageErrors.push(m.text());
-      console.error('console:', m.text());
-    }
-  });
   return page;
 }
 
-async function logIn(page, user) {
-  await page.goto(URL_);
-  await page.waitForSelector('#login:not([hidden])');
-  await page.fill('#login-user', user);
-  await page.fill('#login-pass', USERS[user]);
-  await page.click('#login-form button[type=submit]');
-  await page.waitForFunction(() => window.__console && window.__console.ready, null, { timeout: 45000 });
-}
+const logIn = (page, user) => logInAs(page, user, USERS[user]);
 
 const loads = (page) => page.evaluate(() => window.__console.health.loads);
 // Whatever the panel does next, wait until it has loaded once more.
