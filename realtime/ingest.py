@@ -364,6 +364,9 @@ class IngestWorker:
             if not got or not got[0]:
                 conn.rollback()
                 return
+            # Making or dropping a day's partition locks the whole history: never queue the
+            # ingest behind this waiting for a long reader; give up and try next pass.
+            conn.execute("SET LOCAL lock_timeout = '2s'")
             conn.execute(
                 "SELECT iot.ensure_telemetry_partitions(current_date - 1, current_date + 7)"
             )

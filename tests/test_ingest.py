@@ -646,3 +646,37 @@ def test_history_past_retention_is_refused_and_dropped(settings, db_url, devices
         for r in rows(db_url, "SELECT topic FROM iot.dead_letter WHERE detail IN ('old', 'recent')")
     }
     assert topics == {"t/recent"}  # dead letters: 30 days by default
+
+
+def test_maintenance_never_waits_long_behind_a_reader_of_the_history(settings, db_url):
+    """Dropping a day past retention needs an exclusive lock on the history; with a long
+    query reading it, the maintenance gives up after its lock timeout (ingest would queue
+    behind a waiting exclusive lock) and drops the day on a later pass."""
+    from gis_core.settings import DatabaseSettings, Settings
+
+    short = Settings(
+        platform=settings.platform,
+        database=DatabaseSettings(url=db_url, telemetry_retention_days=44),
+        mqtt=settings.mqtt,
+        auth=settings.auth,
+        data=settings.data,
+    )
+
+    def has_day(n: int) -> bool:
+        name = (datetime.now(UTC).date() - timedelta(days=n)).strftime("telemetry_%Y%m%d")
+        return bool(rows(db_url, "SELECT to_regclass(%s) IS NOT NULL", f"iot.{name}")[0][0])
+
+    with psycopg.connect(db_url) as conn:
+        conn.execute("SELECT iot.ensure_telemetry_partitions(current_date - 46, current_date - 46)")
+        conn.commit()
+    assert has_day(46)
+    idle = IngestWorker(short, "test-locks")
+    with psycopg.connect(db_url) as reader:
+        reader.execute("SELECT count(*) FROM iot.telemetry").fetchone()  # holds its lock
+        started = time.monotonic()
+        idle._maintain()
+        assert time.monotonic() - started < 6
+        assert has_day(46)  # not dropped while the reader holds the history
+    idle._maintain()  # reader gone
+    idle._drop_db()
+    assert not has_day(46)
