@@ -48,6 +48,18 @@ export async function login(username, password) {
   return data.user;
 }
 
+// The server's reason in words: a string as it is, a validation error list (FastAPI's 422)
+// as its messages, each with the field it is about.
+export function detailText(detail) {
+  if (typeof detail === 'string') return detail;
+  if (!Array.isArray(detail)) return '';
+  return detail.map((d) => {
+    const where = Array.isArray(d && d.loc) ? d.loc.filter((x) => x !== 'body').join('.') : '';
+    const msg = d && typeof d.msg === 'string' ? d.msg : JSON.stringify(d);
+    return where ? `${where}: ${msg}` : msg;
+  }).join('; ');
+}
+
 // Every API call goes through here so an expired session lands on the log-in screen.
 export async function api(path, options = {}) {
   const headers = { ...(options.headers || {}) };
@@ -59,10 +71,11 @@ export async function api(path, options = {}) {
   }
   if (!res.ok) {
     const data = await res.json().catch(() => ({}));
-    const err = new Error(typeof data.detail === 'string' ? data.detail : `HTTP ${res.status}`);
+    const err = new Error(detailText(data.detail) || `HTTP ${res.status}`);
     err.status = res.status;
     throw err;
   }
+  if (res.status === 204) return null; // no content, whatever type the header names
   const type = res.headers.get('content-type') || '';
   return type.includes('json') ? res.json() : res;
 }

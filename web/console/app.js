@@ -10,6 +10,7 @@ import { mountIncidents } from './incidents.js';
 import { Overview } from './overview.js';
 import { Replay } from './replay.js';
 import { HealthPanel } from './health.js';
+import { GeofencePanel } from './geofences.js';
 
 const $ = (id) => document.getElementById(id);
 const CITY_CENTER = [113.10528, 36.18389];
@@ -229,6 +230,7 @@ async function start() {
   let selected = null;
   let trail = [];
   map.on('click', async (e) => {
+    if (hook.geofences && hook.geofences.claimsClick(e)) return; // drawing a geofence
     if (hook.incidents && hook.incidents.claimsClick(e)) return; // picking a place, or an incident
     const rec = active.pick(e.point.x, e.point.y);
     if (rec) { await selectUnit(rec.id); return; }
@@ -561,6 +563,20 @@ async function start() {
       if (active.records.has(d.id)) selectUnit(d.id);
     },
   });
+
+  // ---------------------------------------------------------------- geofences
+  // Everybody may see them; supervisors, dispatchers and admins draw and delete. The panel
+  // shares the right side of the map with the health panel: one of them at a time.
+  hook.geofences = new GeofencePanel({
+    map,
+    panel: $('geofence-panel'),
+    button: $('btn-geofences'),
+    wrap: $('mapwrap'),
+    beforeLayer: 'trail',
+    onOpen: () => { if (hook.health.open) hook.health.close(); },
+    onExpired: (reason) => endSession(expiredMessage(reason)),
+  });
+  $('btn-health').addEventListener('click', () => { if (hook.health.open) hook.geofences.close(); });
 
   // Test hooks: where a unit is drawn, and what the layers show.
   hook.unitScreenPos = (id) => {

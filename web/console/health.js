@@ -8,6 +8,7 @@
 
 import { api, session, SessionExpired } from './api.js';
 import { t, tOr, fmtTime, onLang, applyStatic } from './i18n.js';
+import { el } from './dom.js';
 import './health-strings.js';
 
 // Who may read it, as web/routers/telemetry.py's Operator dependency says (admins always may).
@@ -20,23 +21,6 @@ export const REFRESH_MS = 12_000;
 const OFFLINE_LIMIT = 200;
 const LETTER_LIMIT = 50;
 const PREVIEW_CHARS = 240;
-
-// A DOM node with properties and children; strings become text nodes, never markup.
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (v == null || v === false) continue;
-    if (k === 'class') node.className = v;
-    else if (k === 'text') node.textContent = v;
-    else if (k === 'dataset') Object.assign(node.dataset, v);
-    else if (k === 'i18n') node.dataset.i18n = v;
-    else node.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children.flat()) {
-    if (c != null && c !== false) node.append(c instanceof Node ? c : String(c));
-  }
-  return node;
-}
 
 export function reasonName(code) {
   return tOr(`hl_reason.${code}`, code);
