@@ -113,6 +113,10 @@ class IngestWorker:
         self.limits = limits or _city_limits(settings)
         # New devices, thresholds and geofences take effect within this many seconds.
         self.registry_refresh_s = registry_refresh_s
+        # Since when this worker has been hearing devices (broker and database both up): a
+        # device counts as silent only for time the platform was listening, so a restart or
+        # an outage of the platform does not raise an offline alarm for every device.
+        self.listening_since = datetime.now(UTC)
         self.registry = Registry()
         self.counters = Counters()
         self._pending: list[Message] = []
@@ -155,6 +159,7 @@ class IngestWorker:
             return
         group = self.settings.mqtt.share_group
         client.subscribe([(f"$share/{group}/{topic}", 1) for topic in SUBSCRIPTIONS])
+        self.listening_since = datetime.now(UTC)
         log.info("ingest %s: connected, subscribed to $share/%s", self.worker_id, group)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
@@ -185,6 +190,7 @@ class IngestWorker:
     def _db(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(self.settings.database_url, connect_timeout=5)
+            self.listening_since = datetime.now(UTC)
             self._conn.execute("SET synchronous_commit = on")
             self._conn.commit()
             self.registry.load(self._conn)
@@ -395,10 +401,11 @@ class IngestWorker:
                 UPDATE iot.device_state st SET online = false
                 FROM iot.device d
                 WHERE d.id = st.device_id AND st.online
-                  AND st.received_at < now() - make_interval(secs => d.expected_interval_s * %s)
+                  AND greatest(st.received_at, %(since)s)
+                      < now() - make_interval(secs => d.expected_interval_s * %(n)s)
                 RETURNING st.device_id, st.kind
                 """,
-                (OFFLINE_AFTER_INTERVALS,),
+                {"since": self.listening_since, "n": OFFLINE_AFTER_INTERVALS},
             ).fetchall()
             announced = rules.apply(
                 conn, [_offline_condition(device_id, kind, True) for device_id, kind in silent]

@@ -680,3 +680,38 @@ def test_maintenance_never_waits_long_behind_a_reader_of_the_history(settings, d
     idle._maintain()  # reader gone
     idle._drop_db()
     assert not has_day(46)
+
+
+def test_silence_counts_only_while_the_platform_listens(settings, db_url):
+    """A device silent for three expected intervals goes offline with an alarm — but time the
+    platform itself was down (a restart, a broker or database outage) is not the device's
+    silence: after a restart, devices get three intervals to be heard again."""
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "INSERT INTO iot.device (id, kind, expected_interval_s) VALUES ('T-SIL-1', 'rain', 5)"
+        )
+        conn.execute(
+            "INSERT INTO iot.device_state (device_id, kind, ts, online, reading, received_at)"
+            " VALUES ('T-SIL-1', 'rain', now() - interval '1 hour', true, '{}',"
+            " now() - interval '1 hour')"
+        )
+        conn.commit()
+
+    def state() -> tuple[bool, int]:
+        online = rows(db_url, "SELECT online FROM iot.device_state WHERE device_id = 'T-SIL-1'")
+        alarms = rows(
+            db_url,
+            "SELECT count(*) FROM iot.alarm WHERE device_id = 'T-SIL-1'"
+            " AND rule = 'device.offline' AND cleared_at IS NULL",
+        )
+        return online[0][0], alarms[0][0]
+
+    restarted = IngestWorker(settings, "test-silence", limits=LIMITS)
+    try:
+        restarted._maintain()  # just started: an hour of silence was the platform's
+        assert state() == (True, 0)
+        restarted.listening_since -= timedelta(seconds=16)  # listening for 3+ intervals
+        restarted._maintain()
+        assert state() == (False, 1)
+    finally:
+        restarted._drop_db()
