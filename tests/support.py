@@ -64,6 +64,9 @@ def run_browser_scenario(
     """Run a node scenario; answer each ``STEP name`` line with ``steps[name]()`` as JSON
     (``true`` for None) and return its ``RESULT {...}`` line. Fails with the scenario's own
     output if it exits non-zero or reports requests that left the machine."""
+    assert (cwd / "node_modules" / "playwright-core").is_dir(), (
+        f"run `npm ci` in {cwd} (make test does it)"
+    )
     proc = subprocess.Popen(
         ["node", str(script)],
         cwd=cwd,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -98,19 +97,14 @@ def dispatch_console(settings: Any, city: dict[str, Any]) -> Iterator[str]:
 
 
 def run_dispatch(base: str, artifacts: Path, extra: dict[str, str]) -> dict[str, Any]:
-    assert (CONSOLE_DIR / "node_modules" / "playwright-core").is_dir(), (
-        "run `npm ci` in web/console (make test does it)"
-    )
-    with tempfile.TemporaryDirectory(prefix="cz-dispatch-") as tmp:
-        env = {
-            **os.environ,
-            "CONSOLE_URL": f"{base}/console",
-            "ARTIFACTS": str(artifacts),
-            "CHROMIUM_TMP": tmp,
-            "USERS": json.dumps({name: spec[0] for name, spec in USERS.items()}),
-            **extra,
-        }
-        result = run_browser_scenario(SCRIPT, CONSOLE_DIR, env, timeout=240)
+    env = {
+        **os.environ,
+        "CONSOLE_URL": f"{base}/console",
+        "ARTIFACTS": str(artifacts),
+        "USERS": json.dumps({name: spec[0] for name, spec in USERS.items()}),
+        **extra,
+    }
+    result = run_browser_scenario(SCRIPT, CONSOLE_DIR, env, timeout=240)
     assert not result.get("page_errors"), f"the page reported errors: {result['page_errors']}"
     return result
 

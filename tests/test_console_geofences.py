@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,9 +100,6 @@ def geofence_console(settings: Any, accounts: None) -> Iterator[str]:
 def test_dispatcher_draws_names_fixes_and_deletes_geofences(
     geofence_console: str, artifacts: Path
 ) -> None:
-    assert (CONSOLE_DIR / "node_modules" / "playwright-core").is_dir(), (
-        "run `npm ci` in web/console (make test does it)"
-    )
     base = geofence_console
     token = httpx.post(
         f"{base}/auth/token",
@@ -126,18 +122,16 @@ def test_dispatcher_draws_names_fixes_and_deletes_geofences(
         return take
 
     steps = {name: snapshot(name) for name in ("saved", "refused", "fixed", "deleted")}
-    with tempfile.TemporaryDirectory(prefix="cz-geofences-") as tmp:
-        env = {
-            **os.environ,
-            "CONSOLE_URL": f"{base}/console",
-            "ARTIFACTS": str(artifacts),
-            "CHROMIUM_TMP": tmp,
-            "USERS": json.dumps({name: spec[0] for name, spec in USERS.items()}),
-            "FENCE_NAME": NAME,
-            "XSS_NAME": XSS,
-            "VIEW": json.dumps(VIEW),
-        }
-        result = run_browser_scenario(SCRIPT, CONSOLE_DIR, env, steps, timeout=300)
+    env = {
+        **os.environ,
+        "CONSOLE_URL": f"{base}/console",
+        "ARTIFACTS": str(artifacts),
+        "USERS": json.dumps({name: spec[0] for name, spec in USERS.items()}),
+        "FENCE_NAME": NAME,
+        "XSS_NAME": XSS,
+        "VIEW": json.dumps(VIEW),
+    }
+    result = run_browser_scenario(SCRIPT, CONSOLE_DIR, env, steps, timeout=300)
     assert not result.get("page_errors"), f"the page reported errors: {result['page_errors']}"
     assert result["dialogs"] == [], "no alert, no window.confirm"
 

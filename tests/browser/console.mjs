@@ -5,7 +5,7 @@
 // needs the platform to act it prints "STEP name" and waits for one line on stdin.
 
 import {
-  ART, CHROMIUM_ARGS, URL_, check, chromium, env, external, logIn as logInAs, step, watch,
+  ART, CHROMIUM_ARGS, URL_, check, finish, chromium, env, logIn as logInAs, step, watch,
 } from './harness.mjs';
 
 const browser = await chromium.launchPersistentContext(env.CHROMIUM_USER_DATA, {
@@ -547,16 +547,4 @@ scenarios.replay = async function replay() {
   };
 };
 
-let code = 0;
-try {
-  const result = await scenarios[env.SCENARIO]();
-  result.external = external;
-  console.log(`RESULT ${JSON.stringify(result)}`);
-} catch (err) {
-  console.error(err.stack || String(err));
-  console.log(`RESULT ${JSON.stringify({ error: String(err), external })}`);
-  code = 1;
-} finally {
-  await browser.close();
-}
-process.exit(code);
+await finish(browser, scenarios[env.SCENARIO]);

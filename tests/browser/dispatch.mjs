@@ -5,7 +5,7 @@
 // machine fails the scenario. Prints one "RESULT {...}" line.
 
 import {
-  ART, check, env, external, launch, logIn as logInAs, pageErrors, watch,
+  ART, check, finish, env, launch, logIn as logInAs, watch,
 } from './harness.mjs';
 
 const USERS = JSON.parse(env.USERS);
@@ -279,17 +279,4 @@ async function main() {
   };
 }
 
-let code = 0;
-try {
-  const result = await main();
-  result.external = external;
-  result.page_errors = pageErrors;
-  console.log(`RESULT ${JSON.stringify(result)}`);
-} catch (err) {
-  console.error(err.stack || String(err));
-  console.log(`RESULT ${JSON.stringify({ error: String(err), external })}`);
-  code = 1;
-} finally {
-  await browser.close();
-}
-process.exit(code);
+await finish(browser, main);

@@ -7,7 +7,7 @@
 // the 4K wall; a viewer sees the list and no editing controls. Prints one "RESULT {...}".
 
 import {
-  ART, check, env, external, launch, logIn as logInAs, pageErrors, step, watch,
+  ART, check, finish, env, launch, logIn as logInAs, step, watch,
 } from './harness.mjs';
 
 const USERS = JSON.parse(env.USERS);
@@ -317,20 +317,8 @@ async function main() {
   };
 }
 
-let code = 0;
-try {
-  const result = await main();
-  result.external = external;
-  result.page_errors = pageErrors;
-  result.dialogs = dialogs;
-  console.log(`RESULT ${JSON.stringify(result)}`);
-} catch (err) {
-  console.error(err.stack || String(err));
+await finish(browser, main, {
+  extra: () => ({ dialogs }),
   // What the page looked like when it went wrong.
-  await Promise.all(pages.map((p, i) => p.screenshot({ path: `${ART}/geofences-failed-${i}.png` }).catch(() => {})));
-  console.log(`RESULT ${JSON.stringify({ error: String(err), external, dialogs })}`);
-  code = 1;
-} finally {
-  await browser.close();
-}
-process.exit(code);
+  onError: () => Promise.all(pages.map((p, i) => p.screenshot({ path: `${ART}/geofences-failed-${i}.png` }).catch(() => {}))),
+});

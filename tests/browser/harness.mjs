@@ -67,3 +67,23 @@ export async function logIn(page, user, password) {
   await page.click('#login-form button[type=submit]');
   await page.waitForFunction(() => window.__console && window.__console.ready, null, { timeout: 45000 });
 }
+
+// Runs a scenario's `main` and ends the process: one "RESULT {...}" line with what `main`
+// returned, the requests that left the machine, the page errors and whatever `extra()` adds
+// (on failure: the error instead of the result, after `onError` had its look), exit code 0/1.
+export async function finish(browser, main, { extra = () => ({}), onError = async () => {} } = {}) {
+  let code = 0;
+  try {
+    const result = await main();
+    Object.assign(result, { external, page_errors: pageErrors }, extra());
+    console.log(`RESULT ${JSON.stringify(result)}`);
+  } catch (err) {
+    console.error(err.stack || String(err));
+    await onError();
+    console.log(`RESULT ${JSON.stringify({ error: String(err), external, ...extra() })}`);
+    code = 1;
+  } finally {
+    await browser.close();
+  }
+  process.exit(code);
+}

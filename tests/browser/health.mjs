@@ -5,7 +5,7 @@
 // the scenario prints "STEP name" and waits for one line on stdin. Prints one "RESULT {...}".
 
 import {
-  ART, check, env, external, launch, logIn as logInAs, pageErrors, step, watch,
+  ART, check, finish, env, launch, logIn as logInAs, step, watch,
 } from './harness.mjs';
 
 const USERS = JSON.parse(env.USERS);
@@ -198,18 +198,4 @@ async function main() {
   };
 }
 
-let code = 0;
-try {
-  const result = await main();
-  result.external = external;
-  result.page_errors = pageErrors;
-  result.dialogs = dialogs;
-  console.log(`RESULT ${JSON.stringify(result)}`);
-} catch (err) {
-  console.error(err.stack || String(err));
-  console.log(`RESULT ${JSON.stringify({ error: String(err), external, dialogs })}`);
-  code = 1;
-} finally {
-  await browser.close();
-}
-process.exit(code);
+await finish(browser, main, { extra: () => ({ dialogs }) });
