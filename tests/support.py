@@ -99,3 +99,20 @@ def run_browser_scenario(
     assert code == 0, f"{script.name} failed:\n{err[-4000:]}\n" + "\n".join(log[-30:])
     assert not result.get("external"), f"requests left the machine: {result['external']}"
     return result
+
+
+def listen(url: str, topic: str) -> tuple[Any, list[dict[str, Any]]]:
+    """A platform MQTT client subscribed to ``topic`` (QoS 1), collecting the JSON payloads it
+    receives; the caller disconnects it and stops its loop."""
+    import orjson
+
+    from realtime.mqtt import BrokerAddress, make_client
+
+    heard: list[dict[str, Any]] = []
+    client = make_client(url, "listen")
+    client.on_message = lambda c, u, m: heard.append(orjson.loads(m.payload))
+    address = BrokerAddress.parse(url)
+    client.connect(address.host, address.port)
+    client.subscribe(topic, qos=1)
+    client.loop_start()
+    return client, heard

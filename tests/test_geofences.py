@@ -16,11 +16,10 @@ from shapely.geometry import Point
 
 from gis_core.identity import create_user
 from realtime.ingest import IngestWorker
-from realtime.mqtt import BrokerAddress, make_client
 from realtime.provision import device_credentials
 from realtime.rules import Fence, Fences, crossings
 from realtime.store import StateChange
-from tests.support import wait_until
+from tests.support import listen, wait_until
 from tests.test_ingest import LIMITS, Device, now_iso, rows
 
 SQUARE = {
@@ -130,13 +129,7 @@ def test_bad_geofences_are_refused_clearly(
 def test_driving_in_and_out_raises_enter_and_leave_alarms(
     api: Any, admin_headers: Any, worker: IngestWorker, car: Device, db_url: str, throwaway: Any
 ):
-    heard: list[dict[str, Any]] = []
-    listener = make_client(throwaway.mosquitto.url, "listen")
-    listener.on_message = lambda c, u, m: heard.append(orjson.loads(m.payload))
-    address = BrokerAddress.parse(throwaway.mosquitto.url)
-    listener.connect(address.host, address.port)
-    listener.subscribe("cz/v1/alarms/vehicle", qos=1)
-    listener.loop_start()
+    listener, heard = listen(throwaway.mosquitto.url, "cz/v1/alarms/vehicle")
     made = api.post("/geofences", json=fence_body(name_zh="医院禁停区"), headers=admin_headers)
     assert made.status_code == 201, made.text
     fence = made.json()

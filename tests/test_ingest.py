@@ -18,7 +18,7 @@ from realtime.ingest import IngestWorker
 from realtime.mqtt import BrokerAddress, make_client
 from realtime.provision import device_credentials, device_password
 from realtime.readings import Limits
-from tests.support import wait_until
+from tests.support import listen, wait_until
 
 LIMITS = Limits((111.5, 35.3, 114.2, 37.6))
 SITE_LON, SITE_LAT = 113.12, 36.21
@@ -299,13 +299,7 @@ def test_acl_keeps_devices_in_their_own_topics(worker, connect_device, db_url, d
 def test_water_level_alarm_debounced_published_and_cleared(
     worker, connect_device, db_url, throwaway
 ):
-    heard: list[dict] = []
-    listener = make_client(throwaway.mosquitto.url, "listen")
-    listener.on_message = lambda c, u, m: heard.append(orjson.loads(m.payload))
-    address = BrokerAddress.parse(throwaway.mosquitto.url)
-    listener.connect(address.host, address.port)
-    listener.subscribe("cz/v1/alarms/#", qos=1)
-    listener.loop_start()
+    listener, heard = listen(throwaway.mosquitto.url, "cz/v1/alarms/#")
     time.sleep(0.3)
     gauge = connect_device("T-WL-1")
     try:
@@ -595,22 +589,27 @@ def test_dead_letters_are_visible_to_operators(worker, api, admin_headers):
     assert {item["reason"] for item in body["items"]} >= {"bad_json", "out_of_area"}
 
 
-def test_history_past_retention_is_refused_and_dropped(settings, db_url, devices):
-    """CHANGZHI_DATABASE_TELEMETRY_RETENTION_DAYS: the workers refuse readings older than it
-    (bad_ts, see test_readings) and their maintenance drops the daily partitions past it;
-    dead letters go after CHANGZHI_DATABASE_DEAD_LETTER_RETENTION_DAYS."""
+def _retaining(settings, db_url: str, days: int):
+    """The test settings with telemetry kept ``days`` days."""
     from gis_core.settings import DatabaseSettings, Settings
-    from realtime.ingest import _city_limits
 
-    # Days past the 35 the migration makes: the other tests' partitions stay untouched.
-
-    short = Settings(
+    return Settings(
         platform=settings.platform,
-        database=DatabaseSettings(url=db_url, telemetry_retention_days=38),
+        database=DatabaseSettings(url=db_url, telemetry_retention_days=days),
         mqtt=settings.mqtt,
         auth=settings.auth,
         data=settings.data,
     )
+
+
+def test_history_past_retention_is_refused_and_dropped(settings, db_url, devices):
+    """CHANGZHI_DATABASE_TELEMETRY_RETENTION_DAYS: the workers refuse readings older than it
+    (bad_ts, see test_readings) and their maintenance drops the daily partitions past it;
+    dead letters go after CHANGZHI_DATABASE_DEAD_LETTER_RETENTION_DAYS."""
+    from realtime.ingest import _city_limits
+
+    # Days past the 35 the migration makes: the other tests' partitions stay untouched.
+    short = _retaining(settings, db_url, 38)
     assert _city_limits(short).retention == timedelta(days=38)
     with psycopg.connect(db_url) as conn:
         conn.execute("SELECT iot.ensure_telemetry_partitions(current_date - 40, current_date - 37)")
@@ -652,15 +651,7 @@ def test_maintenance_never_waits_long_behind_a_reader_of_the_history(settings, d
     """Dropping a day past retention needs an exclusive lock on the history; with a long
     query reading it, the maintenance gives up after its lock timeout (ingest would queue
     behind a waiting exclusive lock) and drops the day on a later pass."""
-    from gis_core.settings import DatabaseSettings, Settings
-
-    short = Settings(
-        platform=settings.platform,
-        database=DatabaseSettings(url=db_url, telemetry_retention_days=44),
-        mqtt=settings.mqtt,
-        auth=settings.auth,
-        data=settings.data,
-    )
+    short = _retaining(settings, db_url, 44)
 
     def has_day(n: int) -> bool:
         name = (datetime.now(UTC).date() - timedelta(days=n)).strftime("telemetry_%Y%m%d")
