@@ -81,30 +81,24 @@ class BulkClient(mqtt.Client):
 
     on_bulk_message: BulkSink | None = None
 
+    def _takes(self, header: int) -> bool:
+        """Whether a PUBLISH with this fixed-header byte may skip paho's own handling."""
+        qos = (header & 0x06) >> 1
+        return (
+            self.on_bulk_message is not None
+            and self._protocol == mqtt.MQTTv5
+            and (qos == 0 or (qos == 1 and self._manual_ack))
+        )
+
     def _handle_publish(self) -> mqtt.MQTTErrorCode:
-        sink = self.on_bulk_message
         header = self._in_packet["command"]
         packet = self._in_packet["packet"]
         qos = (header & 0x06) >> 1
-        if (
-            sink is None
-            or qos > 1
-            or (qos == 1 and not self._manual_ack)
-            or self._protocol != mqtt.MQTTv5
-        ):
+        simple = _simple_publish(packet, 0, len(packet), qos) if self._takes(header) else None
+        if simple is None or self.on_bulk_message is None:
             return super()._handle_publish()
-        end = 2 + int.from_bytes(packet[0:2], "big")
-        mid = 0
-        if qos:
-            mid = int.from_bytes(packet[end : end + 2], "big")
-            end += 2
-        if end >= len(packet) or packet[end] != 0:  # v5 properties present (or malformed)
-            return super()._handle_publish()
-        try:
-            topic = packet[2 : end - (2 if qos else 0)].decode("utf-8")
-        except UnicodeDecodeError:
-            return super()._handle_publish()
-        sink(topic, bytes(packet[end + 1 :]), mid, qos)
+        topic, mid, payload = simple
+        self.on_bulk_message(topic, bytes(packet[payload:]), mid, qos)
         return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _create_socket(self) -> Any:
@@ -132,14 +126,13 @@ class BulkClient(mqtt.Client):
         ``on_bulk_message``, without paho's per-packet reads; stop at anything else. True when
         some were taken."""
         sink = self.on_bulk_message
-        if sink is None or self._protocol != mqtt.MQTTv5:
+        if sink is None:
             return False
         buf, start, size = sock._buf, sock._pos, len(sock._buf)
         pos = start
         while pos + 2 <= size:
             header = buf[pos]
-            qos = (header & 0x06) >> 1
-            if header & 0xF0 != 0x30 or qos > 1 or (qos == 1 and not self._manual_ack):
+            if header & 0xF0 != 0x30 or not self._takes(header):
                 break
             i, length, shift = pos + 1, 0, 0
             while i < size and i - pos <= 4:  # remaining length: at most 4 bytes
@@ -152,17 +145,13 @@ class BulkClient(mqtt.Client):
             else:
                 break  # not all there yet, or malformed: paho's path decides
             end = i + length
-            topic_end = i + 2 + int.from_bytes(buf[i : i + 2], "big")
-            props = topic_end + (2 if qos else 0)
-            if end > size or props >= end or buf[props] != 0:
+            qos = (header & 0x06) >> 1
+            simple = _simple_publish(buf, i, end, qos) if end <= size else None
+            if simple is None:
                 break  # incomplete, or with v5 properties (or malformed): paho's path
-            try:
-                topic = buf[i + 2 : topic_end].decode("utf-8")
-            except UnicodeDecodeError:
-                break
-            mid = int.from_bytes(buf[topic_end:props], "big") if qos else 0
+            topic, mid, payload = simple
             pos = sock._pos = end
-            sink(topic, buf[props + 1 : end], mid, qos)
+            sink(topic, buf[payload:end], mid, qos)
         if pos == start:
             return False
         with self._msgtime_mutex:
@@ -174,3 +163,20 @@ class BulkClient(mqtt.Client):
         packet = b"".join([_PUBACK.pack(PUBACK, 2, mid) for mid in mids])
         if packet:
             self._packet_queue(PUBACK, packet, 0, 1)
+
+
+def _simple_publish(
+    data: bytes | bytearray, start: int, end: int, qos: int
+) -> tuple[str, int, int] | None:
+    """The topic, packet id and payload offset of the PUBLISH body ``data[start:end]``, when
+    it has no MQTT v5 properties and a UTF-8 topic; None sends it down paho's own path."""
+    topic_end = start + 2 + int.from_bytes(data[start : start + 2], "big")
+    props = topic_end + (2 if qos else 0)
+    if props >= end or data[props] != 0:  # v5 properties present (or malformed)
+        return None
+    try:
+        topic = data[start + 2 : topic_end].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    mid = int.from_bytes(data[topic_end:props], "big") if qos else 0
+    return topic, mid, props + 1
