@@ -21,6 +21,11 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+def client_address(request: Request) -> str | None:
+    """The caller's address, as the audit trail records it."""
+    return request.client.host if request.client else None
+
+
 def get_conn(request: Request) -> Iterator[psycopg.Connection]:
     with request.app.state.pool.connection() as conn:
         yield conn

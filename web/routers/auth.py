@@ -11,7 +11,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
 from gis_core.identity import Principal, audit, authenticate
-from web.deps import ConnDep, CurrentUser, SettingsDep
+from web.deps import ConnDep, CurrentUser, SettingsDep, client_address
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -62,7 +62,7 @@ def login(
     request: Request,
 ) -> Token:
     user = authenticate(conn, form.username, form.password)
-    client = request.client.host if request.client else None
+    client = client_address(request)
     if user is None:
         audit(conn, None, "login_failed", "user", None, {"username": form.username[:64]}, client)
         conn.commit()

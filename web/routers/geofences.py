@@ -21,7 +21,7 @@ from shapely.validation import explain_validity
 from gis_core.errors import InvalidInput, NotFound
 from gis_core.identity import Principal, audit
 from realtime.readings import KINDS
-from web.deps import ConnDep, CurrentUser, require_roles
+from web.deps import ConnDep, CurrentUser, client_address, require_roles
 
 router = APIRouter(tags=["geofences"])
 
@@ -110,14 +110,14 @@ def list_geofences(_: CurrentUser, conn: ConnDep) -> dict[str, Any]:
 def create_geofence(
     body: GeofenceIn, user: Editor, conn: ConnDep, request: Request
 ) -> dict[str, Any]:
-    area = _area(body.geometry)
+    area = to_wkb(_area(body.geometry))
     near = conn.execute(
         """
         SELECT bool_and(ST_Intersects(ST_Expand(ST_Envelope(geom), %s),
                                       ST_GeomFromWKB(%s, 4326)))
         FROM ref.admin_area WHERE level = 'city'
         """,
-        (CITY_MARGIN_DEG, to_wkb(area)),
+        (CITY_MARGIN_DEG, area),
     ).fetchone()
     if near and near[0] is False:
         raise InvalidInput("the geofence is nowhere near the city")
@@ -127,10 +127,10 @@ def create_geofence(
         VALUES (%s, %s, %s, %s, ST_Multi(ST_GeomFromWKB(%s, 4326)))
         RETURNING id
         """,
-        (body.name_zh, body.kinds, body.on_enter, body.on_leave, to_wkb(area)),
+        (body.name_zh, body.kinds, body.on_enter, body.on_leave, area),
     ).fetchone()
     assert row is not None
-    client = request.client.host if request.client else None
+    client = client_address(request)
     audit(conn, user, "create", "geofence", str(row[0]), {"name_zh": body.name_zh}, client)
     conn.commit()
     return get_geofence(row[0], user, conn)
@@ -152,6 +152,6 @@ def delete_geofence(geofence_id: int, user: Editor, conn: ConnDep, request: Requ
     ).fetchone()
     if row is None:
         raise NotFound(f"no geofence {geofence_id}")
-    client = request.client.host if request.client else None
+    client = client_address(request)
     audit(conn, user, "delete", "geofence", str(geofence_id), {"name_zh": row[0]}, client)
     conn.commit()

@@ -13,7 +13,7 @@ from gis_core.errors import Conflict, InvalidParameter, NotFound
 from gis_core.identity import Principal, audit
 from realtime import health
 from realtime.readings import KINDS
-from web.deps import ConnDep, CurrentUser, require_roles
+from web.deps import ConnDep, CurrentUser, client_address, require_roles
 
 router = APIRouter(tags=["telemetry"])
 
@@ -238,7 +238,7 @@ def acknowledge(alarm_id: int, user: Operator, conn: ConnDep, request: Request) 
         if found is None:
             raise NotFound(f"no alarm {alarm_id}")
         raise Conflict(f"alarm {alarm_id} was already acknowledged by {found[0]}")
-    client = request.client.host if request.client else None
+    client = client_address(request)
     audit(conn, user, "acknowledge", "alarm", str(alarm_id), None, client)
     conn.commit()
     event = {
