@@ -37,9 +37,22 @@ POSITION = """CASE WHEN s.lon IS NOT NULL THEN ST_SetSRID(ST_MakePoint(s.lon, s.
              JOIN iot.monitoring_site site ON site.id = d.site_id
              WHERE d.id = s.device_id) END"""
 
-# The columns of a Reading, in its order, as they are copied (values go out by orjson).
-STAGING_TYPES = ["text", "text", "timestamptz", "int8", "float8", "float8", "jsonb"]
-assert Reading._fields == ("device_id", "kind", "ts", "seq", "lon", "lat", "values")
+# A Reading is copied as it is, field by field, into these staging columns and types (its
+# values go out as jsonb, dumped by orjson); a field added to Reading fails here, at import.
+_STAGED = {
+    "device_id": ("device_id", "text"),
+    "kind": ("kind", "text"),
+    "ts": ("ts", "timestamptz"),
+    "seq": ("seq", "int8"),
+    "lon": ("lon", "float8"),
+    "lat": ("lat", "float8"),
+    "values": ("reading", "jsonb"),
+}
+COPY_STAGING = (
+    f"COPY ingest_staging ({', '.join(_STAGED[f][0] for f in Reading._fields)})"
+    " FROM STDIN (FORMAT BINARY)"
+)
+STAGING_TYPES = [_STAGED[f][1] for f in Reading._fields]
 
 INSERT_HISTORY = f"""
 INSERT INTO iot.telemetry (device_id, kind, ts, seq, geom, reading)
@@ -139,10 +152,7 @@ def write_batch(
         if readings:
             cur.execute(STAGING)
             # Binary COPY: a quarter of the client's time per row of the text format.
-            with cur.copy(
-                "COPY ingest_staging (device_id, kind, ts, seq, lon, lat, reading)"
-                " FROM STDIN (FORMAT BINARY)"
-            ) as copy:
+            with cur.copy(COPY_STAGING) as copy:
                 copy.set_types(STAGING_TYPES)
                 for r in readings:
                     copy.write_row(r)
