@@ -64,11 +64,23 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
         mkdir -p /etc/postgresql-common
         echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
     fi
-    cleanup() { [ "$policy_created" = 1 ] && rm -f /usr/sbin/policy-rc.d; }
+    # An if, not `[ ] && rm`: under `set -e` the latter returns 1 when policy-rc.d pre-existed
+    # and failed the whole bootstrap right after a successful install.
+    cleanup() {
+        if [ "$policy_created" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+        return 0
+    }
     trap cleanup EXIT
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+    # apt's output goes to a log that is shown when it fails: a quiet success, a loud failure.
+    apt_log="$(mktemp)"
+    if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"; } >"$apt_log" 2>&1; then
+        echo "changzhi: apt-get failed installing ${need_pkgs[*]}:" >&2
+        cat "$apt_log" >&2
+        rm -f "$apt_log"
+        exit 1
+    fi
+    rm -f "$apt_log"
     cleanup
     trap - EXIT
     python_bin="$(pick_python)"
