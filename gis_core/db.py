@@ -5,7 +5,8 @@ Domain code takes an explicit connection; this module only makes them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -24,11 +25,25 @@ class DatabaseUnavailable(RuntimeError):
     """The database cannot be reached; the message names where and why."""
 
 
-def alembic_config(sqlalchemy_url: str) -> Config:
+def alembic_config(sqlalchemy_url: str, apps: str | None = None) -> Config:
+    """The core's revisions and, as branches labelled with their names, those of the
+    installed applications (``apps``: a CHANGZHI_APPS value; default: the settings')."""
+    from gis_core.application import installed
+
+    found = installed(apps)
+    locations = [MIGRATIONS / "versions", *(a.migrations for a in found if a.migrations)]
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", sqlalchemy_url.replace("%", "%%"))
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", os.pathsep.join(str(p) for p in locations))
+    config.attributes["models"] = [a.models for a in found if a.models]
     return config
+
+
+def _heads(revisions: Iterable[str]) -> str:
+    """One text for a set of heads (the core's and each application's branch)."""
+    return ",".join(sorted(revisions))
 
 
 @lru_cache(maxsize=8)
@@ -36,30 +51,30 @@ def engine(sqlalchemy_url: str) -> Engine:
     return create_engine(sqlalchemy_url, pool_pre_ping=True, pool_size=4, max_overflow=4)
 
 
-def migrate(sqlalchemy_url: str) -> tuple[str | None, str]:
-    """Bring the schema to the newest revision; return (revision before, revision after)."""
-    config = alembic_config(sqlalchemy_url)
+def migrate(sqlalchemy_url: str, apps: str | None = None) -> tuple[str | None, str]:
+    """Bring the schema to the newest revisions of the core and of every installed
+    application; return (revisions before, revisions after)."""
+    config = alembic_config(sqlalchemy_url, apps)
     eng = engine(sqlalchemy_url)
     try:
         with eng.begin() as conn:
-            before = MigrationContext.configure(conn).get_current_revision()
+            before = _heads(MigrationContext.configure(conn).get_current_heads())
             config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+            command.upgrade(config, "heads")
     except Exception as exc:
         if _is_connection_error(exc):
             raise DatabaseUnavailable(describe_connection_error(exc)) from exc
         raise
-    return before, ScriptDirectory.from_config(config).get_current_head() or ""
+    return before or None, head_revision(apps)
 
 
-def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config("postgresql://")).get_current_head()
-    return head or ""
+def head_revision(apps: str | None = None) -> str:
+    return _heads(ScriptDirectory.from_config(alembic_config("postgresql://", apps)).get_heads())
 
 
 def current_revision(sqlalchemy_url: str) -> str | None:
     with engine(sqlalchemy_url).connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return _heads(MigrationContext.configure(conn).get_current_heads()) or None
 
 
 @contextmanager

@@ -6,9 +6,9 @@ Postgres schemas group tables by who owns the data:
 - ``ref``       the city's reference geography (districts, rivers, roads, POIs, population)
 - ``iot``       monitoring sites, devices, telemetry history (partitioned by day), live state,
                 dead letters, alarm rules, geofences, alarms
-- ``ops``       emergency units, incidents, assignments and their timeline
-- ``env``       enterprises, pollution sources, discharge outlets
-- ``registry``  land parcels and mining rights, versioned: each change is a new row
+
+Applications declare their own tables in ``apps/<name>/models.py`` on the same ``Base`` (and
+so the same naming convention): ``ops`` (dispatch), ``env`` (environment), ``registry``.
 
 Geometries are stored in ``STORAGE_SRID`` (WGS84 lon/lat; CGCS2000 coincides with it to well
 under a metre). Metric work goes through EPSG:4547 or the geography type.
@@ -16,7 +16,7 @@ under a metre). Metric work goes through EPSG:4547 or the geography type.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from geoalchemy2 import Geometry
@@ -24,7 +24,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    Date,
     DateTime,
     Double,
     ForeignKey,
@@ -35,7 +34,6 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
-    UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -44,16 +42,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 STORAGE_SRID = 4326
 
 ROLES = ("admin", "supervisor", "dispatcher", "planner", "registrar", "inspector", "viewer")
-DEVICE_KINDS = (
-    "vehicle",
-    "air",
-    "water_level",
-    "rain",
-    "soil",
-    "water_quality",
-    "emission",
-    "signal",
-)
+# Device kinds are the installed applications' (gis_core.application); the database only
+# checks that a kind is a well-formed name.
+KIND_PATTERN = "^[a-z][a-z0-9_]{0,23}$"
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -213,6 +204,30 @@ class RoadNode(Base):
     geom: Mapped[Any] = mapped_column(geom("POINT"))
 
 
+class Village(Base):
+    """Villages of the gazetteer (names from the division codes, places synthesized)."""
+
+    __tablename__ = "village"
+    __table_args__ = (Index("ix_village_geom", "geom", postgresql_using="gist"), {"schema": "ref"})
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name_zh: Mapped[str] = mapped_column(Text)
+    district_code: Mapped[str | None] = mapped_column(String(12))
+    geom: Mapped[Any] = mapped_column(geom("POINT"))
+
+
+class RoadGraphVersion(Base):
+    """Bumped by a trigger on every change of ``ref.road``, so in-memory copies of the routing
+    graph know when they are stale at the cost of one tiny read."""
+
+    __tablename__ = "road_graph_version"
+    __table_args__ = (CheckConstraint("one", name="one_row"), {"schema": "ref"})
+
+    one: Mapped[bool] = mapped_column(Boolean, primary_key=True, server_default=text("true"))
+    version: Mapped[int] = mapped_column(BigInteger, server_default=text("1"))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
 class Poi(Base):
     """Points of interest the apps reason about: stations, hospitals, schools, shelters, ..."""
 
@@ -250,42 +265,6 @@ class PopulationCell(Base):
     geom: Mapped[Any] = mapped_column(geom("POLYGON"))
 
 
-# --------------------------------------------------------------------------- env
-
-
-class Enterprise(Base):
-    __tablename__ = "enterprise"
-    __table_args__ = (
-        Index("ix_enterprise_geom", "geom", postgresql_using="gist"),
-        {"schema": "env"},
-    )
-
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
-    credit_code: Mapped[str] = mapped_column(String(18), unique=True)  # 统一社会信用代码
-    name_zh: Mapped[str] = mapped_column(Text)
-    industry_code: Mapped[str] = mapped_column(String(8))  # GB/T 4754
-    industry_zh: Mapped[str] = mapped_column(Text)
-    district_code: Mapped[str | None] = mapped_column(String(12))
-    employees: Mapped[int | None] = mapped_column(Integer)
-    geom: Mapped[Any] = mapped_column(geom("POINT"))
-
-
-class PollutionSource(Base):
-    __tablename__ = "pollution_source"
-    __table_args__ = (
-        Index("ix_pollution_source_geom", "geom", postgresql_using="gist"),
-        {"schema": "env"},
-    )
-
-    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
-    enterprise_id: Mapped[int | None] = mapped_column(ForeignKey("env.enterprise.id"))
-    kind: Mapped[str] = mapped_column(String(24))  # stack, outfall, fugitive
-    name_zh: Mapped[str] = mapped_column(Text)
-    stack_height_m: Mapped[float | None] = mapped_column(Double)
-    limits: Mapped[dict[str, float] | None] = mapped_column(JSONB)  # permit limits, mg/m³
-    geom: Mapped[Any] = mapped_column(geom("POINT"))
-
-
 # --------------------------------------------------------------------------- iot
 
 
@@ -300,7 +279,8 @@ class MonitoringSite(Base):
     kind: Mapped[str] = mapped_column(String(24))
     name_zh: Mapped[str] = mapped_column(Text)
     district_code: Mapped[str | None] = mapped_column(String(12))
-    pollution_source_id: Mapped[int | None] = mapped_column(ForeignKey("env.pollution_source.id"))
+    # The environment application's source at this site; it owns that link's integrity.
+    pollution_source_id: Mapped[int | None] = mapped_column(Integer)
     # Per-site thresholds, e.g. {"warning_m": 3.2, "danger_m": 4.1} for a river gauge.
     thresholds: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     geom: Mapped[Any] = mapped_column(geom("POINT"))
@@ -309,9 +289,7 @@ class MonitoringSite(Base):
 class Device(Base):
     __tablename__ = "device"
     __table_args__ = (
-        CheckConstraint(
-            "kind IN (" + ",".join(f"'{k}'" for k in DEVICE_KINDS) + ")", name="known_kind"
-        ),
+        CheckConstraint(f"kind ~ '{KIND_PATTERN}'", name="kind_name"),
         {"schema": "iot"},
     )
 
@@ -409,159 +387,5 @@ class Alarm(Base):
     geom: Mapped[Any] = mapped_column(geom("POINT"), nullable=True)
 
 
-# --------------------------------------------------------------------------- ops
-
-
-class Unit(Base):
-    """An emergency unit (engine, ambulance, patrol car) bound to its GPS device."""
-
-    __tablename__ = "unit"
-    __table_args__ = (
-        CheckConstraint(
-            "status IN ('available','dispatched','en_route','on_scene','out_of_service')",
-            name="known_status",
-        ),
-        {"schema": "ops"},
-    )
-
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    call_sign: Mapped[str] = mapped_column(Text)
-    unit_type: Mapped[str] = mapped_column(String(32))  # engine, ladder, ambulance, patrol, ...
-    department_code: Mapped[str] = mapped_column(ForeignKey("auth.department.code"))
-    station_poi_id: Mapped[int | None] = mapped_column(ForeignKey("ref.poi.id"))
-    device_id: Mapped[str | None] = mapped_column(ForeignKey("iot.device.id"))
-    status: Mapped[str] = mapped_column(String(24), server_default=text("'available'"))
-    status_changed_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=_now()
-    )
-
-
-class Incident(Base):
-    __tablename__ = "incident"
-    __table_args__ = (
-        Index("ix_incident_geom", "geom", postgresql_using="gist"),
-        Index("ix_incident_open", "created_at", postgresql_where=text("closed_at IS NULL")),
-        {"schema": "ops"},
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    incident_type: Mapped[str] = mapped_column(String(32))
-    priority: Mapped[int] = mapped_column(SmallInteger)
-    status: Mapped[str] = mapped_column(String(24), server_default=text("'new'"))
-    caller: Mapped[str | None] = mapped_column(Text)
-    description: Mapped[str | None] = mapped_column(Text)
-    address: Mapped[str | None] = mapped_column(Text)
-    geocode: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    district_code: Mapped[str | None] = mapped_column(String(12))
-    joint: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
-    source: Mapped[str] = mapped_column(String(24), server_default=text("'operator'"))
-    created_by: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    geom: Mapped[Any] = mapped_column(geom("POINT"))
-
-
-class Assignment(Base):
-    __tablename__ = "assignment"
-    __table_args__ = (
-        # A unit is on at most one live assignment: two dispatchers racing, exactly one wins.
-        Index(
-            "uq_assignment_active_unit",
-            "unit_id",
-            unique=True,
-            postgresql_where=text("cleared_at IS NULL"),
-        ),
-        {"schema": "ops"},
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    incident_id: Mapped[int] = mapped_column(ForeignKey("ops.incident.id"))
-    unit_id: Mapped[str] = mapped_column(ForeignKey("ops.unit.id"))
-    assigned_by: Mapped[str] = mapped_column(Text)
-    dispatched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
-    en_route_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    on_scene_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    eta_s: Mapped[float | None] = mapped_column(Double)
-
-
-class IncidentEvent(Base):
-    """The incident timeline: every state change, who and when."""
-
-    __tablename__ = "incident_event"
-    __table_args__ = (Index("ix_incident_event_incident", "incident_id", "at"), {"schema": "ops"})
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    incident_id: Mapped[int] = mapped_column(ForeignKey("ops.incident.id"))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
-    event: Mapped[str] = mapped_column(String(32))
-    actor: Mapped[str | None] = mapped_column(Text)
-    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-
-
-# --------------------------------------------------------------------------- registry
-
-
-class Parcel(Base):
-    """A cadastral parcel version. The current version has ``valid_to IS NULL``."""
-
-    __tablename__ = "parcel"
-    __table_args__ = (
-        UniqueConstraint("parcel_code", "version"),
-        Index("ix_parcel_geom", "geom", postgresql_using="gist"),
-        Index(
-            "uq_parcel_current",
-            "parcel_code",
-            unique=True,
-            postgresql_where=text("valid_to IS NULL"),
-        ),
-        {"schema": "registry"},
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    parcel_code: Mapped[str] = mapped_column(String(19))  # 宗地代码 (GB/T 26424)
-    version: Mapped[int] = mapped_column(Integer)
-    land_use: Mapped[str] = mapped_column(String(8))  # GB/T 21010 class code
-    land_use_zh: Mapped[str] = mapped_column(Text)
-    owner: Mapped[str | None] = mapped_column(Text)
-    district_code: Mapped[str | None] = mapped_column(String(12))
-    area_m2: Mapped[float] = mapped_column(Double)
-    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
-    valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    registered_by: Mapped[str | None] = mapped_column(Text)
-    geom: Mapped[Any] = mapped_column(geom("MULTIPOLYGON"))
-
-
-class MiningRight(Base):
-    """A mining or exploration right version (采矿权/探矿权)."""
-
-    __tablename__ = "mining_right"
-    __table_args__ = (
-        UniqueConstraint("license_no", "version"),
-        Index("ix_mining_right_geom", "geom", postgresql_using="gist"),
-        Index(
-            "uq_mining_right_current",
-            "license_no",
-            unique=True,
-            postgresql_where=text("valid_to IS NULL"),
-        ),
-        {"schema": "registry"},
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    license_no: Mapped[str] = mapped_column(String(32))
-    version: Mapped[int] = mapped_column(Integer)
-    right_type: Mapped[str] = mapped_column(String(16))  # mining | exploration
-    mineral: Mapped[str] = mapped_column(Text)
-    holder: Mapped[str] = mapped_column(Text)
-    permit_from: Mapped[date | None] = mapped_column(Date)
-    permit_to: Mapped[date | None] = mapped_column(Date)
-    depth_top_m: Mapped[float | None] = mapped_column(Double)
-    depth_bottom_m: Mapped[float | None] = mapped_column(Double)
-    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
-    valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    registered_by: Mapped[str | None] = mapped_column(Text)
-    geom: Mapped[Any] = mapped_column(geom("MULTIPOLYGON"))
-
-
-SCHEMAS = ("auth", "ref", "iot", "ops", "env", "registry")
+# The core's schemas; applications add theirs (ops: dispatch, env: environment, registry).
+SCHEMAS = ("auth", "ref", "iot")

@@ -38,6 +38,9 @@ class PlatformSettings(BaseSettings):
     var_dir: Path = REPO_ROOT / "var"
     data_dir: Path = REPO_ROOT / "data" / "changzhi"
     city: str = "changzhi"
+    # The installed applications: "all", names of apps/ packages or dotted module paths,
+    # comma-separated; "all,-traffic" leaves one out (gis_core.application).
+    apps: str = "all"
     # The unprivileged account that runs the embedded PostgreSQL and Mosquitto when we are root.
     service_user: str = "changzhi"
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 
+from gis_core.application import installed
 from gis_core.errors import NotFound
 from gis_core.identity import Principal
 from gis_core.layer import LOGGED_IN, PUBLIC, Layer
 
-__all__ = ["LOGGED_IN", "PUBLIC", "Catalog", "Layer", "builtin_catalog"]
+__all__ = ["LOGGED_IN", "PUBLIC", "Catalog", "Layer", "builtin_catalog", "installed_catalog"]
 
 
 def _layers() -> Iterable[Layer]:
@@ -137,30 +138,6 @@ def _layers() -> Iterable[Layer]:
         description="census 2020 by district, distributed by a density model",
     )
     yield Layer(
-        "enterprises",
-        "env.enterprise",
-        "企业",
-        "Enterprises",
-        "Point",
-        ("credit_code", "name_zh", "industry_code", "industry_zh", "district_code", "employees"),
-        group="environment",
-        roles=LOGGED_IN,
-        label_en=None,
-        style={"color": "#6c757d", "radius": 3, "order": 30},
-    )
-    yield Layer(
-        "pollution_sources",
-        "env.pollution_source",
-        "污染源",
-        "Pollution sources",
-        "Point",
-        ("enterprise_id", "kind", "name_zh", "stack_height_m", "limits"),
-        group="environment",
-        roles=("planner", "inspector", "supervisor", "dispatcher"),
-        label_en=None,
-        style={"color": "#8e44ad", "radius": 4, "order": 31},
-    )
-    yield Layer(
         "monitoring_sites",
         "iot.monitoring_site",
         "监测站点",
@@ -227,79 +204,6 @@ def _layers() -> Iterable[Layer]:
         label_en="message_en",
         style={"color": "#e03131", "radius": 7, "order": 90},
     )
-    yield Layer(
-        "incidents",
-        "ops.incident",
-        "事件",
-        "Incidents",
-        "Point",
-        (
-            "incident_type",
-            "priority",
-            "status",
-            "address",
-            "description",
-            "district_code",
-            "joint",
-            "created_at",
-            "closed_at",
-        ),
-        group="operations",
-        time_column="created_at",
-        roles=("dispatcher", "supervisor"),
-        label="incident_type",
-        label_en=None,
-        style={"color": "#f03e3e", "radius": 9, "order": 95},
-    )
-    yield Layer(
-        "parcels",
-        "registry.parcel",
-        "宗地",
-        "Cadastral parcels",
-        "MultiPolygon",
-        (
-            "parcel_code",
-            "version",
-            "land_use",
-            "land_use_zh",
-            "owner",
-            "district_code",
-            "area_m2",
-            "valid_from",
-        ),
-        group="registry",
-        where="valid_to IS NULL",
-        roles=("registrar", "inspector", "planner"),
-        label="parcel_code",
-        label_en=None,
-        min_zoom=12,
-        style={"stroke": "#a47148", "fill": "rgba(164,113,72,0.15)", "order": 3, "by": "land_use"},
-    )
-    yield Layer(
-        "mining_rights",
-        "registry.mining_right",
-        "矿业权",
-        "Mining rights",
-        "MultiPolygon",
-        (
-            "license_no",
-            "version",
-            "right_type",
-            "mineral",
-            "holder",
-            "permit_from",
-            "permit_to",
-            "depth_top_m",
-            "depth_bottom_m",
-            "valid_from",
-        ),
-        group="registry",
-        where="valid_to IS NULL",
-        roles=("registrar", "inspector", "planner"),
-        label="license_no",
-        label_en=None,
-        style={"stroke": "#343a40", "fill": "rgba(52,58,64,0.2)", "order": 4},
-    )
 
 
 class Catalog:
@@ -339,5 +243,12 @@ class Catalog:
         return MappingProxyType(self._layers)
 
 
-def builtin_catalog() -> Catalog:
-    return Catalog(_layers())
+def builtin_catalog(extra: Iterable[Layer] = ()) -> Catalog:
+    """The core's layers and ``extra`` (the installed applications'); a clash names the id."""
+    return Catalog([*_layers(), *extra])
+
+
+def installed_catalog(apps: str | None = None) -> Catalog:
+    """The core's layers and those of the applications installed by ``apps`` (default: this
+    process's settings)."""
+    return builtin_catalog(installed(apps).layers)

@@ -31,9 +31,10 @@ import psycopg
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from gis_core.application import device_kinds
 from gis_core.processes import spawn
 from gis_core.settings import Settings
-from realtime import rules
+from realtime import rules, topics
 from realtime.bulk_mqtt import BulkClient
 from realtime.health import OFFLINE_AFTER_INTERVALS
 from realtime.mqtt import BrokerAddress, make_client
@@ -42,13 +43,8 @@ from realtime.store import DeadLetter, StateChange, write_batch
 
 log = logging.getLogger(__name__)
 
-SUBSCRIPTIONS = (
-    "cz/v1/+/+/telemetry",
-    "cz/v1/+/+/status",
-    "owntracks/+/+",
-)
-LIVE_TOPIC = "cz/v1/platform/live"
-ALARM_TOPIC = "cz/v1/alarms/{kind}"
+SUBSCRIPTIONS = topics.INGEST_SUBSCRIPTIONS
+LIVE_TOPIC = topics.LIVE
 RECEIVE_MAXIMUM = 20_000
 
 
@@ -111,6 +107,7 @@ class IngestWorker:
         self.batch_max = batch_max
         self.batch_wait_s = batch_wait_s
         self.limits = limits or _city_limits(settings)
+        self.kinds = device_kinds(settings.platform.apps)
         # New devices, thresholds and geofences take effect within this many seconds.
         self.registry_refresh_s = registry_refresh_s
         # Since when this worker has been hearing devices (broker and database both up): a
@@ -317,7 +314,9 @@ class IngestWorker:
         result = write_batch(conn, unique, dead, statuses)
         conditions: list[rules.Condition] = []
         for change in result.changes:
-            conditions += rules.evaluate(change, self.registry.contexts.get(change.device_id))
+            conditions += rules.evaluate(
+                change, self.registry.contexts.get(change.device_id), self.kinds
+            )
             conditions += rules.crossings(change, self.registry.fences)
             if not change.was_online:
                 conditions.append(_offline_condition(change.device_id, change.kind, False))
@@ -359,7 +358,7 @@ class IngestWorker:
             }
             self.client.publish(LIVE_TOPIC, orjson.dumps(live), qos=0)
         for alarm in alarms:
-            self.client.publish(ALARM_TOPIC.format(kind=alarm["kind"]), orjson.dumps(alarm), qos=1)
+            self.client.publish(topics.alarm(alarm["kind"]), orjson.dumps(alarm), qos=1)
 
     def _maintain(self) -> None:
         """Partitions ahead, history and dead letters past retention, and devices gone
@@ -434,7 +433,9 @@ def _offline_condition(device_id: str, kind: str, offline: bool) -> rules.Condit
 def _city_limits(settings: Settings) -> Limits:
     facts = orjson.loads((settings.platform.data_dir / "city.json").read_bytes())
     return limits_for(
-        facts["bbox"], retention=timedelta(days=settings.database.telemetry_retention_days)
+        facts["bbox"],
+        retention=timedelta(days=settings.database.telemetry_retention_days),
+        kinds=device_kinds(settings.platform.apps),
     )
 
 

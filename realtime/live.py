@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from realtime.readings import KINDS as DEVICE_KINDS
+from gis_core.application import device_kinds
+from realtime import topics
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class Filter:
         # The kinds filter narrows device kinds; an event that is not about a device kind (an
         # incident, a dispatch escalation) is not filtered out by it.
         kind = event.get("kind")
-        if self.kinds is not None and kind in DEVICE_KINDS and kind not in self.kinds:
+        if self.kinds is not None and kind not in self.kinds and kind in device_kinds():
             return False
         if self.bbox is not None and event.get("lon") is not None:
             minx, miny, maxx, maxy = self.bbox
@@ -155,11 +156,14 @@ class LiveHub:
         except orjson.JSONDecodeError:
             log.warning("live: unreadable announcement on %s", topic)
             return
-        if topic.startswith("cz/v1/alarms/"):
+        if topics.is_alarm(topic):
             self._events.append({"type": "alarm", **body})
             return
-        if topic.startswith("cz/v1/dispatch/"):
-            self._events.append(body)  # already {"type": "incident", ...}
+        app = topics.app_of_event(topic)
+        if app is not None:
+            # An application's event, forwarded as it is ({"type": ..., ...}) with its sender.
+            if isinstance(body, dict):
+                self._events.append({"app": app, **body})
             return
         for state in body.get("states", ()):
             self.remember(state)

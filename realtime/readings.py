@@ -14,53 +14,35 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from gis_core.application import DeviceKind, device_kinds
 from gis_core.crs import CGCS2000, GCJ02, WGS84, transform
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_READINGS_PER_MESSAGE = 5000
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
-# kind -> field -> (type, minimum, maximum); types: "num", "int", "str", "bool|str"
+# field -> (type, minimum, maximum); types: "num", "int", "str", "bool|str"
 Spec = tuple[str, float | None, float | None]
-KINDS: dict[str, dict[str, Spec]] = {
-    "vehicle": {
-        "speed_kmh": ("num", 0, 300),
-        "heading_deg": ("num", 0, 360),
-        "status": ("str", None, 32),
-        "battery_pct": ("num", 0, 100),
-        "accuracy_m": ("num", 0, 100_000),
-    },
-    "air": {
-        "pm25": ("num", 0, 2000),
-        "pm10": ("num", 0, 5000),
-        "so2": ("num", 0, 5000),
-        "no2": ("num", 0, 3000),
-        "o3": ("num", 0, 2000),
-        "co": ("num", 0, 200),
-    },
-    "water_level": {"level_m": ("num", -50, 500)},
-    "rain": {"mm": ("num", 0, 500)},
-    "soil": {"vwc_pct": ("num", 0, 100), "temp_c": ("num", -50, 80)},
-    "water_quality": {
-        "ph": ("num", 0, 14),
-        "do_mgl": ("num", 0, 30),
-        "cod_mgl": ("num", 0, 5000),
-        "nh3n_mgl": ("num", 0, 1000),
-    },
-    "emission": {
-        "so2_mgm3": ("num", 0, 20000),
-        "nox_mgm3": ("num", 0, 20000),
-        "dust_mgm3": ("num", 0, 10000),
-        "flow_m3h": ("num", 0, 1e9),
-    },
-    "signal": {
-        "mode": ("str", None, 16),
-        "phase": ("int", 0, 255),
-        "fault": ("bool|str", None, 64),
-    },
-}
 COMMON = frozenset({"ts", "seq", "lon", "lat", "crs", "alt_m"})
-ALLOWED = {kind: frozenset(spec) | COMMON for kind, spec in KINDS.items()}
+
+
+class KindRule(NamedTuple):
+    """What validation needs of a device kind (from its DeviceKind, precomputed)."""
+
+    spec: Mapping[str, Spec]
+    allowed: frozenset[str]
+    mobile: bool  # every reading carries a position
+
+
+def kind_rules(kinds: Mapping[str, DeviceKind] | None = None) -> dict[str, KindRule]:
+    """The installed device kinds (or ``kinds``) as validation rules."""
+    found = device_kinds() if kinds is None else kinds
+    return {
+        name: KindRule(kind.spec, frozenset(kind.spec) | COMMON, kind.mobile)
+        for name, kind in found.items()
+    }
+
+
 CRS_NAMES = {"WGS84": WGS84, "GCJ02": GCJ02, "GCJ-02": GCJ02, "CGCS2000": CGCS2000}
 
 
@@ -117,6 +99,8 @@ class Limits:
 
     bbox: tuple[float, float, float, float]  # lon/lat box (a margin around the city)
     retention: timedelta = timedelta(days=400)  # CHANGZHI_DATABASE_TELEMETRY_RETENTION_DAYS
+    # The device kinds the installed applications define (default: this process's).
+    kinds: Mapping[str, KindRule] = field(default_factory=kind_rules)
 
 
 # A device registry lookup: device id -> kind, or None when unknown.
@@ -180,7 +164,7 @@ def validate(
     """One reading object of a device of ``kind``."""
     if not isinstance(obj, dict):
         return Reject("bad_shape", "a reading must be a JSON object", device_id)
-    spec = KINDS[kind]
+    rule = limits.kinds[kind]
     ts = parse_ts(obj.get("ts"), now, limits)
     if isinstance(ts, str):
         return Reject("bad_ts", ts, device_id)
@@ -189,25 +173,25 @@ def validate(
         isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**63
     ):
         return Reject("bad_value", "seq: expected a non-negative integer", device_id)
-    if not obj.keys() <= ALLOWED[kind]:
-        unknown = obj.keys() - ALLOWED[kind]
+    if not obj.keys() <= rule.allowed:
+        unknown = obj.keys() - rule.allowed
         names = ", ".join(sorted(str(u)[:20] for u in unknown)[:5])
         return Reject("unknown_field", f"fields not defined for {kind}: {names}", device_id)
     values: dict[str, Any] = {}
-    for name, rule in spec.items():
+    for name, field_spec in rule.spec.items():
         if name in obj:
-            checked, problem = _check_value(name, rule, obj[name])
+            checked, problem = _check_value(name, field_spec, obj[name])
             if problem is not None:
                 return Reject("bad_value", problem, device_id)
             values[name] = checked
-    if kind != "vehicle" and not values:
+    if not rule.mobile and not values:
         return Reject("bad_shape", f"no {kind} measurement in the reading", device_id)
     lon, lat = obj.get("lon"), obj.get("lat")
     if (lon is None) != (lat is None):
         return Reject("bad_position", "lon and lat come together", device_id)
     if lon is None:
-        if kind == "vehicle":
-            return Reject("bad_position", "a vehicle reading needs lon and lat", device_id)
+        if rule.mobile:
+            return Reject("bad_position", f"a {kind} reading needs lon and lat", device_id)
         return Reading(device_id, kind, ts, seq, None, None, values)
     for name, v in (("lon", lon), ("lat", lat)):
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
@@ -278,7 +262,7 @@ def parse_message(
         if family_kind == "gateway" and leaf == "telemetry":
             _gateway(device_id, payload, kinds, now, limits, out)
             return out
-        if family_kind not in KINDS:
+        if family_kind not in limits.kinds:
             out.rejects.append(Reject("bad_topic", f"unknown kind {family_kind!r}", device_id))
             return out
         registered = kinds(device_id)
@@ -354,7 +338,9 @@ def _owntracks(
             Reject("unsupported", f"OwnTracks message type {kind_of!r} is not a location", user)
         )
         return
-    if kinds(user) != "vehicle":
+    kind = kinds(user)
+    rule = limits.kinds.get(kind) if kind is not None else None
+    if kind is None or rule is None or not rule.mobile:
         out.rejects.append(Reject("unknown_device", "no registered vehicle for this user", user))
         return
     tst = body.get("tst")
@@ -369,9 +355,9 @@ def _owntracks(
         ("batt", "battery_pct"),
         ("acc", "accuracy_m"),
     ):
-        if body.get(source) is not None:
+        if body.get(source) is not None and target in rule.spec:
             reading[target] = body[source]
-    result = validate(reading, user, "vehicle", now, limits)
+    result = validate(reading, user, kind, now, limits)
     (out.readings if isinstance(result, Reading) else out.rejects).append(result)  # type: ignore[arg-type]
 
 
@@ -391,8 +377,11 @@ def limits_for(
     bbox: Mapping[str, Any] | list[float],
     margin_deg: float = 0.5,
     retention: timedelta = Limits.retention,
+    kinds: Mapping[str, DeviceKind] | None = None,
 ) -> Limits:
     minx, miny, maxx, maxy = bbox if isinstance(bbox, list) else bbox["bbox"]
     return Limits(
-        (minx - margin_deg, miny - margin_deg, maxx + margin_deg, maxy + margin_deg), retention
+        (minx - margin_deg, miny - margin_deg, maxx + margin_deg, maxy + margin_deg),
+        retention,
+        kind_rules(kinds),
     )

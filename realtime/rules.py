@@ -9,6 +9,7 @@ hysteresis margin, which keeps a value hovering at the threshold from toggling.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,23 +19,11 @@ import psycopg
 from shapely import Point, STRtree, from_wkb
 from shapely.geometry.base import BaseGeometry
 
+from gis_core.application import DeviceKind, Threshold, device_kinds
 from realtime.store import StateChange
 
 REOPEN_WINDOW = timedelta(minutes=5)
 HYSTERESIS = 0.05  # 5 % of the threshold
-
-# GB 3095-2012 grade II one-hour limits (µg/m³; CO mg/m³) and, for fine particles without an
-# hourly limit, the 'heavily polluted' AQI band (HJ 633: PM2.5 > 150, PM10 > 350).
-AIR_LIMITS = {"pm25": 150.0, "pm10": 350.0, "so2": 500.0, "no2": 200.0, "o3": 200.0, "co": 10.0}
-# GB 3838-2002 class III surface water: (limit, direction)
-WATER_LIMITS = {
-    "cod_mgl": (20.0, "above"),
-    "nh3n_mgl": (1.0, "above"),
-    "do_mgl": (5.0, "below"),
-}
-EMISSION_FIELDS = ("so2_mgm3", "nox_mgm3", "dust_mgm3")
-OVERSPEED_KMH = 120.0
-DROUGHT_VWC_PCT = 12.0
 
 
 @dataclass(frozen=True)
@@ -65,180 +54,80 @@ class DeviceContext:
     limits: Mapping[str, Any]  # permit limits of the watched stack
 
 
-def _above(
-    change: StateChange, field_name: str, limit: float, rule: str, severity: int, zh: str, en: str
+def check(
+    threshold: Threshold, change: StateChange, ctx: DeviceContext, name: str
 ) -> Condition | None:
-    value = change.reading.get(field_name)
-    if not isinstance(value, int | float):
+    """One threshold against a new state: a condition raised or ended, or None (no verdict:
+    the field is absent, the device has no such limit, or the value sits in the hysteresis
+    band)."""
+    if threshold.field not in change.reading:
         return None
-    active = value > limit
-    if not active and value > limit * (1 - HYSTERESIS):
-        return None  # inside the hysteresis band: no change either way
+    value = change.reading[threshold.field]
+    if threshold.test == "truthy":
+        return _condition(threshold, change, name, bool(value), None, value, None)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if threshold.test == "outside":
+        low = -math.inf if threshold.low is None else threshold.low
+        high = math.inf if threshold.high is None else threshold.high
+        return _condition(threshold, change, name, not low <= value <= high, value, value, None)
+    limit: Any = threshold.limit
+    if threshold.site_key is not None:
+        limit = ctx.thresholds.get(threshold.site_key, limit)
+    elif threshold.permit_key is not None:
+        limit = ctx.limits.get(threshold.permit_key, limit)
+    if not isinstance(limit, int | float) or isinstance(limit, bool):
+        return None
+    limit = float(limit)
+    margin = HYSTERESIS if threshold.hysteresis else 0.0
+    if threshold.test == "above":
+        active = value > limit
+        if not active and value > limit * (1 - margin):
+            return None  # inside the hysteresis band: no change either way
+    else:
+        active = value < limit
+        if not active and value < limit * (1 + margin):
+            return None
+    return _condition(threshold, change, name, active, value, value, limit)
+
+
+def _condition(
+    threshold: Threshold,
+    change: StateChange,
+    name: str,
+    active: bool,
+    number: float | None,
+    value: Any,
+    limit: float | None,
+) -> Condition:
+    words = {"name": name, "value": value, "limit": limit}
     return Condition(
         change.kind,
-        rule,
+        threshold.rule,
         change.device_id,
         active,
-        severity,
-        float(value),
+        threshold.severity,
+        None if number is None else float(number),
         limit,
-        f"{zh} {value:g}（限值 {limit:g}）",
-        f"{en} {value:g} (limit {limit:g})",
+        threshold.message_zh.format(**words),
+        threshold.message_en.format(**words),
         change.lon,
         change.lat,
     )
 
 
-def evaluate(change: StateChange, context: DeviceContext | None) -> list[Condition]:
-    """The conditions one new state raises or ends."""
+def evaluate(
+    change: StateChange,
+    context: DeviceContext | None,
+    kinds: Mapping[str, DeviceKind] | None = None,
+) -> list[Condition]:
+    """The conditions one new state raises or ends, by its kind's thresholds."""
     ctx = context or DeviceContext("", {}, {})
+    kind = (device_kinds() if kinds is None else kinds).get(change.kind)
+    if kind is None:
+        return []
     name = ctx.name or change.device_id
-    found: list[Condition | None] = []
-    if change.kind == "water_level":
-        level = change.reading.get("level_m")
-        warning = ctx.thresholds.get("warning_m")
-        danger = ctx.thresholds.get("danger_m")
-        if isinstance(level, int | float) and warning is not None:
-            found.append(
-                _above(
-                    change,
-                    "level_m",
-                    float(warning),
-                    "water_level.warning",
-                    3,
-                    f"{name} 水位超警戒",
-                    f"{name} water level above warning",
-                )
-            )
-            if danger is not None:
-                found.append(
-                    _above(
-                        change,
-                        "level_m",
-                        float(danger),
-                        "water_level.danger",
-                        4,
-                        f"{name} 水位超保证",
-                        f"{name} water level above danger",
-                    )
-                )
-    elif change.kind == "air":
-        for pollutant, limit in AIR_LIMITS.items():
-            found.append(
-                _above(
-                    change,
-                    pollutant,
-                    limit,
-                    f"air.{pollutant}",
-                    3,
-                    f"{name} {pollutant.upper()} 超标",
-                    f"{name} {pollutant} exceeds",
-                )
-            )
-    elif change.kind == "emission":
-        for field_name in EMISSION_FIELDS:
-            permit = ctx.limits.get(field_name)
-            if permit is not None:
-                found.append(
-                    _above(
-                        change,
-                        field_name,
-                        float(permit),
-                        f"emission.{field_name}",
-                        3,
-                        f"{name} 排放超许可",
-                        f"{name} emission above permit",
-                    )
-                )
-    elif change.kind == "water_quality":
-        for field_name, (limit, direction) in WATER_LIMITS.items():
-            value = change.reading.get(field_name)
-            if not isinstance(value, int | float):
-                continue
-            bad = value > limit if direction == "above" else value < limit
-            found.append(
-                Condition(
-                    change.kind,
-                    f"water_quality.{field_name}",
-                    change.device_id,
-                    bad,
-                    2,
-                    float(value),
-                    limit,
-                    f"{name} 水质 {field_name} 劣于III类",
-                    f"{name} water quality {field_name} worse than class III",
-                    change.lon,
-                    change.lat,
-                )
-            )
-        ph = change.reading.get("ph")
-        if isinstance(ph, int | float):
-            found.append(
-                Condition(
-                    change.kind,
-                    "water_quality.ph",
-                    change.device_id,
-                    not 6 <= ph <= 9,
-                    2,
-                    float(ph),
-                    None,
-                    f"{name} pH 异常 {ph:g}",
-                    f"{name} pH out of 6-9: {ph:g}",
-                    change.lon,
-                    change.lat,
-                )
-            )
-    elif change.kind == "soil":
-        vwc = change.reading.get("vwc_pct")
-        limit = float(ctx.thresholds.get("drought_vwc_pct", DROUGHT_VWC_PCT))
-        if isinstance(vwc, int | float):
-            dry = vwc < limit
-            if dry or vwc > limit * (1 + HYSTERESIS):
-                found.append(
-                    Condition(
-                        change.kind,
-                        "soil.drought",
-                        change.device_id,
-                        dry,
-                        2,
-                        float(vwc),
-                        limit,
-                        f"{name} 土壤墒情干旱 {vwc:g}%",
-                        f"{name} soil drought {vwc:g}%",
-                        change.lon,
-                        change.lat,
-                    )
-                )
-    elif change.kind == "signal":
-        fault = change.reading.get("fault")
-        if "fault" in change.reading:
-            found.append(
-                Condition(
-                    change.kind,
-                    "signal.fault",
-                    change.device_id,
-                    bool(fault),
-                    2,
-                    None,
-                    None,
-                    f"{name} 信号机故障：{fault}",
-                    f"{name} signal fault: {fault}",
-                    change.lon,
-                    change.lat,
-                )
-            )
-    elif change.kind == "vehicle":
-        found.append(
-            _above(
-                change,
-                "speed_kmh",
-                OVERSPEED_KMH,
-                "vehicle.overspeed",
-                2,
-                f"{name} 超速",
-                f"{name} overspeed",
-            )
-        )
+    found = (check(t, change, ctx, name) for t in kind.thresholds)
     return [c for c in found if c is not None]
 
 

@@ -22,7 +22,7 @@ from rich.text import Text
 
 from sensors.clock import CST
 from sensors.run import SimConfig, Simulator, SimulatorError, Stats
-from sensors.world import STATION_KINDS
+from sensors.world import station_kinds
 
 __all__ = ["register", "simulate"]
 
@@ -49,10 +49,11 @@ def _parse_kinds(text: str | None) -> frozenset[str] | None:
     if not text:
         return None
     kinds = frozenset(k.strip() for k in text.split(",") if k.strip())
-    unknown = sorted(kinds - set(STATION_KINDS))
+    known = station_kinds()
+    unknown = sorted(kinds - set(known))
     if unknown:
         raise ValueError(
-            f"--kinds: unknown station kind {', '.join(unknown)}; kinds: {', '.join(STATION_KINDS)}"
+            f"--kinds: unknown station kind {', '.join(unknown)}; kinds: {', '.join(known)}"
         )
     return kinds
 

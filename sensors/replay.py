@@ -16,10 +16,12 @@ import csv
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from realtime.readings import KINDS, Limits, Reading, validate
+from gis_core.application import device_kinds
+from realtime.readings import Limits, Reading, validate
 from sensors.clock import CST
 
 __all__ = ["BadRow", "ReplayPlan", "ReplayRow", "load_replay", "parse_ts"]
@@ -27,7 +29,12 @@ __all__ = ["BadRow", "ReplayPlan", "ReplayRow", "load_replay", "parse_ts"]
 REQUIRED = ("ts", "device_id", "kind")
 _POSITION = ("lon", "lat")
 # Checks of type and range only: where and when is the platform's business.
-_ANYWHERE = Limits((-180.0, -90.0, 180.0, 90.0), retention=timedelta(days=365 * 200))
+
+
+@cache
+def _anywhere() -> Limits:
+    """No bounds on place or age: a replay checks its values, not where or when."""
+    return Limits((-180.0, -90.0, 180.0, 90.0), retention=timedelta(days=365 * 200))
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,7 @@ def parse_ts(text: str) -> float:
 
 
 def _value(name: str, kind: str, text: str) -> Any:
-    spec = KINDS[kind][name][0]
+    spec = device_kinds()[kind].spec[name][0]
     if spec in ("num", "int"):
         try:
             number = float(text)
@@ -106,8 +113,8 @@ def _row(line: int, record: dict[str, str]) -> ReplayRow:
     kind = (record.get("kind") or "").strip()
     if not device_id:
         raise ValueError("device_id is empty")
-    if kind not in KINDS:
-        raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+    if kind not in device_kinds():
+        raise ValueError(f"kind {kind!r} is not one of {', '.join(device_kinds())}")
     ts = parse_ts(record.get("ts") or "")
     fields: dict[str, Any] = {}
     seq: int | None = None
@@ -130,10 +137,10 @@ def _row(line: int, record: dict[str, str]) -> ReplayRow:
         elif name == "crs":
             if text:
                 fields["crs"] = text
-        elif name in KINDS[kind]:
+        elif name in device_kinds()[kind].spec:
             if text:
                 fields[name] = _value(name, kind, text)
-            elif KINDS[kind][name][0] == "bool|str":
+            elif device_kinds()[kind].spec[name][0] == "bool|str":
                 fields[name] = None  # an empty fault cell: no fault
         elif text:
             raise ValueError(f"{name} is not a field of {kind} readings")
@@ -142,7 +149,7 @@ def _row(line: int, record: dict[str, str]) -> ReplayRow:
         device_id,
         kind,
         datetime.fromtimestamp(ts, CST),
-        _ANYWHERE,
+        _anywhere(),
     )
     if not isinstance(checked, Reading):
         raise ValueError(checked.detail)

@@ -8,11 +8,13 @@ epoch second ``t``, ``dt`` seconds after the previous reading.
 
 from __future__ import annotations
 
+import importlib
 import math
 import random
 from collections.abc import Sequence
 from typing import Any
 
+from gis_core.application import device_kinds
 from sensors.scenarios import Environment
 from sensors.world import StationSpec
 
@@ -26,6 +28,7 @@ __all__ = [
     "WaterLevelGauge",
     "WaterQualityStation",
     "build_stations",
+    "model_class",
 ]
 
 DEFAULT_PERMIT = {"so2_mgm3": 35.0, "nox_mgm3": 50.0, "dust_mgm3": 10.0}
@@ -55,6 +58,14 @@ class StationModel:
     def read(self, t: float, dt: float) -> dict[str, Any]:
         """The measurement fields at simulated epoch second ``t``."""
         raise NotImplementedError
+
+    @classmethod
+    def build_all(
+        cls, specs: Sequence[StationSpec], env: Environment, seed: int
+    ) -> list[StationModel]:
+        """The models of every station of this kind (a kind may spread something among
+        them, as the river gauges spread storm severities)."""
+        return [cls(spec, env, seed) for spec in specs]
 
     def _ar(self, state: float, sigma: float, keep: float = 0.85) -> float:
         """Next value of an AR(1) process with stationary standard deviation ``sigma``."""
@@ -192,6 +203,22 @@ class WaterLevelGauge(StationModel):
     """
 
     kind = "water_level"
+
+    @classmethod
+    def build_all(
+        cls, specs: Sequence[StationSpec], env: Environment, seed: int
+    ) -> list[StationModel]:
+        """Spread storm severities, so that a storm takes every gauge past its warning level
+        and about half of them past danger."""
+        order = list(range(len(specs)))
+        random.Random(f"{seed}-severity").shuffle(order)
+        severity = [1.2] * len(specs)
+        if len(specs) > 1:
+            for rank, i in enumerate(order):
+                severity[i] = 0.45 + 1.0 * (rank + 0.5) / len(specs)
+        return [
+            cls(spec, env, seed, severity=sev) for spec, sev in zip(specs, severity, strict=True)
+        ]
 
     def __init__(
         self, spec: StationSpec, env: Environment, seed: int, severity: float = 1.0
@@ -363,34 +390,28 @@ class SignalController(StationModel):
         return {"mode": mode, "phase": phase, "fault": self.fault}
 
 
-MODELS: dict[str, type[StationModel]] = {
-    m.kind: m
-    for m in (
-        AirStation,
-        EmissionStation,
-        WaterLevelGauge,
-        RainGauge,
-        SoilProbe,
-        WaterQualityStation,
-        SignalController,
-    )
-}
+def model_class(kind: str) -> type[StationModel] | None:
+    """The simulator model an installed device kind names (``DeviceKind.simulator``)."""
+    found = device_kinds().get(kind)
+    if found is None or found.simulator is None:
+        return None
+    module_name, _, class_name = found.simulator.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, StationModel)):
+        raise TypeError(f"kind {kind!r}: {found.simulator} is not a StationModel")
+    return cls
 
 
 def build_stations(specs: Sequence[StationSpec], env: Environment, seed: int) -> list[StationModel]:
-    """A model per station. River gauges get spread storm severities, so that a storm takes
-    every gauge past its warning level and about half of them past danger."""
-    gauges = [s for s in specs if s.kind == "water_level"]
-    order = list(range(len(gauges)))
-    random.Random(f"{seed}-severity").shuffle(order)
-    severity = {
-        gauges[i].device_id: 0.45 + 1.0 * (rank + 0.5) / len(gauges) if len(gauges) > 1 else 1.2
-        for rank, i in enumerate(order)
-    }
-    models: list[StationModel] = []
+    """A model per station of a kind that has one, each kind's built together (see
+    :meth:`StationModel.build_all`)."""
+    by_kind: dict[str, list[StationSpec]] = {}
     for spec in specs:
-        if spec.kind == "water_level":
-            models.append(WaterLevelGauge(spec, env, seed, severity=severity[spec.device_id]))
-        elif spec.kind in MODELS:
-            models.append(MODELS[spec.kind](spec, env, seed))
-    return models
+        by_kind.setdefault(spec.kind, []).append(spec)
+    models: list[StationModel] = []
+    for kind, group in by_kind.items():
+        cls = model_class(kind)
+        if cls is not None:
+            models.extend(cls.build_all(group, env, seed))
+    by_id = {m.spec.device_id: m for m in models}
+    return [by_id[s.device_id] for s in specs if s.device_id in by_id]

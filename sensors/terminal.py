@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from realtime import topics
 from sensors.fleet import Fleet
 
 __all__ = ["BadCommand", "Command", "Terminals", "parse_command"]
@@ -85,8 +86,8 @@ def parse_command(topic: str, payload: bytes) -> Command:
     BadCommand
         When the topic is not a command topic or the payload is not a valid command.
     """
-    parts = topic.split("/")
-    if len(parts) != 5 or parts[:2] != ["cz", "v1"] or parts[4] != "command" or not parts[3]:
+    target = topics.parse_command(topic)
+    if target is None or not target[1]:
         raise BadCommand(f"{topic!r} is not a command topic (cz/v1/KIND/DEVICE/command)")
     if len(payload) > MAX_PAYLOAD:
         raise BadCommand(f"the command is {len(payload)} bytes, more than {MAX_PAYLOAD}")
@@ -102,10 +103,10 @@ def parse_command(topic: str, payload: bytes) -> Command:
     incident_id = _identifier(body, "incident_id", cmd)
     assignment_id = _identifier(body, "assignment_id", cmd)
     if cmd == "release":
-        return Command(parts[3], cmd, incident_id, assignment_id)
+        return Command(target[1], cmd, incident_id, assignment_id)
     lon = _coordinate(body, "lon", 180.0, "longitude")
     lat = _coordinate(body, "lat", 90.0, "latitude")
-    return Command(parts[3], cmd, incident_id, assignment_id, lon, lat)
+    return Command(target[1], cmd, incident_id, assignment_id, lon, lat)
 
 
 class Terminals:

@@ -7,15 +7,21 @@ from typing import Any
 
 import psycopg
 
-from layers.reference.synth_iot import DEVICE_INTERVAL_S
+from gis_core.application import device_kinds
 from sensors.roads import RoadNetwork, load_roads
 
 __all__ = ["StationSpec", "VehicleSpec", "World", "load_world"]
 
-#: Reporting intervals when the registry does not say (seconds): those the reference data
-#: registers devices with.
-DEFAULT_INTERVAL_S = DEVICE_INTERVAL_S
-STATION_KINDS = ("air", "emission", "water_level", "rain", "soil", "water_quality", "signal")
+
+def station_kinds() -> list[str]:
+    """The installed fixed-device kinds the simulator has a model of."""
+    return [k.name for k in device_kinds().values() if k.simulator and not k.mobile]
+
+
+def default_interval_s(kind: str) -> float:
+    """A kind's reporting interval when the registry does not say (seconds)."""
+    found = device_kinds().get(kind)
+    return float(found.interval_s) if found is not None else 60.0
 
 
 @dataclass(frozen=True)
@@ -92,7 +98,7 @@ def load_world(conn: psycopg.Connection, *, roads: bool = True) -> World:
             crs="GCJ02"
             if str((r[3] or {}).get("crs", "")).upper() in ("GCJ02", "GCJ-02")
             else "WGS84",
-            interval_s=float(r[4] or DEFAULT_INTERVAL_S["vehicle"]),
+            interval_s=float(r[4] or default_interval_s("vehicle")),
             station=(float(r[5]), float(r[6])) if r[5] is not None else None,
             status=r[7] or "available",
         )
@@ -118,7 +124,7 @@ def load_world(conn: psycopg.Connection, *, roads: bool = True) -> World:
             name=r[3] or r[0],
             lon=r[4],
             lat=r[5],
-            interval_s=float(r[6] or DEFAULT_INTERVAL_S[r[1]]),
+            interval_s=float(r[6] or default_interval_s(r[1])),
             thresholds=dict(r[7] or {}),
             limits={k: float(v) for k, v in (r[8] or {}).items() if isinstance(v, int | float)},
             stack_height_m=r[9],
@@ -135,7 +141,7 @@ def load_world(conn: psycopg.Connection, *, roads: bool = True) -> World:
             WHERE d.kind = ANY(%s)
             ORDER BY d.kind, d.id
             """,
-            (list(STATION_KINDS),),
+            (station_kinds(),),
         ).fetchall()
     ]
     network = load_roads(conn) if roads and vehicles else None

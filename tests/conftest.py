@@ -66,7 +66,7 @@ def db_url(settings: Settings) -> str:
 @pytest.fixture(scope="session")
 def reference(db_url: str, settings: Settings) -> object:
     """The reference dataset, loaded once for the session."""
-    from apps.platform.cli import load_dataset
+    from layers.reference.load import load_dataset
 
     return load_dataset(settings, force=True)  # other modules may have written live rows
 

@@ -233,7 +233,7 @@ def test_geofences_can_be_imported_in_bulk(tmp_path: Any, db_url: str, reference
     geofences watched for vehicles (the default)."""
     from gis_core.db import connect
     from gis_core.io import read_features
-    from layers.catalog import builtin_catalog
+    from layers.catalog import installed_catalog
     from layers.user_layers import import_layer
 
     zones = {
@@ -260,7 +260,7 @@ def test_geofences_can_be_imported_in_bulk(tmp_path: Any, db_url: str, reference
     path = tmp_path / "zones.geojson"
     path.write_bytes(orjson.dumps(zones))
     with connect(db_url) as conn:
-        report = import_layer(conn, read_features(path), "geofences", catalog=builtin_catalog())
+        report = import_layer(conn, read_features(path), "geofences", catalog=installed_catalog())
         conn.commit()
     assert report.builtin and report.rows == 3
     got = rows(

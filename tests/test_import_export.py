@@ -38,7 +38,7 @@ from gis_core.io import (
     write_features,
 )
 from gis_core.settings import Settings
-from layers.catalog import builtin_catalog
+from layers.catalog import installed_catalog
 from layers.user_layers import ImportReport, export_layer, import_layer, user_layers
 
 pytestmark = pytest.mark.services
@@ -57,7 +57,7 @@ def conn(db_url: str) -> Iterator[psycopg.Connection]:
 
 def _import(db_url: str, result: ReadResult, layer_id: str, **kwargs: Any) -> ImportReport:
     with connect(db_url) as c:
-        report = import_layer(c, result, layer_id, catalog=builtin_catalog(), **kwargs)
+        report = import_layer(c, result, layer_id, catalog=installed_catalog(), **kwargs)
         c.commit()
     return report
 
@@ -588,7 +588,7 @@ def test_failed_import_leaves_callers_transaction_usable(tmp_path: Path, db_url:
         c.execute("CREATE TEMP TABLE caller_work (n int)")
         c.execute("INSERT INTO caller_work VALUES (1)")
         with pytest.raises(Conflict):
-            import_layer(c, result, "schools", catalog=builtin_catalog())
+            import_layer(c, result, "schools", catalog=installed_catalog())
         assert _scalar(c, "SELECT count(*) FROM caller_work") == 1
         c.rollback()
 
@@ -641,7 +641,7 @@ def test_export_builtin_layer_honours_its_filter(tmp_path: Path, db_url: str, co
     _import(db_url, read_features(shelter), "shelters")
     hospital = _csv(tmp_path / "h.csv", "name_zh,lon,lat\n和平医院,113.1,36.2\n")
     _import(db_url, read_features(hospital), "hospitals")
-    layer = builtin_catalog().get("shelters")
+    layer = installed_catalog().get("shelters")
     count = export_layer(conn, layer, tmp_path / "shelters.geojson")
     shelters = _scalar(conn, "SELECT count(*) FROM ref.poi WHERE category = 'shelter'")
     assert count == shelters >= 1

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from apps.reports.folium_map import build_report_map, leaflet_assets
 from gis_core.db import connect
-from layers.catalog import builtin_catalog
+from layers.catalog import installed_catalog
+from web.reports.folium_map import build_report_map, leaflet_assets
 
 pytestmark = pytest.mark.services
 
@@ -96,7 +96,7 @@ def test_report_with_login_sees_restricted_layers(client: TestClient, admin_pass
 
 
 def test_builder_takes_a_connection_and_catalog_layers(db_url: str, reference: object) -> None:
-    catalog = builtin_catalog()
+    catalog = installed_catalog()
     with connect(db_url) as conn:
         html = build_report_map(
             conn,

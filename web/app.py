@@ -11,14 +11,25 @@ from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
-from apps.dispatch.api import router as dispatch_router
+from gis_core.application import Installed, installed
 from gis_core.settings import Settings, get_settings
 from layers.catalog import builtin_catalog
-from realtime.ingest import LIVE_TOPIC
+from realtime import topics
 from realtime.live import LiveHub
 from realtime.mqtt import BrokerAddress, make_client
 from web import errors
-from web.routers import admin, auth, basemap, console, geofences, health, live, ogc, telemetry
+from web.routers import (
+    admin,
+    applications,
+    auth,
+    basemap,
+    console,
+    geofences,
+    health,
+    live,
+    ogc,
+    telemetry,
+)
 
 VERSION = "0.1.0"
 
@@ -43,8 +54,11 @@ def load_snapshot(pool: ConnectionPool, hub: LiveHub) -> None:
         hub.remember([*row[:6], orjson.loads(row[6])])
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, apps: Installed | None = None) -> FastAPI:
+    """The API with the installed applications (``apps``, default: the settings' list)."""
     settings = settings or get_settings()
+    apps = apps or installed(settings.platform.apps)
+    catalog = builtin_catalog(apps.layers)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         def on_connect(client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
             if not reason.is_failure:
-                client.subscribe([(LIVE_TOPIC, 0), ("cz/v1/alarms/#", 1), ("cz/v1/dispatch/#", 1)])
+                client.subscribe([(topics.LIVE, 0), (topics.ALARMS, 1), (topics.EVENTS, 1)])
 
         mqtt_client.on_connect = on_connect
         mqtt_client.on_message = lambda client, userdata, msg: hub.feed_threadsafe(
@@ -74,7 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mqtt_client.connect_async(broker.host, broker.port, keepalive=30)
         mqtt_client.loop_start()
         app.state.settings = settings
-        app.state.catalog = builtin_catalog()
+        app.state.catalog = catalog
+        app.state.apps = apps
         app.state.pool = pool
         app.state.mqtt = mqtt_client
         app.state.live = hub
@@ -106,6 +121,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(live.router)
     app.include_router(telemetry.router)
     app.include_router(geofences.router)
-    app.include_router(dispatch_router)
-    console.install(app)
+    app.include_router(applications.router)
+    for application in apps:
+        if application.router is not None:
+            app.include_router(application.router(), prefix=f"/{application.name}")
+    console.install(app, apps)
     return app

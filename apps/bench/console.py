@@ -256,7 +256,6 @@ def run_level(
 def load_city(env: BenchEnv, log: Log) -> None:
     """The reference city, small (5 % of synthetic objects, 1 km relief): the page draws a real
     base map and catalog layers under the fleet, not an empty canvas."""
-    from apps.platform.cli import load_dataset
     from gis_core.settings import (
         AuthSettings,
         DatabaseSettings,
@@ -265,6 +264,7 @@ def load_city(env: BenchEnv, log: Log) -> None:
         PlatformSettings,
         Settings,
     )
+    from layers.reference.load import load_dataset
 
     log("loading the reference city (small) for the base map")
     settings = Settings(

@@ -1,4 +1,5 @@
-"""The benchmark registry behind `changzhi bench NAME`."""
+"""The platform's own benchmarks behind `changzhi bench NAME`; each application adds its
+own through its descriptor (``Application.benches``)."""
 
 from __future__ import annotations
 
@@ -62,12 +63,6 @@ def bench_console(log: Log) -> dict[str, Any]:
     return run(log)
 
 
-def bench_dispatch(log: Log) -> dict[str, Any]:
-    from apps.bench.dispatch import bench_dispatch as run
-
-    return run(log)
-
-
 BENCHES: dict[str, Callable[..., dict[str, Any]]] = {
     "tiles": bench_tiles,
     "features": bench_features,
@@ -76,5 +71,4 @@ BENCHES: dict[str, Callable[..., dict[str, Any]]] = {
     "latency": bench_latency,
     "history": bench_history,
     "console": bench_console,
-    "dispatch": bench_dispatch,
 }

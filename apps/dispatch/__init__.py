@@ -1,2 +1,111 @@
 """Emergency dispatch (CAD): incidents, recommendations by road travel time, assignments,
-GPS-driven lifecycle, escalations, coverage analysis and CAP 1.2 alerts."""
+GPS-driven lifecycle, escalations, coverage analysis and CAP 1.2 alerts.
+
+This record is everything dispatch brings to the platform; the shared packages read it
+through :mod:`gis_core.application` and never import this package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from gis_core.application import (
+    Application,
+    DeviceKind,
+    Panel,
+    TelemetryField,
+    Threshold,
+    Worker,
+)
+from gis_core.layer import Layer
+
+HERE = Path(__file__).resolve().parent
+
+
+def _router() -> Any:
+    from apps.dispatch.api import router
+
+    return router
+
+
+def _cli(root: Any) -> None:
+    from apps.dispatch.cli import register
+
+    register(root)
+
+
+def _layers() -> Iterable[Layer]:
+    from apps.dispatch.layers import layers
+
+    return layers()
+
+
+def _monitor() -> Callable[[], None]:
+    from apps.dispatch.monitor import spawn_monitor
+
+    return spawn_monitor()
+
+
+def _bench(log: Callable[[str], None], **kwargs: Any) -> dict[str, Any]:
+    from apps.dispatch.bench import bench_dispatch
+
+    return bench_dispatch(log)
+
+
+VEHICLE = DeviceKind(
+    "vehicle",
+    "车辆",
+    "Vehicles",
+    (
+        TelemetryField("speed_kmh", "num", 0, 300, "km/h", "速度", "speed"),
+        TelemetryField("heading_deg", "num", 0, 360, "°", "航向", "heading"),
+        TelemetryField("status", "str", None, 32, "", "状态", "status"),
+        TelemetryField("battery_pct", "num", 0, 100, "%", "电量", "battery"),
+        TelemetryField("accuracy_m", "num", 0, 100_000, "m", "定位精度", "accuracy"),
+    ),
+    interval_s=5,
+    thresholds=(
+        Threshold(
+            "vehicle.overspeed",
+            "speed_kmh",
+            "above",
+            "{name} 超速 {value:g}（限值 {limit:g}）",
+            "{name} overspeed {value:g} (limit {limit:g})",
+            limit=120.0,
+        ),
+    ),
+    shape="arrow",
+    color="#ff7a45",
+    mobile=True,
+    primary_field="speed_kmh",
+    vendors=("北斗星联", "车联通", "导航天下"),
+)
+
+APP = Application(
+    name="dispatch",
+    title_zh="应急指挥调度",
+    title_en="Emergency dispatch",
+    description=__doc__ or "",
+    router=_router,
+    cli=_cli,
+    layers=_layers,
+    kinds=(VEHICLE,),
+    events=("incident", "assignment"),
+    workers=(Worker("dispatch-monitor", _monitor),),
+    models="apps.dispatch.models",
+    console=HERE / "console",
+    panels=(
+        Panel(
+            "incidents",
+            "incidents.js",
+            "事件与调度",
+            "Incidents and dispatch",
+            roles=("dispatcher", "supervisor"),
+            strings="strings.json",
+        ),
+    ),
+    roles=("dispatcher", "supervisor", "admin"),
+    benches={"dispatch": _bench},
+)

@@ -23,7 +23,7 @@ from gis_core.errors import InvalidInput, InvalidParameter
 from gis_core.identity import Principal
 from web.deps import ConnDep, CurrentUser, require_roles
 
-router = APIRouter(prefix="/dispatch", tags=["dispatch"])
+router = APIRouter(tags=["dispatch"])
 
 Operator = Annotated[Principal, Depends(require_roles("dispatcher", "supervisor"))]
 UNMATCHED_RESPONSE: dict[int | str, dict[str, Any]] = {

@@ -5,7 +5,7 @@ publish after each commit, feeds vehicle fixes to :class:`apps.dispatch.lifecycl
 and every ``monitor_tick_s`` seconds re-reads the live assignments and runs the timers. What
 follows is written to the database (assignment steps, suspect fixes, alarms in the ledger of
 ``realtime.rules``) and then announced: alarms on ``cz/v1/alarms/dispatch`` (for supervisors),
-lifecycle events on ``cz/v1/dispatch/events``. A unit seen back at its station is cleared, and
+lifecycle events on ``cz/v1/events/dispatch``. A unit seen back at its station is cleared, and
 its terminal gets a retained ``release`` (:mod:`apps.dispatch.terminals`), so that the order
 the broker keeps for it is no longer the finished dispatch; and on every connection to the
 broker the monitor restates every terminal's standing order from the database.
@@ -33,14 +33,14 @@ from apps.dispatch import incidents, lifecycle, terminals
 from apps.dispatch.plans import DispatchSettings, dispatch_settings
 from gis_core.errors import PlatformError
 from gis_core.settings import Settings
-from realtime import rules
-from realtime.ingest import LIVE_TOPIC
+from realtime import rules, topics
 from realtime.mqtt import BrokerAddress, make_client
 
 log = logging.getLogger(__name__)
 
-ALARM_TOPIC = "cz/v1/alarms/dispatch"
-EVENT_TOPIC = "cz/v1/dispatch/events"
+ALARM_TOPIC = topics.alarm("dispatch")
+EVENT_TOPIC = topics.event_topic("dispatch")
+LIVE_TOPIC = topics.LIVE
 AUDIENCE = ["supervisor"]
 
 # (device_id, ts seconds, lon, lat, speed_kmh)

@@ -33,6 +33,8 @@ from typing import Any, Protocol
 import orjson
 import psycopg
 
+from realtime import topics
+
 __all__ = [
     "COMMAND_QOS",
     "RETAIN",
@@ -67,8 +69,7 @@ class Publisher(Protocol):
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> Any: ...
 
 
-def command_topic(kind: str, device_id: str) -> str:
-    return f"cz/v1/{kind}/{device_id}/command"
+command_topic = topics.command
 
 
 def is_command_topic(topic: str) -> bool:

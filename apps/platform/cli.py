@@ -18,7 +18,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 from rich.text import Text
 
-from apps.dispatch.cli import register as register_dispatch
+from gis_core.application import Installed, SeamError, installed
 from gis_core.db import DatabaseUnavailable, connect, migrate, redact
 from gis_core.errors import PlatformError
 from gis_core.identity import IdentityError, count_users, create_user
@@ -48,7 +48,6 @@ app.add_typer(data_app, name="data")
 app.add_typer(devices_app, name="devices")
 register_io(app)
 register_simulate(app)
-register_dispatch(app)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 
@@ -57,6 +56,7 @@ err = Console(stderr=True)
 
 # What a user can get wrong, and the platform reports as one line instead of a traceback.
 USER_ERRORS = (
+    SeamError,
     ServiceError,
     DatabaseUnavailable,
     ConfigError,
@@ -183,34 +183,17 @@ def load_dataset(
     dem_resolution: float | None = None,
     force: bool = False,
 ) -> LoadReport:
-    from layers.reference.load import ensure_dem, load_reference
+    from layers.reference.load import load_dataset as load
 
-    scale = s.data.scale if scale is None else scale
-    seed = s.data.seed if seed is None else seed
-    resolution = dem_resolution or s.data.dem_resolution_m
-    if not 0 < scale <= 1:
-        raise ValueError("--scale must be in (0, 1]")
-    if not 10 <= resolution <= 2000:
-        raise ValueError("--dem-resolution must be between 10 and 2000 metres")
-    city_dir = s.platform.data_dir
-    if not (city_dir / "city.json").exists():
-        raise FileNotFoundError(f"no city data in {city_dir} (CHANGZHI_DATA_DIR)")
-    migrate(s.sqlalchemy_url)
-    with err.status("refining the DEM (once per resolution)..."):
-        dem = ensure_dem(s.platform.city, city_dir, s.platform.var_dir / "dem", resolution, seed)
-    with connect(s.database_url) as conn, err.status("loading the reference dataset...") as st:
-        report = load_reference(
-            conn,
-            city_dir,
-            city=s.platform.city,
-            seed=seed,
+    with err.status("loading the reference dataset...") as st:
+        return load(
+            s,
             scale=scale,
-            dem_path=dem,
+            seed=seed,
+            dem_resolution=dem_resolution,
             force=force,
             progress=lambda msg: st.update(msg + "..."),
         )
-        conn.commit()
-    return report
 
 
 # --------------------------------------------------------------------------- devices
@@ -244,10 +227,10 @@ def devices_status(
     """Devices by kind: online, offline (said so, or silent for 3 expected intervals) and
     never reported; --offline lists those heard from last first."""
     from realtime.health import device_health
-    from realtime.readings import KINDS
 
-    if kind is not None and kind not in KINDS:
-        raise fail(f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}")
+    kinds = installed().kinds
+    if kind is not None and kind not in kinds:
+        raise fail(f"unknown kind {kind!r}; kinds: {', '.join(kinds)}")
     if not 1 <= limit <= 5000:
         raise fail("--limit must be between 1 and 5000")
     with connect(settings().database_url) as conn:
@@ -427,12 +410,13 @@ def bench(
 
     from apps.bench.runner import BENCHES
 
-    if name not in BENCHES:
-        raise fail(f"no benchmark {name!r}; benchmarks: {', '.join(sorted(BENCHES))}")
+    benches = {**BENCHES, **{b: f for a in installed() for b, f in a.benches.items()}}
+    if name not in benches:
+        raise fail(f"no benchmark {name!r}; benchmarks: {', '.join(sorted(benches))}")
     kwargs = {"points": points} if points else {}
     _stop_on_sigterm()  # a killed benchmark still stops the services it started
     try:
-        result = BENCHES[name](lambda msg: err.print(f"[dim]{msg}[/]"), **kwargs)
+        result = benches[name](lambda msg: err.print(f"[dim]{msg}[/]"), **kwargs)
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         raise fail(f"benchmark {name} failed: {exc}") from None
     if as_json:
@@ -486,9 +470,10 @@ def up(
             from realtime.ingest import spawn_workers
 
             stops = spawn_workers(s.run.ingest_workers)
-            from apps.dispatch.monitor import spawn_monitor
-
-            stops.append(spawn_monitor())
+            for application in installed(s.platform.apps):
+                for worker in application.workers:
+                    stops.append(worker.spawn())
+                    out.print(f"{application.name}: {worker.name} running")
             if s.run.simulate:
                 stops.append(_start_simulator(s))
             server = uvicorn.Server(
@@ -580,8 +565,28 @@ def _ensure_first_admin(s: Settings) -> None:
     out.print(f"created the first account: [bold]admin[/] / [bold]{password}[/] (also in {path})")
 
 
+def install_applications(root: typer.Typer) -> SeamError | None:
+    """The composition root: each installed application's command group on ``changzhi``;
+    a wrong installation is returned, for :func:`main` to report before anything starts."""
+    try:
+        apps: Installed = installed()
+    except SeamError as exc:
+        return exc
+    for application in apps:
+        if application.cli is not None:
+            application.cli(root)
+    return None
+
+
+SEAM_ERROR = install_applications(app)
+
+
 def main() -> None:
     setup_logging(verbose=bool(os.environ.get("CHANGZHI_VERBOSE")))
+    if SEAM_ERROR is not None:
+        # One line naming the culprit, and nothing half-started.
+        err.print(f"[bold red]changzhi:[/] {SEAM_ERROR}", highlight=False, soft_wrap=True)
+        sys.exit(2)
     try:
         app()
     except USER_ERRORS as exc:

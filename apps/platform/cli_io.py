@@ -20,7 +20,7 @@ from gis_core.db import DatabaseUnavailable, connect
 from gis_core.errors import PlatformError
 from gis_core.io import READ_FORMATS, WRITE_FORMATS, read_features
 from gis_core.settings import ConfigError, get_settings
-from layers.catalog import Catalog, builtin_catalog
+from layers.catalog import Catalog, installed_catalog
 from layers.user_layers import BUILTIN_TARGETS, ImportReport, export_layer, import_layer
 from layers.user_layers import user_layers as load_user_layers
 
@@ -125,7 +125,7 @@ def import_file(
                 conn,
                 result,
                 layer,
-                catalog=builtin_catalog(),
+                catalog=installed_catalog(),
                 title_zh=title,
                 title_en=title,
                 roles=tuple(role or ()),
@@ -181,7 +181,7 @@ def _summary(report: ImportReport, converted: bool, encoding: str | None, notes:
 
 
 def _catalog(conn: psycopg.Connection) -> Catalog:
-    catalog = builtin_catalog()
+    catalog = installed_catalog()
     for extra in load_user_layers(conn):
         if extra.id not in catalog:
             catalog.add(extra)

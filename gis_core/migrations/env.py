@@ -1,30 +1,23 @@
 """Alembic environment: runs against the connection handed over by ``gis_core.db.migrate``."""
 
-from typing import Any
+import importlib
 
 from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import Connection, create_engine
 
-from gis_core.models import SCHEMAS, Base
-
-# Tables that extensions own (PostGIS, pgRouting) are not ours to diff.
-OUR_SCHEMAS = set(SCHEMAS)
-RAW_SQL_TABLES = {"dataset", "user_layer"}
+from gis_core.migrations.compare import include_object
+from gis_core.models import Base
 
 
-def include_object(
-    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
-) -> bool:
-    if type_ == "table":
-        if obj.schema not in OUR_SCHEMAS:
-            return False
-        if name and (name.startswith("telemetry") or name in RAW_SQL_TABLES):
-            return False  # created by raw SQL in the migrations
-    return bool(alembic_helpers.include_object(obj, name, type_, reflected, compare_to))
+def _import_models() -> None:
+    """The installed applications' models join ``Base.metadata``: one schema, one truth."""
+    for module in context.config.attributes.get("models", ()):
+        importlib.import_module(module)
 
 
 def run_on(connection: Connection) -> None:
+    _import_models()
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,

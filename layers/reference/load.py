@@ -17,7 +17,9 @@ import shapely
 
 from gis_core.bulk import copy_frame
 from gis_core.crs import CGCS2000_GK_CM114
+from gis_core.db import connect, migrate
 from gis_core.errors import Conflict
+from gis_core.settings import Settings
 
 # Load order respects foreign keys; truncation runs in reverse.
 TABLES = (
@@ -242,4 +244,46 @@ def load_reference(
             orjson.dumps(report.counts).decode(),
         ),
     )
+    return report
+
+
+def load_dataset(
+    settings: Settings,
+    *,
+    scale: float | None = None,
+    seed: int | None = None,
+    dem_resolution: float | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> LoadReport:
+    """Migrate, refine the DEM (once per resolution) and load the reference dataset, with the
+    settings' defaults for what is not given."""
+    say = progress or (lambda msg: None)
+    scale = settings.data.scale if scale is None else scale
+    seed = settings.data.seed if seed is None else seed
+    resolution = dem_resolution or settings.data.dem_resolution_m
+    if not 0 < scale <= 1:
+        raise ValueError("--scale must be in (0, 1]")
+    if not 10 <= resolution <= 2000:
+        raise ValueError("--dem-resolution must be between 10 and 2000 metres")
+    city_dir = settings.platform.data_dir
+    if not (city_dir / "city.json").exists():
+        raise FileNotFoundError(f"no city data in {city_dir} (CHANGZHI_DATA_DIR)")
+    migrate(settings.sqlalchemy_url)
+    say("refining the DEM (once per resolution)")
+    dem = ensure_dem(
+        settings.platform.city, city_dir, settings.platform.var_dir / "dem", resolution, seed
+    )
+    with connect(settings.database_url) as conn:
+        report = load_reference(
+            conn,
+            city_dir,
+            city=settings.platform.city,
+            seed=seed,
+            scale=scale,
+            dem_path=dem,
+            force=force,
+            progress=say,
+        )
+        conn.commit()
     return report

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -12,57 +12,17 @@ import shapely
 from scipy.spatial import cKDTree
 from shapely.geometry import Point
 
+from gis_core.application import device_kinds
 from layers.reference.synth_city import City
 from layers.reference.synth_roads import RoadNetwork, VillageSet
 
 __all__ = [
-    "DEVICE_DEPARTMENT",
-    "DEVICE_INTERVAL_S",
     "make_devices",
     "make_sites",
     "make_units",
 ]
 
 FloatArray = npt.NDArray[np.float64]
-
-DEVICE_INTERVAL_S: Final = {
-    "vehicle": 5,
-    "air": 600,
-    "emission": 600,
-    "water_level": 300,
-    "rain": 300,
-    "soil": 3600,
-    "water_quality": 3600,
-    "signal": 60,
-}
-DEVICE_DEPARTMENT: Final = {
-    "air": "environment",
-    "emission": "environment",
-    "soil": "water",
-    "water_level": "water",
-    "rain": "water",
-    "water_quality": "water",
-    "signal": "traffic",
-}
-_PREFIX: Final = {
-    "air": "AIR",
-    "emission": "EMS",
-    "water_level": "WL",
-    "rain": "RAIN",
-    "soil": "SOIL",
-    "water_quality": "WQ",
-    "signal": "SIG",
-}
-_VENDORS: Final = {
-    "air": ("环测仪器", "蓝天监测", "清风环境"),
-    "emission": ("环测仪器", "正源环保", "恒测科技"),
-    "water_level": ("水文仪器", "江河测控", "安澜科技"),
-    "rain": ("水文仪器", "云雨测控", "安澜科技"),
-    "soil": ("墒情科技", "农丰测控"),
-    "water_quality": ("清源水质", "水文仪器"),
-    "signal": ("畅行交通", "智联信号"),
-    "vehicle": ("北斗星联", "车联通", "导航天下"),
-}
 
 
 def _spread(
@@ -132,13 +92,17 @@ def make_sites(
             return ""
         return villages.name_zh[int(vtree.query([x, y])[1])][:-1]
 
+    installed = device_kinds()
+
     def add(kind: str, name: str, x: float, y: float, **extra: Any) -> None:
+        if kind not in installed:
+            return  # its application is not installed: no site, no device
         code = str(city.district_codes(x, y)[0])
         key = (kind, code)
         counters[key] = counters.get(key, 0) + 1
         rows.append(
             {
-                "id": f"{_PREFIX[kind]}-{code}-{counters[key]:03d}",
+                "id": f"{installed[kind].id_prefix}-{code}-{counters[key]:03d}",
                 "kind": kind,
                 "name_zh": name,
                 "district_code": code,
@@ -331,24 +295,28 @@ def make_devices(
 ) -> pd.DataFrame:
     """One device per monitoring site and one vehicle terminal per unit."""
     rows: list[dict[str, Any]] = []
+    kinds = device_kinds()
     for s in sites.itertuples():
-        kind = str(s.kind)
+        kind = kinds[str(s.kind)]
         rows.append(
             {
                 "id": f"D-{s.id}",
-                "kind": kind,
-                "department_code": DEVICE_DEPARTMENT[kind],
+                "kind": kind.name,
+                "department_code": kind.department,
                 "site_id": s.id,
                 "name_zh": f"{s.name_zh}数据采集仪",
-                "expected_interval_s": DEVICE_INTERVAL_S[kind],
+                "expected_interval_s": kind.interval_s,
                 "attributes": {
-                    "vendor": str(rng.choice(_VENDORS[kind])),
-                    "model": f"{_PREFIX[kind]}-{int(rng.integers(1, 9)) * 100}",
+                    "vendor": str(rng.choice(kind.vendors)),
+                    "model": f"{kind.id_prefix}-{int(rng.integers(1, 9)) * 100}",
                     "crs": "WGS84",
                 },
             }
         )
+    vehicle = kinds.get("vehicle")
     for u in units.itertuples():
+        if vehicle is None:
+            break  # dispatch is not installed: no vehicle terminals
         gcj = bool(rng.random() < 0.2)
         rows.append(
             {
@@ -357,9 +325,9 @@ def make_devices(
                 "department_code": u.department_code,
                 "site_id": None,
                 "name_zh": f"{u.call_sign}车载终端",
-                "expected_interval_s": DEVICE_INTERVAL_S["vehicle"],
+                "expected_interval_s": vehicle.interval_s,
                 "attributes": {
-                    "vendor": str(rng.choice(_VENDORS["vehicle"])),
+                    "vendor": str(rng.choice(vehicle.vendors)),
                     "crs": "GCJ02" if gcj else "WGS84",
                 },
             }

@@ -22,10 +22,11 @@ from psycopg.rows import dict_row
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from apps.reports.folium_map import ReportError, build_report_map
+from gis_core.application import Installed
 from gis_core.errors import InvalidParameter, NotFound
 from gis_core.features import BBox
 from web.deps import ConnDep, CurrentUser, OptionalUser
+from web.reports.folium_map import ReportError, build_report_map
 from web.routers.ogc import CatalogDep
 
 CONSOLE_DIR = Path(__file__).resolve().parents[1] / "console"
@@ -147,13 +148,25 @@ def report_map(
     )
 
 
-def install(app: FastAPI) -> None:
-    """Mount the console, its static files and the report endpoint on ``app`` (idempotent)."""
+def install(app: FastAPI, apps: Installed) -> None:
+    """Mount the console, its static files, each installed application's panels (under
+    ``apps/<name>/``) and the report endpoint on ``app`` (idempotent)."""
     if getattr(app.state, "console_version", None):
         return
-    version = static_version()
+    panels = {a.name: a.console for a in apps if a.console is not None}
+    digest = hashlib.sha256(static_version().encode())
+    for name, folder in sorted(panels.items()):
+        digest.update(f"{name}:{static_version(folder)}".encode())
+    version = digest.hexdigest()[:12]
     app.state.console_version = version
     app.include_router(router)
+    # The applications' folders first: the console's own mount below would claim their paths.
+    for name, folder in panels.items():
+        app.mount(
+            f"/console/static/{version}/apps/{name}",
+            ConsoleStatic(directory=folder),
+            name=f"console-{name}",
+        )
     app.mount(
         f"/console/static/{version}",
         ConsoleStatic(directory=CONSOLE_DIR),

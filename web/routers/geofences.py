@@ -18,9 +18,9 @@ from shapely.errors import GEOSException
 from shapely.geometry import MultiPolygon, Polygon, shape
 from shapely.validation import explain_validity
 
+from gis_core.application import device_kinds
 from gis_core.errors import InvalidInput, NotFound
 from gis_core.identity import Principal, audit
-from realtime.readings import KINDS
 from web.deps import ConnDep, CurrentUser, client_address, require_roles
 
 router = APIRouter(tags=["geofences"])
@@ -51,9 +51,9 @@ class GeofenceIn(BaseModel):
     @field_validator("kinds")
     @classmethod
     def _known_kinds(cls, kinds: list[str]) -> list[str]:
-        unknown = sorted(set(kinds) - set(KINDS))
+        unknown = sorted(set(kinds) - set(device_kinds()))
         if unknown:
-            raise ValueError(f"unknown device kinds {unknown}; kinds: {', '.join(KINDS)}")
+            raise ValueError(f"unknown device kinds {unknown}; kinds: {', '.join(device_kinds())}")
         return sorted(set(kinds))
 
     @field_validator("name_zh")

@@ -16,11 +16,15 @@ def health(request: Request) -> dict[str, Any]:
     try:
         with state.pool.connection(timeout=3) as conn:
             postgis = conn.execute("SELECT postgis_lib_version()").fetchone()
-            revision = conn.execute("SELECT version_num FROM public.alembic_version").fetchone()
+            heads = conn.execute(
+                "SELECT string_agg(version_num, ',' ORDER BY version_num)"
+                " FROM public.alembic_version"
+            ).fetchone()
             database = {
                 "status": "ok",
                 "postgis": postgis[0] if postgis else None,
-                "schema_revision": revision[0] if revision else None,
+                # The core's revision and each installed application's branch head.
+                "schema_revision": heads[0] if heads else None,
             }
     except Exception as exc:  # any failure here is the answer, not a crash
         database = {"status": "unavailable", "error": str(exc).splitlines()[0][:200]}

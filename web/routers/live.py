@@ -24,11 +24,11 @@ import orjson
 from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
+from gis_core.application import device_kinds
 from gis_core.errors import NotFound
 from gis_core.identity import Principal
-from layers.catalog import builtin_catalog
+from layers.catalog import installed_catalog
 from realtime.live import Filter, LiveHub, Subscriber
-from realtime.readings import KINDS
 from web.deps import principal_from_token
 
 router = APIRouter(tags=["live"])
@@ -38,7 +38,7 @@ EVENT_LAYERS = {"alarm": "alarms", "incident": "incidents"}
 
 def hidden_events(principal: Principal) -> frozenset[str]:
     """The event types this user may not see: what a layer hides is not sent either."""
-    catalog = builtin_catalog()
+    catalog = installed_catalog()
     hidden = set()
     for event_type, layer_id in EVENT_LAYERS.items():
         try:
@@ -55,7 +55,7 @@ def parse_filter(kinds: Any, bbox: Any) -> Filter:
         names = kinds.split(",") if isinstance(kinds, str) else kinds
         if not isinstance(names, list) or not all(isinstance(k, str) for k in names):
             raise ValueError("kinds: device kinds, as text a,b or a list of strings")
-        unknown = [k for k in names if k not in KINDS]
+        unknown = [k for k in names if k not in device_kinds()]
         if unknown:
             raise ValueError(f"unknown kinds: {', '.join(unknown)[:200]}")
         kind_set = frozenset(names)

@@ -45,7 +45,7 @@ def get_catalog(request: Request, conn: ConnDep) -> Catalog:
     state = request.app.state
     now = time.monotonic()
     if now - getattr(state, "catalog_at", 0.0) > CATALOG_TTL_S:
-        catalog = builtin_catalog()
+        catalog = builtin_catalog(state.apps.layers)
         for layer in user_layers(conn):
             if layer.id not in catalog:
                 catalog.add(layer)

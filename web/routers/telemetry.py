@@ -9,10 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from psycopg.rows import dict_row
 
+from gis_core.application import device_kinds
 from gis_core.errors import Conflict, InvalidParameter, NotFound
 from gis_core.identity import Principal, audit
 from realtime import health
-from realtime.readings import KINDS
 from web.deps import ConnDep, CurrentUser, client_address, require_roles
 
 router = APIRouter(tags=["telemetry"])
@@ -42,8 +42,8 @@ def devices(
     kind: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> list[dict[str, Any]]:
-    if kind is not None and kind not in KINDS:
-        raise InvalidParameter(f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}")
+    if kind is not None and kind not in device_kinds():
+        raise InvalidParameter(f"unknown kind {kind!r}; kinds: {', '.join(device_kinds())}")
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             """
@@ -158,7 +158,7 @@ def series(
     max_points: Annotated[int, Query(ge=2, le=20_000)] = 1000,
 ) -> dict[str, Any]:
     """A measurement over time, averaged in buckets (min/max/count kept)."""
-    known = {f for spec in KINDS.values() for f in spec}
+    known = {f for kind in device_kinds().values() for f in kind.spec}
     if field not in known:
         raise InvalidParameter(f"unknown field {field!r}")
     start, end = _window(start, end)
@@ -280,8 +280,8 @@ def device_health(
 ) -> dict[str, Any]:
     """Field devices by kind: online, offline, never reported; and the offline ones, those
     heard from last first (``offline_total`` says how many there are beyond ``limit``)."""
-    if kind is not None and kind not in KINDS:
-        raise InvalidParameter(f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}")
+    if kind is not None and kind not in device_kinds():
+        raise InvalidParameter(f"unknown kind {kind!r}; kinds: {', '.join(device_kinds())}")
     if department is not None:
         if "\x00" in department:  # PostgreSQL text cannot hold it: the client's error
             raise InvalidParameter("department must not contain NUL characters")

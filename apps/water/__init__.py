@@ -1,0 +1,91 @@
+"""Water (水资源, 墒情/旱情, 水环境): the soil-moisture probes and water-quality stations it
+reads and their threshold alarms; resources, drought and water quality build on them."""
+
+from __future__ import annotations
+
+from gis_core.application import Application, DeviceKind, TelemetryField, Threshold
+
+
+def _class_iii(field: str, label: str, test: str, limit: float) -> Threshold:
+    # GB 3838-2002 class III, the usual target of a river section here.
+    return Threshold(
+        f"water_quality.{field}",
+        field,
+        "above" if test == "above" else "below",
+        "{name} 水质 " + label + " 劣于III类",
+        "{name} water quality " + label + " worse than class III",
+        limit=limit,
+        hysteresis=False,
+    )
+
+
+SOIL = DeviceKind(
+    "soil",
+    "墒情站",
+    "Soil probes",
+    (
+        TelemetryField("vwc_pct", "num", 0, 100, "%", "体积含水量", "water content"),
+        TelemetryField("temp_c", "num", -50, 80, "°C", "土壤温度", "soil temperature"),
+    ),
+    interval_s=3600,
+    thresholds=(
+        Threshold(
+            "soil.drought",
+            "vwc_pct",
+            "below",
+            "{name} 土壤墒情干旱 {value:g}%",
+            "{name} soil drought {value:g}%",
+            limit=12.0,
+            site_key="drought_vwc_pct",
+        ),
+    ),
+    shape="dot",
+    color="#d4b106",
+    primary_field="vwc_pct",
+    department="water",
+    id_prefix="SOIL",
+    vendors=("墒情科技", "农丰测控"),
+    simulator="sensors.stations:SoilProbe",
+)
+WATER_QUALITY = DeviceKind(
+    "water_quality",
+    "水质站",
+    "Water quality",
+    (
+        TelemetryField("ph", "num", 0, 14, "", "pH", "pH"),
+        TelemetryField("do_mgl", "num", 0, 30, "mg/L", "溶解氧", "dissolved oxygen"),
+        TelemetryField("cod_mgl", "num", 0, 5000, "mg/L", "化学需氧量", "COD"),
+        TelemetryField("nh3n_mgl", "num", 0, 1000, "mg/L", "氨氮", "ammonia nitrogen"),
+    ),
+    interval_s=3600,
+    thresholds=(
+        _class_iii("cod_mgl", "cod_mgl", "above", 20.0),
+        _class_iii("nh3n_mgl", "nh3n_mgl", "above", 1.0),
+        _class_iii("do_mgl", "do_mgl", "below", 5.0),
+        Threshold(
+            "water_quality.ph",
+            "ph",
+            "outside",
+            "{name} pH 异常 {value:g}",
+            "{name} pH out of 6-9: {value:g}",
+            low=6.0,
+            high=9.0,
+        ),
+    ),
+    shape="circle",
+    color="#13c2c2",
+    primary_field="cod_mgl",
+    department="water",
+    id_prefix="WQ",
+    vendors=("清源水质", "水文仪器"),
+    simulator="sensors.stations:WaterQualityStation",
+)
+
+APP = Application(
+    name="water",
+    title_zh="水资源与水环境",
+    title_en="Water",
+    description=__doc__ or "",
+    kinds=(SOIL, WATER_QUALITY),
+    roles=("planner", "inspector", "supervisor", "admin"),
+)
