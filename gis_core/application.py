@@ -245,10 +245,11 @@ class Installed:
                     f"application {app.name!r} needs {', '.join(missing)}, which "
                     "CHANGZHI_APPS does not install"
                 )
-            if app.migrations is not None and not app.migrations.is_dir():
-                raise SeamError(
-                    f"application {app.name!r}: its migrations folder {app.migrations} is missing"
-                )
+            for what, folder in (("migrations", app.migrations), ("console", app.console)):
+                if folder is not None and not folder.is_dir():
+                    raise SeamError(
+                        f"application {app.name!r}: its {what} folder {folder} is missing"
+                    )
         self._check_unique("device kind", [(k.name, a.name) for a in self for k in a.kinds])
         for app in self.applications:
             for kind in app.kinds:

@@ -8,20 +8,16 @@ through :mod:`gis_core.application` and never import this package.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from gis_core.application import (
     Application,
     DeviceKind,
-    Panel,
     TelemetryField,
     Threshold,
     Worker,
 )
 from gis_core.layer import Layer
-
-HERE = Path(__file__).resolve().parent
 
 
 def _router() -> Any:
@@ -95,17 +91,6 @@ APP = Application(
     events=("incident", "assignment"),
     workers=(Worker("dispatch-monitor", _monitor),),
     models="apps.dispatch.models",
-    console=HERE / "console",
-    panels=(
-        Panel(
-            "incidents",
-            "incidents.js",
-            "事件与调度",
-            "Incidents and dispatch",
-            roles=("dispatcher", "supervisor"),
-            strings="strings.json",
-        ),
-    ),
     roles=("dispatcher", "supervisor", "admin"),
     benches={"dispatch": _bench},
 )
