@@ -19,7 +19,7 @@ turns it into a 30–90 m DEM in a metric CRS that stays true to the real grid a
 The result is a *refinement*, not a survey: say so wherever it is shown (the GeoTIFF tags do).
 
 ``render_tile`` serves XYZ / WebMercatorQuad PNG tiles (hillshade, hypsometric tint or both) from
-such a DEM; ``TileCache`` keeps rendered tiles on disk.
+such a DEM; ``ReliefTileStore`` keeps rendered tiles on disk.
 
 Examples
 --------
@@ -56,11 +56,15 @@ from scipy import ndimage, sparse
 from shapely.geometry import LineString, MultiLineString, box
 from shapely.geometry.base import BaseGeometry
 
+from gis_core import tilematrix
+from gis_core.plane import M_PER_DEG_LON_EQUATOR
+from gis_core.tilematrix import TileOutOfRange
+
 __all__ = [
     "DEFAULT_RAMP",
     "NODATA",
     "STYLES",
-    "TileCache",
+    "ReliefTileStore",
     "TileOutOfRange",
     "clear_dataset_cache",
     "dem_stats",
@@ -76,12 +80,10 @@ Style: TypeAlias = Literal["hillshade", "hypsometric", "shaded_relief"]
 
 NODATA: Final = -32768.0
 STYLES: Final = ("hillshade", "hypsometric", "shaded_relief")
-MAX_ZOOM: Final = 22
 SOURCE_CITATION: Final = (
     "NOAA ETOPO1 1 arc-minute global relief model (Amante & Eakins 2009, NOAA Technical "
     "Memorandum NESDIS NGDC-24, doi:10.7289/V5C8276M), public domain"
 )
-_MERC_HALF: Final = 20037508.342789244
 _EARTH_R: Final = 6378137.0
 _CHUNK_PIXELS: Final = 1 << 22
 _NODE_STEP: Final = 16
@@ -103,10 +105,6 @@ DEFAULT_RAMP: Final[tuple[tuple[float, tuple[int, int, int]], ...]] = (
     (3000.0, (196, 186, 180)),
     (4500.0, (248, 248, 248)),
 )
-
-
-class TileOutOfRange(ValueError):
-    """A z/x/y outside the WebMercatorQuad tile matrix set (z 0..22, 0 <= x, y < 2**z)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -1005,25 +1003,8 @@ def hypsometric_tint(
 # --------------------------------------------------------------------------------------------
 
 
-def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
-    """EPSG:3857 bounds (minx, miny, maxx, maxy) of WebMercatorQuad tile z/x/y.
-
-    Raises
-    ------
-    TileOutOfRange
-        For z outside 0..22 or x, y outside 0..2**z - 1.
-    """
-    if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in (z, x, y)):
-        raise TileOutOfRange(f"tile indices must be integers: {z}/{x}/{y}")
-    if not 0 <= z <= MAX_ZOOM:
-        raise TileOutOfRange(f"zoom {z} outside 0..{MAX_ZOOM}")
-    n = 1 << int(z)
-    if not (0 <= x < n and 0 <= y < n):
-        raise TileOutOfRange(f"tile {z}/{x}/{y} outside the {n}x{n} matrix")
-    size = 2 * _MERC_HALF / n
-    minx = -_MERC_HALF + x * size
-    maxy = _MERC_HALF - y * size
-    return minx, maxy - size, minx + size, maxy
+# The relief tiles are WebMercatorQuad tiles (gis_core.tilematrix).
+tile_bounds = tilematrix.bounds
 
 
 @dataclass(frozen=True)
@@ -1115,7 +1096,7 @@ def _warp_to_tile(
     used from several threads.
     """
     level, factor = -1, 1
-    step = info.res if info.crs.is_projected else info.res * 111_320.0
+    step = info.res if info.crs.is_projected else info.res * M_PER_DEG_LON_EQUATOR
     for k, f in enumerate(info.overviews):
         if step * f <= ground:
             level, factor = k, f
@@ -1289,8 +1270,8 @@ def render_tile(
     return _encode_png(rgba)
 
 
-class TileCache:
-    """Rendered tiles on disk as ``cache_dir / style / z / x / y.png``.
+class ReliefTileStore:
+    """Rendered relief tiles on disk as ``cache_dir / style / z / x / y.png``.
 
     Writes go to a temporary file in the same directory and are moved into place, so concurrent
     readers and writers never see a partial tile. Tiles that miss the DEM are not stored (they

@@ -22,6 +22,10 @@ import shapely
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
+from gis_core.errors import InvalidInput
+from gis_core.network import graph_for
+from gis_core.plane import LocalPlane
+
 __all__ = ["TOWN_CLASSES", "Path", "Projection", "RoadNetwork", "Snap", "load_roads"]
 
 FloatArray = npt.NDArray[np.float64]
@@ -30,30 +34,10 @@ FloatArray = npt.NDArray[np.float64]
 TOWN_CLASSES = frozenset({"arterial", "secondary", "local"})
 DRIVEWAY_KMH = 15.0  # off-network legs: station yards, access tracks to a scene
 CORNER_KMH = 25.0  # speed through a sharp turn
-_M_PER_DEG_LAT = 110_574.0
-_M_PER_DEG_LON_EQ = 111_320.0
 
 
-@dataclass(frozen=True)
-class Projection:
-    """Local equirectangular projection: lon/lat <-> metres about (lon0, lat0)."""
-
-    lon0: float
-    lat0: float
-
-    @property
-    def kx(self) -> float:
-        return _M_PER_DEG_LON_EQ * math.cos(math.radians(self.lat0))
-
-    def to_xy(self, lon: Any, lat: Any) -> tuple[Any, Any]:
-        """Metres east and north of the origin."""
-        return (np.asarray(lon) - self.lon0) * self.kx, (np.asarray(lat) - self.lat0) * (
-            _M_PER_DEG_LAT
-        )
-
-    def to_lonlat(self, x: float, y: float) -> tuple[float, float]:
-        """Back to lon/lat (scalars)."""
-        return self.lon0 + x / self.kx, self.lat0 + y / _M_PER_DEG_LAT
+# The simulator's roads on the platform's local metric plane.
+Projection = LocalPlane
 
 
 @dataclass(frozen=True)
@@ -488,26 +472,22 @@ class RoadNetwork:
 
 
 def load_roads(conn: psycopg.Connection) -> RoadNetwork | None:
-    """The routable network from ``ref.road`` (None when the table is empty)."""
-    rows = conn.execute(
-        """
-        SELECT source, target, cost_s, reverse_cost_s, speed_kmh, road_class,
-               ST_AsBinary(geom)
-        FROM ref.road
-        WHERE source IS NOT NULL AND target IS NOT NULL AND geom IS NOT NULL
-        ORDER BY id
-        """
-    ).fetchall()
-    if not rows:
+    """The simulator's view of the platform's road graph (gis_core.network): the same edges,
+    closures and slowdowns in force (None when the network is empty)."""
+    try:
+        graph = graph_for(conn)
+    except InvalidInput:
         return None
-    geoms = shapely.from_wkb([bytes(r[6]) for r in rows])
-    lines = [np.asarray(shapely.get_coordinates(g), float) for g in geoms]
+    closed = graph.closed
+    slow = np.where(closed, 1.0, graph.speed_factor)
+    offsets = graph.coord_offset
+    lines = [graph.coords[offsets[i] : offsets[i + 1]] for i in range(graph.edges)]
     return RoadNetwork(
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-        [r[2] if r[2] is not None else -1 for r in rows],
-        [r[3] if r[3] is not None else -1 for r in rows],
-        [r[4] or 30.0 for r in rows],
-        [r[5] or "local" for r in rows],
+        graph.node_id[graph.src],
+        graph.node_id[graph.tgt],
+        np.where(closed, -1.0, graph.cost / slow),
+        np.where(closed | (graph.rcost < 0), -1.0, graph.rcost / slow),
+        graph.speed_kmh * slow,
+        [str(c) for c in graph.road_class],
         lines,
     )

@@ -27,12 +27,13 @@ import random
 from dataclasses import dataclass
 from datetime import datetime
 
+from gis_core.plane import M_PER_DEG_LAT, LocalPlane
 from sensors.clock import CST
 
 __all__ = ["SCENARIOS", "Environment", "StormBand"]
 
 SCENARIOS = ("normal", "storm", "drought", "pollution")
-_KM_PER_DEG_LAT = 110.574
+_KM_PER_DEG_LAT = M_PER_DEG_LAT / 1000
 
 
 def _smoothstep(x: float) -> float:
@@ -123,7 +124,7 @@ class Environment:
         rng = random.Random(f"env-{seed}")
         minx, miny, maxx, maxy = bbox
         self.lon0, self.lat0 = (minx + maxx) / 2, (miny + maxy) / 2
-        self.kx = _KM_PER_DEG_LAT * 1.0068 * math.cos(math.radians(self.lat0))
+        self.kx = LocalPlane(self.lon0, self.lat0).kx / 1000  # km in a degree of longitude
         # Extent of the area along the storm's motion, in km, and its width across.
         b = math.radians(self.storm.bearing_deg)
         self.ux, self.uy = math.sin(b), math.cos(b)

@@ -355,3 +355,12 @@ def test_the_probe_kind_is_ingested_and_raises_its_alarm(probe_settings: Setting
     finally:
         worker.stop()
         thread.join(10)
+
+
+@pytest.mark.parametrize("module", ["gis_core.application", "gis_core.plane", "realtime.topics"])
+def test_the_examples_in_the_docstrings_hold(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0

@@ -15,6 +15,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from apps.dispatch.plans import INCIDENT_TYPES
+from gis_core.plane import degrees_for
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 SENDER = "dispatch@changzhi.gov.cn"
@@ -32,8 +33,7 @@ def cap_time(t: datetime) -> str:
 
 def circle_polygon(lon: float, lat: float, radius_m: float, n: int = POLYGON_VERTICES) -> str:
     """A closed ring of ``lat,lon`` pairs around a point, as CAP writes polygons."""
-    dlat = radius_m / 110_574.0
-    dlon = radius_m / (111_320.0 * math.cos(math.radians(lat)))
+    dlon, dlat = degrees_for(radius_m, lat)
     pts = []
     for k in range(n):
         a = 2 * math.pi * k / n

@@ -23,20 +23,13 @@ Rules
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from apps.dispatch.plans import DispatchSettings
+from gis_core.plane import metres
 
-_M_PER_DEG_LAT = 110_574.0
-_M_PER_DEG_LON = 111_320.0
-
-
-def metres(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """Distance on a local plane: good to a fraction of a percent over tens of kilometres."""
-    k = math.cos(math.radians((lat1 + lat2) / 2))
-    return math.hypot((lon2 - lon1) * _M_PER_DEG_LON * k, (lat2 - lat1) * _M_PER_DEG_LAT)
+__all__ = ["metres"]
 
 
 @dataclass(frozen=True)
