@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import threading
 import time
 from collections import OrderedDict
@@ -37,17 +36,17 @@ from typing import Any
 
 from psycopg import Connection, sql
 
+from gis_core import tilematrix
 from gis_core.errors import NotFound
 from gis_core.layer import Layer
+from gis_core.tilematrix import HALF_WORLD, TileOutOfRange
 
 log = logging.getLogger(__name__)
 
 EXTENT = 4096
 BUFFER = 64
-MAX_ZOOM = 22
 # Half a pixel at 4096 per tile, in metres of Web Mercator at zoom 0.
 _PIXEL_M_Z0 = 40075016.68557849 / EXTENT / 2
-_HALF_WORLD = 20037508.342789244
 
 # Tile units per cell side: 8 px of a 256-px tile, 16 px as MapLibre draws vector tiles (512),
 # so at most 1,024 points a tile. Clustering libraries gather within 40-80 px (supercluster's
@@ -65,20 +64,15 @@ COUNT_ZOOM = 16
 _GENERALIZATION_FORMAT = "cells-v2"
 
 
-def tile_containing(lon: float, lat: float, z: int) -> tuple[int, int]:
-    """(col, row) of the WebMercatorQuad tile at zoom ``z`` that holds a lon/lat point."""
-    n = 1 << z
-    x = int((lon + 180) / 360 * n)
-    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
-    return x, y
+tile_containing = tilematrix.containing
 
 
 def check_tile_address(z: int, x: int, y: int) -> None:
-    if not 0 <= z <= MAX_ZOOM:
-        raise NotFound(f"tileMatrix {z} is outside WebMercatorQuad (0..{MAX_ZOOM})")
-    n = 1 << z
-    if not (0 <= x < n and 0 <= y < n):
-        raise NotFound(f"tile {z}/{y}/{x} (row/col) lies outside the matrix (0..{n - 1})")
+    """A tile outside the matrix is a resource that does not exist (404)."""
+    try:
+        tilematrix.check(z, x, y)
+    except TileOutOfRange as exc:
+        raise NotFound(str(exc)) from None
 
 
 def generalizable(layer: Layer) -> bool:
@@ -227,10 +221,10 @@ def _stored_cells_tile(
 def _tile_position(geom: sql.Composable) -> tuple[sql.Composable, sql.Composable]:
     """The point's position in the tile in tile units, the same arithmetic as the cells."""
     px = sql.SQL("floor((ST_X({g}) + {h}) / {w} * %(scale)s)::bigint - %(x)s::bigint * {e}").format(
-        g=geom, h=sql.Literal(_HALF_WORLD), w=sql.Literal(2 * _HALF_WORLD), e=sql.Literal(EXTENT)
+        g=geom, h=sql.Literal(HALF_WORLD), w=sql.Literal(2 * HALF_WORLD), e=sql.Literal(EXTENT)
     )
     py = sql.SQL("floor(({h} - ST_Y({g})) / {w} * %(scale)s)::bigint - %(y)s::bigint * {e}").format(
-        g=geom, h=sql.Literal(_HALF_WORLD), w=sql.Literal(2 * _HALF_WORLD), e=sql.Literal(EXTENT)
+        g=geom, h=sql.Literal(HALF_WORLD), w=sql.Literal(2 * HALF_WORLD), e=sql.Literal(EXTENT)
     )
     return px, py
 
@@ -437,8 +431,8 @@ def generalize(conn: Connection, layer: Layer) -> Generalization:
         ).format(
             tiles=sql.Literal(float(1 << COUNT_ZOOM)),
             id=sql.Identifier(layer.id_column),
-            h=sql.Literal(_HALF_WORLD),
-            w=sql.Literal(2 * _HALF_WORLD),
+            h=sql.Literal(HALF_WORLD),
+            w=sql.Literal(2 * HALF_WORLD),
             table=table,
             g=geom,
             where=where,
@@ -610,7 +604,7 @@ def refresh(
 # --------------------------------------------------------------------------- cache
 
 
-class TileCache:
+class TileLRU:
     """A bounded in-process LRU of tiles by content size; thread-safe."""
 
     def __init__(self, max_bytes: int) -> None:
@@ -659,7 +653,7 @@ class TileService:
     def __init__(
         self, connect: ConnectionFactory, cache_bytes: int = 64 << 20, retry_s: float = 10.0
     ) -> None:
-        self.cache = TileCache(cache_bytes)
+        self.cache = TileLRU(cache_bytes)
         self._connect = connect
         self._retry_s = retry_s
         self._pending: dict[tuple[str, bool], float] = {}  # when a refresh was started

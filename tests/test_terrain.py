@@ -20,7 +20,7 @@ from shapely.geometry import LineString
 
 from gis_core.terrain import (
     NODATA,
-    TileCache,
+    ReliefTileStore,
     TileOutOfRange,
     dem_stats,
     hillshade,
@@ -299,7 +299,7 @@ def test_rendering_from_many_threads_is_consistent(dem: Path) -> None:
 
 
 def test_tile_cache_writes_atomically_and_serves_repeats(dem: Path, tmp_path: Path) -> None:
-    cache = TileCache(dem, tmp_path / "tiles")
+    cache = ReliefTileStore(dem, tmp_path / "tiles")
     x, y = tile_containing(113.2, 36.35, 10)
     first = cache.get(10, x, y, "hypsometric")
     path = tmp_path / "tiles" / "hypsometric" / "10" / str(x) / f"{y}.png"

@@ -9,15 +9,15 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 
 from gis_core.errors import NotFound
-from gis_core.terrain import STYLES, TileCache, TileOutOfRange
+from gis_core.terrain import STYLES, ReliefTileStore, TileOutOfRange
 from web.deps import ConnDep, SettingsDep
 
 router = APIRouter(prefix="/basemap", tags=["base map"])
 
 
-def tile_cache(request: Request, conn: ConnDep, settings: SettingsDep) -> TileCache:
+def tile_cache(request: Request, conn: ConnDep, settings: SettingsDep) -> ReliefTileStore:
     """The tile cache of the DEM the loaded dataset names (looked up once, then kept)."""
-    cache: TileCache | None = getattr(request.app.state, "basemap", None)
+    cache: ReliefTileStore | None = getattr(request.app.state, "basemap", None)
     if cache is not None:
         return cache
     row = conn.execute(
@@ -28,12 +28,12 @@ def tile_cache(request: Request, conn: ConnDep, settings: SettingsDep) -> TileCa
     dem = Path(row[0])
     if not dem.exists():
         raise NotFound(f"the DEM {dem.name} is missing: run `changzhi data load`")
-    cache = TileCache(dem, settings.platform.var_dir / "tiles" / dem.stem)
+    cache = ReliefTileStore(dem, settings.platform.var_dir / "tiles" / dem.stem)
     request.app.state.basemap = cache
     return cache
 
 
-CacheDep = Annotated[TileCache, Depends(tile_cache)]
+CacheDep = Annotated[ReliefTileStore, Depends(tile_cache)]
 
 
 @router.get("")
