@@ -204,6 +204,26 @@ class RoadNode(Base):
     geom: Mapped[Any] = mapped_column(geom("POINT"))
 
 
+class RoadClosure(Base):
+    """A road closed (``speed_factor`` 0) or slowed by an application or an operator; the
+    road graph honours the strictest one in force (gis_core.network)."""
+
+    __tablename__ = "road_closure"
+    __table_args__ = (
+        CheckConstraint("speed_factor >= 0 AND speed_factor <= 1", name="factor"),
+        Index("ix_road_closure_road_id", "road_id"),
+        {"schema": "ref"},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    road_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("ref.road.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+    speed_factor: Mapped[float] = mapped_column(Double, server_default=text("0"))
+    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class Village(Base):
     """Villages of the gazetteer (names from the division codes, places synthesized)."""
 

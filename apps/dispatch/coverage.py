@@ -17,7 +17,6 @@ node from which the most uncovered residents would be reached within T minutes.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +28,8 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from apps.dispatch.plans import DispatchSettings, dispatch_settings
-from apps.dispatch.routing import RoadGraph, graph_for, snap
+from apps.dispatch.routing import RoadGraph, graph_for, graph_version, snap
+from gis_core.cache import PerDatabase, dataset_version
 from gis_core.errors import InvalidInput, InvalidParameter
 
 FloatArray = npt.NDArray[np.float64]
@@ -201,7 +201,7 @@ def compute(
     minutes = tuple(sorted(set(minutes)))
     s = settings or dispatch_settings()
     graph = graph_for(conn)
-    cells = _cells_for(conn, graph, s)
+    cells = _cells_for(conn, s)
     stations = [
         {"id": r[0], "name_zh": r[1], "district_code": r[2], "lon": r[3], "lat": r[4]}
         for r in conn.execute(
@@ -228,21 +228,22 @@ def compute(
     return Coverage(category, minutes, stations, seconds, cells, districts)
 
 
-_cells_cache: dict[tuple[str, int], Cells] = {}
-_lock = threading.Lock()
+# Cells are snapped to the graph and priced at the access speed: one copy per database and
+# access speed, rebuilt when the roads or the dataset change.
+_cells: dict[float, PerDatabase[Cells]] = {}
 
 
-def _cells_for(conn: psycopg.Connection, graph: RoadGraph, s: DispatchSettings) -> Cells:
-    key = (f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}", graph.version)
-    row = conn.execute("SELECT coalesce(max(loaded_at)::text, '') FROM ref.dataset").fetchone()
-    full_key = (key[0] + (row[0] if row else ""), key[1])
-    with _lock:
-        cells = _cells_cache.get(full_key)
-        if cells is None:
-            cells = load_cells(conn, graph, s)
-            _cells_cache.clear()
-            _cells_cache[full_key] = cells
-    return cells
+def _cells_for(conn: psycopg.Connection, s: DispatchSettings) -> Cells:
+    held = _cells.get(s.access_speed_kmh)
+    if held is None:
+        held = _cells.setdefault(
+            s.access_speed_kmh,
+            PerDatabase(
+                lambda c: (graph_version(c), dataset_version(c)),
+                lambda c: load_cells(c, graph_for(c), s),
+            ),
+        )
+    return held.get(conn)
 
 
 def suggest_stations(

@@ -17,7 +17,6 @@ minimum, is an :class:`Unmatched` error carrying suggestions.
 from __future__ import annotations
 
 import re
-import threading
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import psycopg
 from rapidfuzz import fuzz, process
 
+from gis_core.cache import PerDatabase, dataset_version
 from gis_core.errors import InvalidInput
 
 KIND_RANK = {"poi": 0, "intersection": 0, "village": 1, "road": 2, "town": 3, "district": 4}
@@ -57,7 +57,6 @@ class Entry:
 
 @dataclass
 class Gazetteer:
-    loaded_key: str
     entries: list[Entry]
     districts: dict[str, str]  # name_zh -> code
     district_names: dict[str, str]  # code -> name_zh
@@ -80,8 +79,6 @@ def normalize(text: str) -> str:
 
 
 def load_gazetteer(conn: psycopg.Connection) -> Gazetteer:
-    row = conn.execute("SELECT coalesce(max(loaded_at)::text, '') FROM ref.dataset").fetchone()
-    key = row[0] if row else ""
     entries: list[Entry] = []
     districts: dict[str, str] = {}
     city_names: list[str] = []
@@ -124,9 +121,7 @@ def load_gazetteer(conn: psycopg.Connection) -> Gazetteer:
         entries.append(Entry(normalize(name), "poi", code, lon, lat, category))
         if address:
             entries.append(Entry(normalize(address), "poi", code, lon, lat, f"address of {name}"))
-    gaz = Gazetteer(
-        key, entries, districts, {v: k for k, v in districts.items()}, tuple(city_names)
-    )
+    gaz = Gazetteer(entries, districts, {v: k for k, v in districts.items()}, tuple(city_names))
     node_rows = conn.execute(
         """
         SELECT r.name_zh, r.district_code, n.id, ST_X(n.geom), ST_Y(n.geom)
@@ -142,23 +137,12 @@ def load_gazetteer(conn: psycopg.Connection) -> Gazetteer:
     return gaz
 
 
-_cache: dict[str, Gazetteer] = {}
-_lock = threading.Lock()
+_gazetteers: PerDatabase[Gazetteer] = PerDatabase(dataset_version, load_gazetteer)
 
 
 def gazetteer_for(conn: psycopg.Connection) -> Gazetteer:
     """The gazetteer of this database, rebuilt when the dataset has been reloaded."""
-    db = f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}"
-    row = conn.execute("SELECT coalesce(max(loaded_at)::text, '') FROM ref.dataset").fetchone()
-    key = row[0] if row else ""
-    gaz = _cache.get(db)
-    if gaz is None or gaz.loaded_key != key:
-        with _lock:
-            gaz = _cache.get(db)
-            if gaz is None or gaz.loaded_key != key:
-                gaz = load_gazetteer(conn)
-                _cache[db] = gaz
-    return gaz
+    return _gazetteers.get(conn)
 
 
 def _as_match(

@@ -27,7 +27,6 @@ whole graph each time, snapping in SQL.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -43,8 +42,30 @@ from scipy.sparse.csgraph import dijkstra
 from shapely import ops as shapely_ops
 
 from apps.dispatch.plans import DispatchSettings, dispatch_settings
-from gis_core.crs import CGCS2000_GK_CM114, WGS84, transform, transform_geometry
-from gis_core.errors import InvalidInput, InvalidParameter
+from gis_core.errors import InvalidParameter
+from gis_core.network import (
+    EPS_COST,
+    RoadGraph,
+    Snaps,
+    build_graph,
+    graph_for,
+    graph_version,
+    load_graph,
+    snap,
+    to_metric,
+)
+
+# The road graph and snapping are the platform's (gis_core.network); dispatch routes on them.
+__all__ = [
+    "RoadGraph",
+    "Snaps",
+    "build_graph",
+    "graph_for",
+    "graph_version",
+    "load_graph",
+    "snap",
+    "to_metric",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -52,203 +73,6 @@ IntArray = npt.NDArray[np.int64]
 # Fewer metres than any degree of latitude or (at the equator) longitude holds, with room for
 # the scale factor of the metric projection.
 M_PER_DEG_FLOOR = 110_000.0
-_EPS_COST = 1e-6  # scipy's graphs drop explicit zeros: a zero-cost arc still needs a weight
-
-
-# --------------------------------------------------------------------------- the graph
-
-
-@dataclass
-class RoadGraph:
-    """``ref.road`` in memory: arrays per edge, CSR matrices per direction, metric geometry."""
-
-    version: int
-    edge_id: IntArray
-    src: IntArray  # node index of the edge's source
-    tgt: IntArray
-    cost: FloatArray
-    rcost: FloatArray  # < 0: the reverse direction is closed (one-way)
-    length: FloatArray
-    node_id: IntArray  # node index -> ref.road_node id
-    geoms_m: npt.NDArray[Any]  # EPSG:4547 linestrings
-    geoms_wgs: npt.NDArray[Any]
-    v_max: float  # fastest speed on the graph, m/s
-    reverse: csr_matrix  # reverse[v, u] = time of the arc u -> v; one spare row for the scene
-    forward: csr_matrix  # forward[u, v] = time of the arc u -> v
-    rev_edge: IntArray  # edge index of each stored arc of ``reverse``, in CSR order
-    tree: shapely.STRtree = field(repr=False)
-    node_x: FloatArray = field(repr=False)  # metric position of each node
-    node_y: FloatArray = field(repr=False)
-    node_reach_m: FloatArray = field(repr=False)  # longest edge at each node
-    node_speed: FloatArray = field(repr=False)  # fastest edge at each node, m/s
-    coords: FloatArray = field(repr=False)  # every edge's WGS84 vertices, edge after edge
-    coord_offset: IntArray = field(repr=False)  # edge index -> first row in ``coords``
-    arc_lookup: dict[int, int] = field(default_factory=dict, repr=False)  # tail*(n+1)+head
-    edge_index: dict[int, int] = field(default_factory=dict, repr=False)
-
-    @property
-    def nodes(self) -> int:
-        return len(self.node_id)
-
-    @property
-    def edges(self) -> int:
-        return len(self.edge_id)
-
-
-def graph_version(conn: psycopg.Connection) -> int:
-    row = conn.execute("SELECT version FROM ref.road_graph_version").fetchone()
-    return int(row[0]) if row else 0
-
-
-def load_graph(conn: psycopg.Connection) -> RoadGraph:
-    """Read ``ref.road`` into a :class:`RoadGraph`."""
-    version = graph_version(conn)
-    rows = conn.execute(
-        """
-        SELECT id, source, target, cost_s, reverse_cost_s, length_m, ST_AsBinary(geom)
-        FROM ref.road
-        WHERE source IS NOT NULL AND target IS NOT NULL AND cost_s >= 0
-        ORDER BY id
-        """
-    ).fetchall()
-    if not rows:
-        raise InvalidInput("the road network is empty: load the reference dataset first")
-    edge_id = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-    s_id = np.fromiter((r[1] for r in rows), np.int64, len(rows))
-    t_id = np.fromiter((r[2] for r in rows), np.int64, len(rows))
-    cost = np.fromiter((r[3] for r in rows), np.float64, len(rows))
-    rcost = np.fromiter((r[4] for r in rows), np.float64, len(rows))
-    length = np.fromiter((r[5] for r in rows), np.float64, len(rows))
-    geoms_wgs = shapely.from_wkb([bytes(r[6]) for r in rows])
-    return build_graph(version, edge_id, s_id, t_id, cost, rcost, length, geoms_wgs)
-
-
-def build_graph(
-    version: int,
-    edge_id: IntArray,
-    s_id: IntArray,
-    t_id: IntArray,
-    cost: FloatArray,
-    rcost: FloatArray,
-    length: FloatArray,
-    geoms_wgs: npt.NDArray[Any],
-) -> RoadGraph:
-    node_id, inverse = np.unique(np.concatenate([s_id, t_id]), return_inverse=True)
-    n_edges = len(edge_id)
-    src, tgt = inverse[:n_edges].astype(np.int64), inverse[n_edges:].astype(np.int64)
-    n = len(node_id)
-    back = rcost >= 0
-    # Arcs: every edge forwards, and backwards where open.
-    tail = np.concatenate([src, tgt[back]])
-    head = np.concatenate([tgt, src[back]])
-    weight = np.maximum(np.concatenate([cost, rcost[back]]), _EPS_COST)
-    arc_edge = np.concatenate([np.arange(n_edges), np.flatnonzero(back)])
-    keep = tail != head  # a loop never shortens a path
-    tail, head, weight, arc_edge = tail[keep], head[keep], weight[keep], arc_edge[keep]
-    # Parallel edges: keep the cheapest arc per (tail, head).
-    order = np.lexsort((weight, tail, head))
-    tail, head, weight, arc_edge = tail[order], head[order], weight[order], arc_edge[order]
-    cheapest = np.ones(len(order), bool)
-    cheapest[1:] = (head[1:] != head[:-1]) | (tail[1:] != tail[:-1])
-    tail, head = tail[cheapest], head[cheapest]
-    weight, arc_edge = weight[cheapest], arc_edge[cheapest]
-    # Reverse CSR, rows = heads (sorted by head, then tail), plus an empty row for the scene.
-    indptr = np.zeros(n + 2, np.int64)
-    np.add.at(indptr, head + 1, 1)
-    indptr = np.cumsum(indptr)
-    reverse = csr_matrix((weight, tail.astype(np.int32), indptr), shape=(n + 1, n + 1))
-    forward = csr_matrix((weight, (tail, head)), shape=(n + 1, n + 1))
-    geoms_m = transform_geometry(geoms_wgs, WGS84, CGCS2000_GK_CM114)
-    coords, coord_idx = shapely.get_coordinates(geoms_wgs, return_index=True)
-    first = shapely.get_point(geoms_m, 0)
-    last = shapely.get_point(geoms_m, -1)
-    node_x, node_y = np.zeros(n), np.zeros(n)
-    node_x[src], node_y[src] = shapely.get_x(first), shapely.get_y(first)
-    node_x[tgt], node_y[tgt] = shapely.get_x(last), shapely.get_y(last)
-    speed = np.where(cost > 0, length / np.maximum(cost, _EPS_COST), 0.0)
-    reach, fastest = np.zeros(n), np.full(n, 1e-3)
-    for ends in (src, tgt):
-        np.maximum.at(reach, ends, length)
-        np.maximum.at(fastest, ends, speed)
-    graph = RoadGraph(
-        version=version,
-        edge_id=edge_id,
-        src=src,
-        tgt=tgt,
-        cost=cost,
-        rcost=rcost,
-        length=length,
-        node_id=node_id,
-        geoms_m=geoms_m,
-        geoms_wgs=geoms_wgs,
-        v_max=float(speed.max()) if len(speed) else 1.0,
-        reverse=reverse,
-        forward=forward,
-        rev_edge=arc_edge.astype(np.int64),
-        tree=shapely.STRtree(geoms_m),
-        node_x=node_x,
-        node_y=node_y,
-        node_reach_m=reach,
-        node_speed=fastest,
-        coords=coords,
-        coord_offset=np.append(np.searchsorted(coord_idx, np.arange(n_edges)), len(coords)),
-    )
-    graph.arc_lookup = dict(zip((tail * (n + 1) + head).tolist(), arc_edge.tolist(), strict=True))
-    graph.edge_index = {int(e): i for i, e in enumerate(edge_id)}
-    return graph
-
-
-_cache: dict[str, RoadGraph] = {}
-_cache_lock = threading.Lock()
-
-
-def graph_for(conn: psycopg.Connection) -> RoadGraph:
-    """The in-memory graph of this database, reloaded when ``ref.road`` has changed."""
-    key = f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}"
-    version = graph_version(conn)
-    graph = _cache.get(key)
-    if graph is not None and graph.version == version:
-        return graph
-    with _cache_lock:
-        graph = _cache.get(key)
-        if graph is None or graph.version != version:
-            graph = load_graph(conn)
-            _cache[key] = graph
-    return graph
-
-
-# --------------------------------------------------------------------------- snapping
-
-
-@dataclass(frozen=True)
-class Snaps:
-    """Positions snapped to the network: arrays aligned with the positions given."""
-
-    edge: IntArray  # edge index (not id)
-    fraction: FloatArray  # along the edge from its source, 0..1
-    distance_m: FloatArray  # from the position to the road
-    x: FloatArray  # the positions, metric
-    y: FloatArray
-
-
-def to_metric(lon: Any, lat: Any) -> tuple[FloatArray, FloatArray]:
-    x, y = transform(np.asarray(lon, float), np.asarray(lat, float), WGS84, CGCS2000_GK_CM114)
-    return np.atleast_1d(np.asarray(x, float)), np.atleast_1d(np.asarray(y, float))
-
-
-def snap(graph: RoadGraph, lon: Any, lat: Any) -> Snaps:
-    """Snap WGS84 positions to their nearest road edge."""
-    x, y = to_metric(lon, lat)
-    if len(x) == 0:
-        empty = np.zeros(0)
-        return Snaps(np.zeros(0, np.int64), empty, empty, empty, empty)
-    points = shapely.points(x, y)
-    (pi, ei), dist = graph.tree.query_nearest(points, return_distance=True, all_matches=False)
-    edge = np.zeros(len(x), np.int64)
-    distance = np.full(len(x), np.inf)
-    edge[pi], distance[pi] = ei, dist
-    fraction = shapely.line_locate_point(graph.geoms_m[edge], points, normalized=True)
-    return Snaps(edge, np.clip(np.nan_to_num(fraction), 0.0, 1.0), distance, x, y)
 
 
 # --------------------------------------------------------------------------- travel times
@@ -272,10 +96,10 @@ def field_to(graph: RoadGraph, scene: Snaps, limit: float = np.inf) -> Field:
     n = graph.nodes
     # The scene is a virtual node on its edge: reached from the source going forwards, and
     # from the target going backwards where the edge is open that way.
-    heads, weights = [int(graph.src[e])], [max(g * graph.cost[e], _EPS_COST)]
+    heads, weights = [int(graph.src[e])], [max(g * graph.cost[e], EPS_COST)]
     if graph.rcost[e] >= 0:
         heads.append(int(graph.tgt[e]))
-        weights.append(max((1.0 - g) * graph.rcost[e], _EPS_COST))
+        weights.append(max((1.0 - g) * graph.rcost[e], EPS_COST))
     base = graph.reverse
     indptr = base.indptr.copy()
     indptr[-1] += len(heads)
