@@ -307,7 +307,7 @@ def test_layers_follow_the_role(console_url: str, artifacts: Path, platform: Pla
     def incident() -> dict[str, str]:
         # An incident change, announced as dispatch does; viewers may not read incidents.
         event = {"type": "incident", "event": "created", "id": 990001, "address": marker}
-        platform.client.publish("cz/v1/dispatch/events", orjson.dumps(event), qos=1)
+        platform.client.publish("cz/v1/events/dispatch", orjson.dumps(event), qos=1)
         return {"marker": marker}
 
     result = run_scenario(

@@ -22,7 +22,7 @@ from psycopg.rows import dict_row
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from gis_core.application import Installed
+from gis_core.application import Installed, installed
 from gis_core.errors import InvalidParameter, NotFound
 from gis_core.features import BBox
 from web.deps import ConnDep, CurrentUser, OptionalUser
@@ -148,11 +148,12 @@ def report_map(
     )
 
 
-def install(app: FastAPI, apps: Installed) -> None:
+def install(app: FastAPI, apps: Installed | None = None) -> None:
     """Mount the console, its static files, each installed application's panels (under
     ``apps/<name>/``) and the report endpoint on ``app`` (idempotent)."""
     if getattr(app.state, "console_version", None):
         return
+    apps = apps or installed()
     panels = {a.name: a.console for a in apps if a.console is not None}
     digest = hashlib.sha256(static_version().encode())
     for name, folder in sorted(panels.items()):
