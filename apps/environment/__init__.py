@@ -1,0 +1,1 @@
+"""Environmental supervision: air quality, pollution-source data, dispersion and exceedances."""
