@@ -301,21 +301,22 @@ def iaqi(
     bp = np.asarray(column.concentrations)
     top = bp.size - 1
     # Segment k spans (bp[k-1], bp[k]]; at a breakpoint both neighbours give the same value.
+    # NaN sorts past the end and stays NaN through the arithmetic.
     k = np.clip(np.searchsorted(bp, c, side="left"), 1, top)
-    lo, hi = bp[k - 1], bp[k]
-    i_lo, i_hi = IAQI_STEPS[k - 1], IAQI_STEPS[k]
-    raw = (i_hi - i_lo) / (hi - lo) * (c - lo) + i_lo
-    # Rounding to 1e-9 first keeps 50.000000000001 (float noise) from becoming 51.
-    index = np.ceil(np.round(raw, 9))
+    slope = np.diff(IAQI_STEPS[: top + 1]) / np.diff(bp)
+    offset = IAQI_STEPS[:top] - slope * bp[:top]
+    raw = np.take(slope, k - 1) * c + np.take(offset, k - 1)
+    # The small tolerance keeps 50.000000000001 (float noise) from becoming 51.
+    index = np.ceil(raw - 1e-9)
     beyond = c > bp[top]
+    if not beyond.any():
+        return index
     key = _ALIASES.get(indicator, indicator)
     if standard == HJ633_2026 and key in _CAPPED_2026:
-        index = np.where(beyond, _CAPPED_2026[key], index)
-    elif standard == HJ633_2012 and key in ("so2_1h", "o3_8h"):
-        index = np.where(beyond, np.nan, index)
-    else:
-        index = np.where(beyond, 500.0, index)
-    return np.where(np.isnan(c), np.nan, index)
+        return np.where(beyond, _CAPPED_2026[key], index)
+    if standard == HJ633_2012 and key in ("so2_1h", "o3_8h"):
+        return np.where(beyond, np.nan, index)
+    return np.where(beyond, 500.0, index)
 
 
 @dataclass(frozen=True)
@@ -390,12 +391,15 @@ def level(aqi: float) -> AqiLevel:
 def _combine(
     standard: str, report: str, indices: dict[str, NDArray[np.float64]], required: int
 ) -> AqiArrays:
-    stack = np.stack(list(indices.values()))
-    available = ~np.isnan(stack)
-    any_available = available.any(axis=0)
-    # fmax ignores NaN; rows with nothing at all stay NaN.
-    aqi = np.where(any_available, np.fmax.reduce(np.where(available, stack, -1.0), axis=0), np.nan)
-    complete = np.asarray(available[:required].all(axis=0), dtype=bool)
+    values = list(indices.values())
+    # fmax skips NaN; a row with nothing at all stays NaN.
+    aqi = values[0]
+    for more in values[1:]:
+        aqi = np.fmax(aqi, more)
+    any_available = ~np.isnan(aqi)
+    complete = np.ones(aqi.shape, dtype=bool)
+    for more in values[:required]:
+        complete &= ~np.isnan(more)
     # 2026 §5.3.1: an incomplete report is published only when the AQI still exceeds 100.
     publishable = np.asarray(
         complete | (aqi > 100) if standard == HJ633_2026 else any_available, dtype=bool
