@@ -476,8 +476,9 @@ class PacketReader:
             return Hj212Error("bad_crc", f"CRC field {crc_text!r} is not hex")
         computed = crc16(segment)
         if sent != computed:
-            return Hj212Error("bad_crc", f"sent {crc_text.decode('ascii', 'replace')}, "
-                              f"computed {computed:04X}")  # fmt: skip
+            return Hj212Error(
+                "bad_crc", f"sent {crc_text.decode('ascii', 'replace')}, computed {computed:04X}"
+            )
         try:
             text = segment.decode("ascii")
         except UnicodeDecodeError:

@@ -136,9 +136,9 @@ def test_answers() -> None:
     assert answer.flag == 4 and not answer.need_ack
     assert hj212.decode(hj212.request_answer(request)).cp.params == {"QnRtn": "1"}
     assert hj212.decode(hj212.execution_result(request, 2)).cp.params == {"ExeRtn": "2"}
-    assert hj212.data_answer(request).endswith(b"CP=&&&&" + b"%04X\r\n" % hj212.crc16(
-        hj212.data_answer(request)[6:-6]
-    ))  # fmt: skip
+    assert hj212.data_answer(request).endswith(
+        b"CP=&&&&" + b"%04X\r\n" % hj212.crc16(hj212.data_answer(request)[6:-6])
+    )
 
 
 def test_reader_split_across_reads_byte_by_byte() -> None:
