@@ -1,0 +1,16 @@
+"""The examples in the modules' docstrings run and give what they say."""
+
+from __future__ import annotations
+
+import doctest
+
+import pytest
+
+from apps.environment import aqi, exceedance, hj212, plume
+
+
+@pytest.mark.parametrize("module", [aqi, hj212, plume, exceedance])
+def test_docstring_examples(module: object) -> None:
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)  # type: ignore[arg-type]
+    assert result.attempted > 0
+    assert result.failed == 0
