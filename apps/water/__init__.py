@@ -1,0 +1,1 @@
+"""Water: surface water quality, drought, water-resources permits and upstream tracing."""
