@@ -1,0 +1,1 @@
+"""Flood application: hydrology, rainfall, runoff, inundation and evacuation."""
