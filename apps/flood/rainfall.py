@@ -49,7 +49,7 @@ class RainSurface:
     notes: list[str] = field(default_factory=list)
 
 
-def _gauges(x: Sequence[float], y: Sequence[float], mm: Sequence[float]) -> tuple[np.ndarray, ...]:
+def _gauges(x: npt.ArrayLike, y: npt.ArrayLike, mm: npt.ArrayLike) -> tuple[np.ndarray, ...]:
     gx, gy, gz = (np.asarray(v, dtype=np.float64).ravel() for v in (x, y, mm))
     if not (gx.size == gy.size == gz.size):
         raise GaugeError(f"gauge x, y and mm differ in length: {gx.size}, {gy.size}, {gz.size}")
@@ -71,9 +71,9 @@ def _centres(transform: Affine, shape: tuple[int, int]) -> tuple[np.ndarray, np.
 
 
 def idw(
-    x: Sequence[float],
-    y: Sequence[float],
-    mm: Sequence[float],
+    x: npt.ArrayLike,
+    y: npt.ArrayLike,
+    mm: npt.ArrayLike,
     transform: Affine,
     shape: tuple[int, int],
     *,
@@ -96,9 +96,9 @@ def idw(
     return out
 
 
-def thiessen(x: Sequence[float], y: Sequence[float], boundary: BaseGeometry) -> list[BaseGeometry]:
+def thiessen(x: npt.ArrayLike, y: npt.ArrayLike, boundary: BaseGeometry) -> list[BaseGeometry]:
     """Thiessen (Voronoi) polygon of each gauge, clipped to ``boundary``, in gauge order."""
-    gx, gy, _ = _gauges(x, y, np.zeros(len(x)))
+    gx, gy, _ = _gauges(x, y, np.zeros(np.size(x)))
     points = shapely.points(gx, gy)
     cells = shapely.voronoi_polygons(shapely.multipoints(points), extend_to=boundary)
     parts = np.asarray(shapely.get_parts(cells))
@@ -111,7 +111,7 @@ def thiessen(x: Sequence[float], y: Sequence[float], boundary: BaseGeometry) -> 
 
 
 def thiessen_areal(
-    x: Sequence[float], y: Sequence[float], mm: Sequence[float], area: BaseGeometry
+    x: npt.ArrayLike, y: npt.ArrayLike, mm: npt.ArrayLike, area: BaseGeometry
 ) -> float:
     """Areal rain over ``area`` by Thiessen weights: Σ mm_i × |cell_i ∩ area| / |area|."""
     _, _, gz = _gauges(x, y, mm)
@@ -121,9 +121,9 @@ def thiessen_areal(
 
 
 def kriging(
-    x: Sequence[float],
-    y: Sequence[float],
-    mm: Sequence[float],
+    x: npt.ArrayLike,
+    y: npt.ArrayLike,
+    mm: npt.ArrayLike,
     transform: Affine,
     shape: tuple[int, int],
     *,
@@ -148,9 +148,9 @@ def kriging(
 
 
 def rain_surface(
-    x: Sequence[float],
-    y: Sequence[float],
-    mm: Sequence[float],
+    x: npt.ArrayLike,
+    y: npt.ArrayLike,
+    mm: npt.ArrayLike,
     transform: Affine,
     shape: tuple[int, int],
     *,
@@ -195,7 +195,7 @@ def rain_surface(
 
 
 def isohyets(
-    surface: RainSurface, levels: Sequence[float]
+    surface: RainSurface, levels: npt.ArrayLike
 ) -> tuple[list[BaseGeometry], list[BaseGeometry]]:
     """Isohyet lines at ``levels`` and filled bands between consecutive levels (contourpy).
 
@@ -218,9 +218,10 @@ def isohyets(
     bands: list[BaseGeometry] = []
     for lo, hi in itertools.pairwise(lv):
         polys = []
-        points, offsets = gen.filled(lo, hi)
+        points, offsets = gen.filled(lo, hi)[:2]  # OuterOffset: (points, offsets)
         for pts, offs in zip(points, offsets, strict=True):
-            rings = [pts[a:b] for a, b in itertools.pairwise(offs)]
+            ring_ends = np.asarray(offs, dtype=np.int64)
+            rings = [np.asarray(pts)[a:b] for a, b in itertools.pairwise(ring_ends)]
             polys.append(shapely.Polygon(rings[0], rings[1:]))
         bands.append(shapely.MultiPolygon(polys))
     return lines, bands
