@@ -4,21 +4,22 @@ The check on ``iot.device.kind`` named the eight kinds of the first applications
 new application's kind needed a core migration. It now checks only that a kind is a
 well-formed name; which kinds exist is the installed applications' (``GET /apps``).
 
-Revision ID: 0007_app_defined_kinds
-Revises: 0006_alarm_cleared_index
+Revision ID: 0008_app_defined_kinds
+Revises: 0007_gateway_devices
 """
 
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0007_app_defined_kinds"
-down_revision: str | None = "0006_alarm_cleared_index"
+revision: str = "0008_app_defined_kinds"
+down_revision: str | None = "0007_gateway_devices"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 KIND_PATTERN = "^[a-z][a-z0-9_]{0,23}$"
 FIRST_KINDS = (
+    "gateway",
     "vehicle",
     "air",
     "water_level",

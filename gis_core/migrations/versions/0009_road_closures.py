@@ -4,16 +4,16 @@ A flood closes the roads under water, traffic slows a congested segment, an oper
 road for works: each is a row of ``ref.road_closure`` under its source, and the road graph's
 version is bumped with every change so the graphs held in memory are rebuilt.
 
-Revision ID: 0008_road_closures
-Revises: 0007_app_defined_kinds
+Revision ID: 0009_road_closures
+Revises: 0008_app_defined_kinds
 """
 
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0008_road_closures"
-down_revision: str | None = "0007_app_defined_kinds"
+revision: str = "0009_road_closures"
+down_revision: str | None = "0008_app_defined_kinds"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
