@@ -20,6 +20,11 @@ HOSTILE = [
     "1,2,3",
     "1,2,3,nan",
     "2026-13-45T99:00:00Z",
+    # Valid times at the ends of what datetime holds: a default window computed from them
+    # overflows (issue 12).
+    "0001-01-01T01:00:00Z",
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59-14:00",
     "'; DROP TABLE iot.device;--",
     "%00",
     "../../etc/passwd",
