@@ -25,6 +25,7 @@ from apps.dispatch.gazetteer import gazetteer_for, geocode
 from gis_core.crs import WGS84, UnknownCRSError, parse_crs, transform
 from gis_core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gis_core.identity import Principal, audit
+from gis_core.text import check_text
 
 STATUSES = ("dispatched", "en_route", "on_scene", "cleared")
 UNIT_STATUS = {"dispatched": "dispatched", "en_route": "en_route", "on_scene": "on_scene"}
@@ -168,6 +169,8 @@ def create_incident(
     settings: plans.DispatchSettings | None = None,
 ) -> dict[str, Any]:
     """Create an incident (validated, located, classified) and return it."""
+    for name, text in (("caller", caller), ("description", description), ("address", address)):
+        check_text(name, text)
     s = settings or plans.dispatch_settings()
     kind = plans.incident_type(incident_type)
     if priority is None:
@@ -288,6 +291,7 @@ def update_incident(
     priority: int | None = None,
     description: str | None = None,
 ) -> dict[str, Any]:
+    check_text("description", description)
     current = _lock_incident(conn, incident_id)
     changes: dict[str, Any] = {}
     if joint is not None and joint != current["joint"]:
@@ -537,6 +541,7 @@ def close_incident(
 
     The incident comes back with ``cleared_assignments``: the assignments this closing ended.
     """
+    check_text("note", note)
     incident = _lock_incident(conn, incident_id)
     if incident["closed_at"] is not None:
         raise Conflict(f"incident {incident_id} is already closed")
