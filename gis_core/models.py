@@ -53,6 +53,7 @@ DEVICE_KINDS = (
     "water_quality",
     "emission",
     "signal",
+    "gateway",  # carries other devices' readings (migration 0007); sends none of its own
 )
 
 NAMING = {
@@ -312,6 +313,7 @@ class Device(Base):
         CheckConstraint(
             "kind IN (" + ",".join(f"'{k}'" for k in DEVICE_KINDS) + ")", name="known_kind"
         ),
+        Index("ix_device_gateway_id", "gateway_id"),
         {"schema": "iot"},
     )
 
@@ -319,6 +321,8 @@ class Device(Base):
     kind: Mapped[str] = mapped_column(String(24))
     department_code: Mapped[str | None] = mapped_column(ForeignKey("auth.department.code"))
     site_id: Mapped[str | None] = mapped_column(ForeignKey("iot.monitoring_site.id"))
+    # The gateway this device's readings may come through (a device of kind "gateway").
+    gateway_id: Mapped[str | None] = mapped_column(ForeignKey("iot.device.id", ondelete="SET NULL"))
     name_zh: Mapped[str | None] = mapped_column(Text)
     expected_interval_s: Mapped[int] = mapped_column(Integer, server_default=text("60"))
     # MQTT password, stored hashed for the platform; the broker's file is regenerated from
