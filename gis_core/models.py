@@ -43,7 +43,8 @@ STORAGE_SRID = 4326
 
 ROLES = ("admin", "supervisor", "dispatcher", "planner", "registrar", "inspector", "viewer")
 # Device kinds are the installed applications' (gis_core.application); the database only
-# checks that a kind is a well-formed name.
+# checks that a kind is a well-formed name. Besides them, ``gateway``: a device that carries
+# other devices' readings (migration 0007) and sends none of its own.
 KIND_PATTERN = "^[a-z][a-z0-9_]{0,23}$"
 
 NAMING = {
@@ -310,6 +311,7 @@ class Device(Base):
     __tablename__ = "device"
     __table_args__ = (
         CheckConstraint(f"kind ~ '{KIND_PATTERN}'", name="kind_name"),
+        Index("ix_device_gateway_id", "gateway_id"),
         {"schema": "iot"},
     )
 
@@ -317,6 +319,8 @@ class Device(Base):
     kind: Mapped[str] = mapped_column(String(24))
     department_code: Mapped[str | None] = mapped_column(ForeignKey("auth.department.code"))
     site_id: Mapped[str | None] = mapped_column(ForeignKey("iot.monitoring_site.id"))
+    # The gateway this device's readings may come through (a device of kind "gateway").
+    gateway_id: Mapped[str | None] = mapped_column(ForeignKey("iot.device.id", ondelete="SET NULL"))
     name_zh: Mapped[str | None] = mapped_column(Text)
     expected_interval_s: Mapped[int] = mapped_column(Integer, server_default=text("60"))
     # MQTT password, stored hashed for the platform; the broker's file is regenerated from

@@ -20,6 +20,7 @@ import random
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,6 +47,19 @@ log = logging.getLogger(__name__)
 SUBSCRIPTIONS = topics.INGEST_SUBSCRIPTIONS
 LIVE_TOPIC = topics.LIVE
 RECEIVE_MAXIMUM = 20_000
+# Rejects a registry refresh may turn around (a device or gateway registered meanwhile).
+REGISTRY_REASONS = frozenset({"unknown_device", "not_a_gateway", "not_behind_gateway"})
+
+
+def sender(topic: str) -> str:
+    """The login a message came from: the broker's ACL puts it in the topic (``cz/v1/{kind}/
+    {id}/...``, ``owntracks/{id}/...``); ``?`` for a topic of neither family."""
+    parts = topic.split("/")
+    if len(parts) >= 4 and parts[0] == "cz":
+        return parts[3]
+    if len(parts) >= 2 and parts[0] == "owntracks":
+        return parts[1]
+    return "?"
 
 
 @dataclass
@@ -61,6 +75,7 @@ class Registry:
     """Device kinds and rule contexts, refreshed now and then (new devices appear)."""
 
     kinds: dict[str, str] = field(default_factory=dict)
+    gateways: dict[str, str] = field(default_factory=dict)  # device id -> its gateway's id
     contexts: dict[str, rules.DeviceContext] = field(default_factory=dict)
     fences: rules.Fences = field(default_factory=rules.Fences)
     loaded_at: float = 0.0
@@ -69,13 +84,15 @@ class Registry:
         rows = conn.execute(
             """
             SELECT d.id, d.kind, coalesce(d.name_zh, s.name_zh, d.id),
-                   coalesce(s.thresholds, '{}'::jsonb), coalesce(ps.limits, '{}'::jsonb)
+                   coalesce(s.thresholds, '{}'::jsonb), coalesce(ps.limits, '{}'::jsonb),
+                   d.gateway_id
             FROM iot.device d
             LEFT JOIN iot.monitoring_site s ON s.id = d.site_id
             LEFT JOIN env.pollution_source ps ON ps.id = s.pollution_source_id
             """
         ).fetchall()
         self.kinds = {r[0]: r[1] for r in rows}
+        self.gateways = {r[0]: r[5] for r in rows if r[5] is not None}
         self.contexts = {r[0]: rules.DeviceContext(r[2], r[3], r[4]) for r in rows}
         self.fences = rules.load_fences(conn)
         self.loaded_at = time.monotonic()
@@ -87,8 +104,12 @@ class Counters:
     stored: int = 0
     duplicates: int = 0
     dead_letters: int = 0
+    statuses: int = 0  # online/offline messages taken
     batches: int = 0
     retries: int = 0
+    # Dead letters by the login that sent them (the id in the topic): one device or gateway
+    # sending what it may not stands out from the city's background of bad readings.
+    refused_by_sender: Counter[str] = field(default_factory=Counter)
 
 
 class IngestWorker:
@@ -298,11 +319,12 @@ class IngestWorker:
                 kinds=self.registry.kinds.get,
                 now=now,
                 limits=self.limits,
+                gateways=self.registry.gateways.get,
             )
             readings.extend(parsed.readings)
             statuses.extend(parsed.statuses)
             for reject in parsed.rejects:
-                unknown_seen |= reject.reason == "unknown_device"
+                unknown_seen |= reject.reason in REGISTRY_REASONS
                 raw = reject.raw if reject.raw is not None else message.payload
                 dead.append(DeadLetter(message.topic, reject, raw))
         if unknown_seen and time.monotonic() - self.registry.loaded_at > 5:
@@ -332,6 +354,8 @@ class IngestWorker:
         c.stored += result.stored
         c.duplicates += len(readings) - result.stored
         c.dead_letters += result.dead_letters
+        c.statuses += len(statuses)
+        c.refused_by_sender.update(sender(d.topic) for d in dead)
         c.batches += 1
 
     def _announce(

@@ -16,6 +16,7 @@ import orjson
 
 from gis_core.application import DeviceKind, device_kinds
 from gis_core.crs import CGCS2000, GCJ02, WGS84, transform
+from gis_core.text import first_forbidden
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_READINGS_PER_MESSAGE = 5000
@@ -105,6 +106,13 @@ class Limits:
 
 # A device registry lookup: device id -> kind, or None when unknown.
 DeviceKinds = Callable[[str], str | None]
+# Another: device id -> the gateway it is registered behind, or None.
+DeviceGateways = Callable[[str], str | None]
+GATEWAY = "gateway"  # the registered kind of a device that carries other devices' readings
+
+
+def _no_gateways(device_id: str) -> str | None:
+    return None
 
 
 def parse_ts(value: Any, now: datetime, limits: Limits) -> datetime | str:
@@ -153,8 +161,9 @@ def _check_value(name: str, spec: Spec, value: Any) -> tuple[Any, str | None]:
         return None, f"{name}: expected text"
     if hi is not None and len(value) > hi:
         return None, f"{name}: longer than {int(hi)} characters"
-    if "\x00" in value:  # PostgreSQL text refuses NUL: it would fail the whole batch
-        return None, f"{name}: contains a NUL character"
+    bad = first_forbidden(value)
+    if bad is not None:  # NUL would fail the whole batch; the others, any XML made from it
+        return None, f"{name}: contains U+{ord(bad):04X}, which XML 1.0 does not allow"
     return value, None
 
 
@@ -234,6 +243,10 @@ def _many(
     part_of_more: bool = False,
 ) -> None:
     items: Iterable[Any] = body if isinstance(body, list) else [body]
+    if isinstance(body, list) and not body:
+        # Nothing to store is still an answer the device and the operator must see.
+        out.rejects.append(Reject("empty", "no readings in the message", device_id))
+        return
     if isinstance(body, list) and len(body) > MAX_READINGS_PER_MESSAGE:
         out.rejects.append(Reject("too_large", f"{len(body)} readings in one message", device_id))
         return
@@ -247,9 +260,20 @@ def _many(
 
 
 def parse_message(
-    topic: str, payload: bytes, *, kinds: DeviceKinds, now: datetime, limits: Limits
+    topic: str,
+    payload: bytes,
+    *,
+    kinds: DeviceKinds,
+    now: datetime,
+    limits: Limits,
+    gateways: DeviceGateways = _no_gateways,
 ) -> Parsed:
-    """Everything one MQTT message says, by its topic family."""
+    """Everything one MQTT message says, by its topic family.
+
+    The login that sent a message is the id in its topic (the broker's ACL allows a device
+    only its own); a gateway's batch may carry only the devices registered behind it
+    (``gateways``), so no login writes another device's readings.
+    """
     out = Parsed()
     parts = topic.split("/")
     if (
@@ -259,10 +283,10 @@ def parse_message(
         and parts[4] in ("telemetry", "status")
     ):
         family_kind, device_id, leaf = parts[2], parts[3], parts[4]
-        if family_kind == "gateway" and leaf == "telemetry":
-            _gateway(device_id, payload, kinds, now, limits, out)
+        if family_kind == GATEWAY and leaf == "telemetry":
+            _gateway(device_id, payload, kinds, gateways, now, limits, out)
             return out
-        if family_kind not in limits.kinds:
+        if family_kind not in limits.kinds and family_kind != GATEWAY:
             out.rejects.append(Reject("bad_topic", f"unknown kind {family_kind!r}", device_id))
             return out
         registered = kinds(device_id)
@@ -300,10 +324,16 @@ def _gateway(
     gateway_id: str,
     payload: bytes,
     kinds: DeviceKinds,
+    gateways: DeviceGateways,
     now: datetime,
     limits: Limits,
     out: Parsed,
 ) -> None:
+    registered = kinds(gateway_id)
+    if registered != GATEWAY:
+        detail = "not registered" if registered is None else f"registered as {registered}"
+        out.rejects.append(Reject("not_a_gateway", f"{detail}, not as a gateway", gateway_id))
+        return
     body = _decode(payload)
     if isinstance(body, Reject):
         out.rejects.append(Reject(body.reason, body.detail, gateway_id))
@@ -313,15 +343,26 @@ def _gateway(
             Reject("bad_shape", "a gateway batch is an object of device: [readings]", gateway_id)
         )
         return
+    if not body:
+        out.rejects.append(Reject("empty", "no devices in the gateway batch", gateway_id))
+        return
     for device_id, items in body.items():
-        kind = kinds(device_id) if isinstance(device_id, str) and len(device_id) <= 64 else None
+        kind = kinds(device_id) if len(device_id) <= 64 else None
         if kind is None:
             reject = Reject(
-                "unknown_device", f"in gateway {gateway_id}: not registered", str(device_id)[:64]
+                "unknown_device", f"in gateway {gateway_id}: not registered", device_id[:64]
             )
-            out.rejects.append(_part(reject, {device_id: items}) if len(body) > 1 else reject)
+        elif gateways(device_id) != gateway_id:
+            reject = Reject(
+                "not_behind_gateway",
+                f"gateway {gateway_id} may not speak for {device_id}: it is not registered "
+                "behind it",
+                device_id,
+            )
+        else:
+            _many(items, device_id, kind, now, limits, out, part_of_more=len(body) > 1)
             continue
-        _many(items, device_id, kind, now, limits, out, part_of_more=len(body) > 1)
+        out.rejects.append(_part(reject, {device_id: items}) if len(body) > 1 else reject)
 
 
 def _owntracks(

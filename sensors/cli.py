@@ -145,9 +145,12 @@ def simulate(
     ] = None,
     duration: Annotated[float, typer.Option(help="seconds to run; 0 = until Ctrl-C")] = 0.0,
     gateway: Annotated[
-        bool, typer.Option("--gateway", help="batch the stations through gateway logins GW-n")
+        bool,
+        typer.Option(
+            "--gateway",
+            help="batch the stations registered behind a gateway through its login",
+        ),
     ] = False,
-    gateways: Annotated[int, typer.Option(help="number of gateways with --gateway")] = 1,
     shared_login: Annotated[
         bool,
         typer.Option(
@@ -182,7 +185,6 @@ def simulate(
             rate_hz=rate,
             duration_s=duration,
             gateway=gateway,
-            gateways=gateways,
             shared_login=shared_login,
             moving_fraction=moving,
             seed=seed,

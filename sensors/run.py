@@ -78,8 +78,9 @@ class SimConfig:
         Reports per wall second per device instead of each device's registered interval.
     duration_s
         Wall seconds to run (0: until stopped).
-    gateway, gateways
-        Publish the fixed stations' readings in batches through gateway logins ``GW-1``...
+    gateway
+        Publish the readings of the stations registered behind a gateway in batches through
+        that gateway's login (the others on their own).
     shared_login
         Load-test mode: publish everything through a few connections with the platform
         account instead of one login per device (no per-device ACL, no Last Will).
@@ -107,7 +108,6 @@ class SimConfig:
     rate_hz: float | None = None
     duration_s: float = 0.0
     gateway: bool = False
-    gateways: int = 1
     shared_login: bool = False
     shared_clients: int = 4
     moving_fraction: float = 0.2
@@ -133,8 +133,6 @@ class SimConfig:
             raise ValueError("--rate must be positive (reports per second per device)")
         if self.duration_s < 0:
             raise ValueError("--duration must be 0 (until Ctrl-C) or more seconds")
-        if self.gateways < 1:
-            raise ValueError("--gateways must be at least 1")
         if not 0 <= self.moving_fraction <= 1:
             raise ValueError("--moving must be between 0 and 1")
         if self.qos not in (0, 1):
@@ -323,13 +321,21 @@ class Simulator:
         )
         self.terminals = Terminals(self.fleet)
         self.station_models = build_stations(stations, env, config.seed)
-        if config.gateway and self.station_models:
-            for k in range(config.gateways):
-                gw = f"GW-{k + 1}"
+        # A gateway may carry only the devices registered behind it (ingest refuses the
+        # rest): each station goes through its own gateway, or on its own login if it has none.
+        carried: dict[str, int] = {}
+        if config.gateway:
+            for gw in sorted({m.spec.gateway_id or "" for m in self.station_models} - {""}):
+                carried[gw] = len(self._gateway_links)
                 self._gateway_links.append(
                     self.pool.add(gw, gw, device_password(self.secret, gw), run_id=self.run_id)
                 )
                 self._gateway_buffers.append({})
+            if self.station_models and not carried:
+                raise ValueError(
+                    "--gateway: none of these stations is registered behind a gateway "
+                    "(realtime.provision.register_gateway)"
+                )
             self.stats.devices["gateway"] = len(self._gateway_links)
         fleet = self.fleet
         for vehicle in fleet.vehicles:
@@ -341,15 +347,15 @@ class Simulator:
             )
             source.link = self._device_link("vehicle", source.device_id, listens=True)
             self.sources.append(source)
-        for k, model in enumerate(self.station_models):
+        for model in self.station_models:
             source = _Source(
                 model.kind,
                 model.spec.device_id,
                 self._interval(model.spec.interval_s, model.kind, env),
                 model.read,
             )
-            if self._gateway_links:
-                source.gateway = k % len(self._gateway_links)
+            if model.spec.gateway_id in carried:
+                source.gateway = carried[model.spec.gateway_id]
             else:
                 source.link = self._device_link(model.kind, source.device_id)
             self.sources.append(source)

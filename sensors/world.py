@@ -52,6 +52,7 @@ class StationSpec:
     limits: dict[str, Any] = field(default_factory=dict)  # permit limits of the watched stack
     stack_height_m: float | None = None
     district_code: str | None = None
+    gateway_id: str | None = None  # the gateway it is registered behind, if any
 
 
 @dataclass
@@ -129,12 +130,13 @@ def load_world(conn: psycopg.Connection, *, roads: bool = True) -> World:
             limits={k: float(v) for k, v in (r[8] or {}).items() if isinstance(v, int | float)},
             stack_height_m=r[9],
             district_code=r[10],
+            gateway_id=r[11],
         )
         for r in conn.execute(
             """
             SELECT d.id, d.kind, d.site_id, coalesce(d.name_zh, s.name_zh),
                    ST_X(s.geom), ST_Y(s.geom), d.expected_interval_s, s.thresholds,
-                   src.limits, src.stack_height_m, s.district_code
+                   src.limits, src.stack_height_m, s.district_code, d.gateway_id
             FROM iot.device d
             LEFT JOIN iot.monitoring_site s ON s.id = d.site_id
             LEFT JOIN env.pollution_source src ON src.id = s.pollution_source_id

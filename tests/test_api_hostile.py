@@ -3,6 +3,7 @@ each of its path and query parameters set to values a careless or malicious clie
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -20,6 +21,11 @@ HOSTILE = [
     "1,2,3",
     "1,2,3,nan",
     "2026-13-45T99:00:00Z",
+    # Valid times at the ends of what datetime holds: a default window computed from them
+    # overflows (issue 12).
+    "0001-01-01T01:00:00Z",
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59-14:00",
     "'; DROP TABLE iot.device;--",
     "%00",
     "../../etc/passwd",
@@ -89,4 +95,43 @@ def test_every_write_route_answers_junk_bodies_without_a_server_error(
                 response = api.request(method, path, json=body, headers=admin_headers)
                 if response.status_code >= 500:
                     failures.append((method, route.path, repr(body)[:40], response.status_code))
+    assert not failures, failures
+
+
+# Text a JSON parser accepts and XML 1.0, PostgreSQL or UTF-8 cannot all carry (issue 12): lone
+# surrogates, noncharacters, NUL and other controls; and right-to-left marks, which are fine.
+ODD_TEXT = ["a\ud800b", "\udfff", "a\ufffeb", "\uffff", "a\x00b", "\x1b[31m", "\u200f\u202e长治"]
+
+
+def _body_fields(route: APIRoute) -> list[str]:
+    """The names a route's JSON body takes (its model's fields), or one made-up name."""
+    field = route.body_field
+    model = getattr(field, "type_", None) if field is not None else None
+    names = list(getattr(model, "model_fields", {}) or {})
+    return names or ["name"]
+
+
+def test_every_write_route_answers_odd_unicode_without_a_server_error(
+    api: Any, admin_headers: Any, reference: object
+) -> None:
+    routes = [r for r in _routes(api.app) if r.methods & {"POST", "PUT", "PATCH", "DELETE"}]
+    headers = {**admin_headers, "Content-Type": "application/json"}
+    failures = []
+    refused = 0
+    deep = b"[" * 100_000 + b"]" * 100_000  # valid JSON deeper than Python's recursion limit
+    for route in routes:
+        path = route.path
+        for param in route.dependant.path_params:
+            path = path.replace("{" + param.name + "}", "999999999")  # touch no real row
+        names = _body_fields(route)
+        for method in sorted(route.methods & {"POST", "PUT", "PATCH", "DELETE"}):
+            bodies = [json.dumps(dict.fromkeys(names, text)).encode() for text in ODD_TEXT]
+            bodies += [json.dumps({text: text}).encode() for text in ODD_TEXT[:4]]
+            bodies.append(deep)
+            for body in bodies:
+                response = api.request(method, path, content=body, headers=headers)
+                refused += response.status_code == 422
+                if response.status_code >= 500:
+                    failures.append((method, route.path, body[:40], response.status_code))
+    assert refused > len(routes)  # the odd text was refused, not waved through
     assert not failures, failures

@@ -420,8 +420,11 @@ def test_departments_see_and_assign_only_their_units_unless_joint(dapi, users, c
     assert r.status_code == 403 and "joint" in r.json()["detail"]
     units = dapi.get("/dispatch/units", headers=users["fire"]).json()
     assert {u["department_code"] for u in units} == {"fire"}
-    # Declared joint: every agency's units, for every dispatcher.
-    r = dapi.patch(f"/dispatch/incidents/{inc['id']}", json={"joint": True}, headers=users["fire"])
+    # Declared joint (by a supervisor: tests/test_security_dispatch.py): every agency's
+    # units, for every dispatcher.
+    r = dapi.patch(
+        f"/dispatch/incidents/{inc['id']}", json={"joint": True}, headers=users["supervisor"]
+    )
     assert r.status_code == 200 and r.json()["joint"] is True
     rec = dapi.get(f"/dispatch/incidents/{inc['id']}/recommendations", headers=users["fire"]).json()
     assert rec["hidden"] == []
@@ -732,7 +735,9 @@ def test_cap_validates_against_the_oasis_schema(dapi, users, clean) -> None:
         incident_type="hazmat",
         lon=lon,
         lat=lat,
-        description="液氨泄漏 <&>\u0007",
+        # Markup characters are escaped; control characters are refused where text enters
+        # (tests/test_security_text.py).
+        description="液氨泄漏 <&>",
     )
     r = dapi.get(f"/dispatch/incidents/{inc['id']}/cap", headers=users["viewer"])
     assert r.status_code == 200

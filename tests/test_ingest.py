@@ -16,7 +16,7 @@ from starlette.websockets import WebSocketDisconnect
 from gis_core.crs import wgs84_to_gcj02
 from realtime.ingest import IngestWorker
 from realtime.mqtt import BrokerAddress, make_client
-from realtime.provision import device_credentials, device_password
+from realtime.provision import device_credentials, device_password, register_gateway
 from realtime.readings import Limits
 from tests.support import listen, wait_until
 
@@ -374,9 +374,13 @@ def test_water_level_alarm_debounced_published_and_cleared(
 
 
 def test_gateway_owntracks_and_status(worker, connect_device, db_url, devices, throwaway, settings):
+    with psycopg.connect(db_url) as conn:
+        register_gateway(conn, "T-GW-1", ["T-AIR-1", "T-SIG-1"])
+        conn.commit()
+    worker.registry.loaded_at = 0.0  # a gateway registered just now
     gateway_password = device_password(settings.device_secret, "T-GW-1")
     accounts = {**devices, "T-GW-1": gateway_password}
-    throwaway.mosquitto.write_accounts(accounts)
+    throwaway.mosquitto.write_accounts(accounts, ["T-GW-1"])
     throwaway.mosquitto.reload()
     time.sleep(0.3)
     gateway = connect_device("T-GW-1", password=gateway_password)

@@ -13,12 +13,21 @@ from realtime.readings import Limits, dedupe, parse_message
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 LIMITS = Limits((111.5, 35.3, 114.2, 37.6))
-REGISTRY = {"AMB-001": "vehicle", "AIR-001": "air", "WL-001": "water_level", "SIG-1": "signal"}
+REGISTRY = {
+    "AMB-001": "vehicle",
+    "AIR-001": "air",
+    "WL-001": "water_level",
+    "SIG-1": "signal",
+    "GW-1": "gateway",
+}
+BEHIND = {"AIR-001": "GW-1", "WL-001": "GW-1"}  # device -> the gateway it is registered behind
 
 
 def parse(topic: str, body: object, raw: bytes | None = None):
     payload = raw if raw is not None else orjson.dumps(body)
-    return parse_message(topic, payload, kinds=REGISTRY.get, now=NOW, limits=LIMITS)
+    return parse_message(
+        topic, payload, kinds=REGISTRY.get, now=NOW, limits=LIMITS, gateways=BEHIND.get
+    )
 
 
 def test_single_and_array_readings():
@@ -137,6 +146,17 @@ def test_gateway_batches():
     assert sorted(r.device_id for r in got.readings) == ["AIR-001", "AIR-001", "WL-001"]
     assert [r.reason for r in got.rejects] == ["unknown_device"]
     assert parse("cz/v1/gateway/GW-1/telemetry", [1, 2]).rejects[0].reason == "bad_shape"
+    # Registered, but not behind this gateway; and a login that is no gateway at all.
+    other = {"SIG-1": [{"ts": NOW.isoformat(), "mode": "fixed"}]}
+    assert [r.reason for r in parse("cz/v1/gateway/GW-1/telemetry", other).rejects] == [
+        "not_behind_gateway"
+    ]
+    forged = parse("cz/v1/gateway/AMB-001/telemetry", {"AIR-001": [{"ts": NOW.isoformat()}]})
+    assert [(r.reason, r.device_id) for r in forged.rejects] == [("not_a_gateway", "AMB-001")]
+    assert not forged.readings
+    for empty in ({}, {"AIR-001": []}):
+        assert [r.reason for r in parse("cz/v1/gateway/GW-1/telemetry", empty).rejects] == ["empty"]
+    assert [r.reason for r in parse("cz/v1/air/AIR-001/telemetry", []).rejects] == ["empty"]
 
 
 def test_a_reject_in_a_many_reading_message_carries_only_its_part():

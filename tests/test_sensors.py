@@ -28,7 +28,7 @@ from apps.platform.services import free_port
 from gis_core.crs import gcj02_to_wgs84
 from gis_core.settings import get_settings
 from realtime.mqtt import BrokerAddress, make_client
-from realtime.provision import device_credentials, device_password
+from realtime.provision import device_credentials, gateway_ids, register_gateway
 from realtime.readings import Parsed, limits_for, parse_message
 from sensors.cli import register
 from sensors.clock import SimClock
@@ -61,16 +61,22 @@ class City:
 @pytest.fixture(scope="module")
 def city(reference, db_url, settings, throwaway) -> City:
     with psycopg.connect(db_url) as conn:
+        # The storm's gauges report through a gateway, registered with them behind it.
+        gauges = conn.execute(
+            "SELECT id FROM iot.device WHERE kind IN ('rain', 'water_level')"
+        ).fetchall()
+        register_gateway(conn, "GW-1", [g for (g,) in gauges])
+        conn.commit()
         world = load_world(conn)
         kinds = dict(conn.execute("SELECT id, kind FROM iot.device").fetchall())
         accounts = device_credentials(conn, settings.device_secret)
+        gateways = gateway_ids(conn)
         stations = conn.execute(
             "SELECT ST_X(p.geom), ST_Y(p.geom) FROM ref.poi p"
             " WHERE p.id IN (SELECT station_poi_id FROM ops.unit)"
         ).fetchall()
     assert world.roads is not None and world.vehicles and world.stations
-    accounts["GW-1"] = device_password(settings.device_secret, "GW-1")
-    throwaway.mosquitto.write_accounts(accounts)
+    throwaway.mosquitto.write_accounts(accounts, gateways)
     throwaway.mosquitto.reload()
     # Earlier tests wiped incidents behind the platform's back: their retained orders to the
     # terminals must not steer these vehicles.
@@ -144,7 +150,15 @@ def run(sim: Simulator, recorder: Recorder) -> None:
 
 
 def parse(city: City, topic: str, payload: bytes) -> Parsed:
-    return parse_message(topic, payload, kinds=city.kinds.get, now=datetime.now(UTC), limits=LIMITS)
+    behind = {s.device_id: s.gateway_id for s in city.world.stations if s.gateway_id}
+    return parse_message(
+        topic,
+        payload,
+        kinds=lambda d: "gateway" if d in behind.values() else city.kinds.get(d),
+        now=datetime.now(UTC),
+        limits=LIMITS,
+        gateways=behind.get,
+    )
 
 
 def readings_by_device(city: City, messages: list[tuple[str, bytes]]) -> dict[str, list[Any]]:

@@ -43,7 +43,14 @@ _UNAUTHORIZED = HTTPException(
 
 def principal_from_token(token: str, settings: Settings, conn: psycopg.Connection) -> Principal:
     try:
-        claims = jwt.decode(token, settings.jwt_secret, algorithms=[settings.auth.algorithm])
+        # Every token the platform issues expires; a signed one without ``exp`` (minted with a
+        # leaked key, or by a tool) would be good for ever, so it is refused.
+        claims = jwt.decode(
+            token,
+            settings.jwt_secret,
+            algorithms=[settings.auth.algorithm],
+            options={"require": ["exp", "sub"]},
+        )
         user_id = int(claims["sub"])
     except jwt.ExpiredSignatureError:
         raise HTTPException(

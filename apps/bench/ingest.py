@@ -410,11 +410,15 @@ def bench_ingest_batch(
         gateways = [f"G{g:03d}" for g in range(20)]
         devices = [f"{g}-{k}" for g in gateways for k in range(per_message)]
         with psycopg.connect(env.database_url) as conn:
+            # Registered as gateways with their devices behind them: ingest refuses a
+            # gateway's batch for any other device.
             with conn.cursor().copy(
-                "COPY iot.device (id, kind, expected_interval_s) FROM STDIN"
+                "COPY iot.device (id, kind, expected_interval_s, gateway_id) FROM STDIN"
             ) as cp:
+                for g in gateways:
+                    cp.write_row((g, "gateway", 600, None))
                 for d in devices:
-                    cp.write_row((d, "air", 600))
+                    cp.write_row((d, "air", 600, d.split("-")[0]))
             conn.commit()
         total = messages * per_message
         with workers(env, worker_count) as pids:

@@ -16,6 +16,7 @@ from xml.etree import ElementTree as ET
 
 from apps.dispatch.plans import INCIDENT_TYPES
 from gis_core.plane import degrees_for
+from gis_core.text import strip_forbidden
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 SENDER = "dispatch@changzhi.gov.cn"
@@ -42,13 +43,12 @@ def circle_polygon(lon: float, lat: float, radius_m: float, n: int = POLYGON_VER
     return " ".join(pts)
 
 
-_CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))
-
-
 def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
     el = ET.SubElement(parent, f"{{{CAP_NS}}}{tag}")
     if text is not None:
-        el.text = text.translate(_CONTROL)  # XML 1.0 cannot carry control characters
+        # Text is checked where it enters; what the database holds from before (or from
+        # another tool) still must not make the alert malformed.
+        el.text = strip_forbidden(text)
     return el
 
 

@@ -25,6 +25,7 @@ from apps.dispatch import incidents
 from apps.dispatch.gazetteer import Unmatched
 from gis_core.errors import InvalidInput, PlatformError
 from gis_core.identity import Principal, audit
+from gis_core.text import strip_forbidden
 
 COLUMNS = {
     "ticket_id": ("工单编号", "工单号", "编号", "ticket_id", "ticket", "id"),
@@ -69,9 +70,11 @@ class HotlineReport:
 
 
 def decode(data: bytes) -> str:
+    """The file's text, less the characters XML 1.0 does not allow: a stray control character
+    in another system's export must not lose a ticket, nor reach a CAP alert."""
     for encoding in ("utf-8-sig", "gb18030"):
         try:
-            return data.decode(encoding)
+            return strip_forbidden(data.decode(encoding))
         except UnicodeDecodeError:
             continue
     raise InvalidInput("the file is neither UTF-8 nor GB18030 text")

@@ -25,6 +25,7 @@ from apps.dispatch.gazetteer import gazetteer_for, geocode
 from gis_core.crs import WGS84, UnknownCRSError, parse_crs, transform
 from gis_core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gis_core.identity import Principal, audit
+from gis_core.text import check_text
 
 STATUSES = ("dispatched", "en_route", "on_scene", "cleared")
 UNIT_STATUS = {"dispatched": "dispatched", "en_route": "en_route", "on_scene": "on_scene"}
@@ -46,6 +47,45 @@ def visible_for(actor: Actor, joint: bool) -> frozenset[str] | None:
     if actor.principal is None:
         return None
     return plans.visible_departments(actor.principal.department, actor.principal.roles, joint)
+
+
+def may_declare_joint(actor: Actor) -> bool:
+    """Only who sees every agency (a supervisor, an admin, the command centre, or the platform
+    itself) declares an incident joint or undoes it: a declaration opens other departments'
+    units to every dispatcher, so one department may not grant it to itself."""
+    return visible_for(actor, False) is None
+
+
+def _check_joint(actor: Actor) -> None:
+    if not may_declare_joint(actor):
+        raise Forbidden(
+            "only a supervisor or the command centre declares an incident joint (or undoes it)"
+        )
+
+
+def _check_own_incident(
+    conn: psycopg.Connection, actor: Actor, incident: dict[str, Any], doing: str
+) -> None:
+    """A department's dispatcher acts on an incident only if its type calls for their
+    department, or one of their units is on it (or it is joint)."""
+    allowed = visible_for(actor, incident["joint"])
+    if allowed is None:
+        return
+    kind = plans.INCIDENT_TYPES.get(incident["incident_type"])
+    called = kind.departments if kind else frozenset()
+    on_it = {
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT u.department_code FROM ops.assignment a"
+            " JOIN ops.unit u ON u.id = a.unit_id WHERE a.incident_id = %s",
+            (incident["id"],),
+        ).fetchall()
+    }
+    if not (called | on_it) & allowed:
+        raise Forbidden(
+            f"incident {incident['id']} ({incident['incident_type']}) is for "
+            f"{', '.join(sorted(called | on_it)) or 'no department'}: not yours to {doing}"
+        )
 
 
 def event(
@@ -168,6 +208,10 @@ def create_incident(
     settings: plans.DispatchSettings | None = None,
 ) -> dict[str, Any]:
     """Create an incident (validated, located, classified) and return it."""
+    for name, text in (("caller", caller), ("description", description), ("address", address)):
+        check_text(name, text)
+    if joint:
+        _check_joint(actor)
     s = settings or plans.dispatch_settings()
     kind = plans.incident_type(incident_type)
     if priority is None:
@@ -288,10 +332,14 @@ def update_incident(
     priority: int | None = None,
     description: str | None = None,
 ) -> dict[str, Any]:
+    check_text("description", description)
     current = _lock_incident(conn, incident_id)
     changes: dict[str, Any] = {}
     if joint is not None and joint != current["joint"]:
+        _check_joint(actor)
         changes["joint"] = joint
+    elif priority is not None or description is not None:
+        _check_own_incident(conn, actor, current, "change")
     if priority is not None and priority != current["priority"]:
         if not 1 <= priority <= 4:
             raise InvalidInput("priority: 1 (life threatening) .. 4 (routine)")
@@ -322,7 +370,8 @@ def update_incident(
 def _lock_incident(conn: psycopg.Connection, incident_id: int) -> dict[str, Any]:
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            "SELECT id, status, joint, priority, description, closed_at, ST_X(geom) AS lon,"
+            "SELECT id, incident_type, status, joint, priority, description, closed_at,"
+            " ST_X(geom) AS lon,"
             " ST_Y(geom) AS lat FROM ops.incident WHERE id = %s FOR UPDATE",
             (incident_id,),
         )
@@ -537,15 +586,27 @@ def close_incident(
 
     The incident comes back with ``cleared_assignments``: the assignments this closing ended.
     """
+    check_text("note", note)
     incident = _lock_incident(conn, incident_id)
     if incident["closed_at"] is not None:
         raise Conflict(f"incident {incident_id} is already closed")
+    _check_own_incident(conn, actor, incident, "close")
     live = conn.execute(
-        "SELECT id FROM ops.assignment WHERE incident_id = %s AND cleared_at IS NULL ORDER BY id",
+        "SELECT a.id, a.unit_id, u.department_code FROM ops.assignment a"
+        " JOIN ops.unit u ON u.id = a.unit_id"
+        " WHERE a.incident_id = %s AND a.cleared_at IS NULL ORDER BY a.id",
         (incident_id,),
     ).fetchall()
-    for (assignment_id,) in live:
-        # Closing clears every agency's units: the department check does not apply here.
+    # Closing releases every unit still on the incident: a department's dispatcher may do
+    # that only when none of them is another agency's (that agency clears its own first).
+    allowed = visible_for(actor, False)
+    others = [unit for _, unit, dept in live if allowed is not None and dept not in allowed]
+    if others:
+        raise Forbidden(
+            f"other agencies' units are still on incident {incident_id}: "
+            f"{', '.join(others)}; they clear them, or a supervisor closes it"
+        )
+    for assignment_id, _, _ in live:
         transition(conn, actor, assignment_id, "cleared", check_department=False)
     conn.execute(
         "UPDATE ops.incident SET status = 'closed', closed_at = now() WHERE id = %s",

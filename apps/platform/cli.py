@@ -291,7 +291,7 @@ def devices_dead_letters(
 
 
 def provision_broker(s: Settings) -> int:
-    from realtime.provision import device_credentials
+    from realtime.provision import device_credentials, gateway_ids
 
     svc = embedded_services(s)
     if svc.mosquitto is None:
@@ -301,7 +301,8 @@ def provision_broker(s: Settings) -> int:
         )
     with connect(s.database_url) as conn:
         creds = device_credentials(conn, s.device_secret)
-    svc.mosquitto.write_accounts(creds)
+        gateways = gateway_ids(conn)
+    svc.mosquitto.write_accounts(creds, gateways)
     svc.mosquitto.reload()
     return len(creds)
 

@@ -20,7 +20,7 @@ import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -350,13 +350,21 @@ log_type notice
 connection_messages false
 """
         (self.dir / "mosquitto.conf").write_text(conf)
-        self.write_accounts({})
+        if self.passwd_file.exists():
+            # Starting the broker never drops accounts: the devices' stay, the platform's is
+            # set again (its password comes from the secrets), and the ACL is rewritten with
+            # the gateways it already names.
+            self._set_password("platform", self.platform_password)
+            self._write_acl(self._acl_gateways())
+        else:
+            self.write_accounts({})
 
-    def write_accounts(self, devices: Mapping[str, str]) -> None:
+    def write_accounts(self, devices: Mapping[str, str], gateways: Collection[str] = ()) -> None:
         """Write the password file and ACL: the platform's account plus one per device.
 
         ``devices`` maps a device's MQTT username to its plaintext password; a device may only
-        publish under its own topics.
+        publish under its own topics, and only the ``gateways`` among them on the gateway
+        topic family.
         """
         plain = self.dir / "passwd.plain"
         lines = [f"platform:{self.platform_password}"]
@@ -372,12 +380,54 @@ connection_messages false
         if hashed.returncode != 0:
             raise ServiceError(f"mosquitto_passwd failed: {hashed.stderr.strip()}")
         os.replace(plain, self.passwd_file)
+        self._write_acl(sorted(set(gateways) & set(devices)))
+
+    def _set_password(self, user: str, password: str) -> None:
+        """Add or change one account in the (hashed) password file, leaving the others."""
+        done = subprocess.run(
+            [str(_find_binary("mosquitto_passwd")), "-b", str(self.passwd_file), user, password],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise ServiceError(f"mosquitto_passwd failed: {done.stderr.strip()}")
+        os.chmod(self.passwd_file, 0o600)
+        self.account.own(self.passwd_file)
+
+    def _acl_gateways(self) -> list[str]:
+        """The gateway accounts the current ACL names (its ``user`` sections but the
+        platform's)."""
+        try:
+            lines = self.acl_file.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        return [
+            line.split(None, 1)[1]
+            for line in lines
+            if line.startswith("user ") and line.split(None, 1)[1] != "platform"
+        ]
+
+    def _write_acl(self, gateways: Collection[str]) -> None:
         acl = ["user platform", "topic readwrite #", ""]
+        # A gateway publishes batches on its own gateway topic (ingest then takes only the
+        # devices registered behind it) and its status; nothing else of that family.
+        for gateway in sorted(gateways):
+            acl += [
+                f"user {gateway}",
+                f"topic write cz/v1/gateway/{gateway}/telemetry",
+                f"topic write cz/v1/gateway/{gateway}/status",
+                "",
+            ]
         acl += [
+            # First, so that no grant below reaches the gateway family: `cz/v1/+/%u/...`
+            # would otherwise let every device publish gateway batches. A gateway's own
+            # grants above are checked before any pattern.
+            "pattern deny cz/v1/gateway/#",
             "pattern write cz/v1/+/%u/telemetry",
             "pattern write cz/v1/+/%u/status",
-            "pattern write cz/v1/gateway/%u/telemetry",
-            "pattern write owntracks/%u/#",
+            # One level below the user, as ingest subscribes (`owntracks/+/+`): deeper topics
+            # would reach nobody, neither stored nor refused.
+            "pattern write owntracks/%u/+",
             # A terminal reads its own orders (apps.dispatch.terminals), nobody else's; the
             # city's alarms are for the platform's own accounts, not for field devices.
             "pattern read cz/v1/+/%u/command",

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from psycopg.rows import dict_row
 
 from gis_core.application import device_kinds
-from gis_core.errors import Conflict, InvalidParameter, NotFound
+from gis_core.errors import Conflict, InvalidInput, InvalidParameter, NotFound
 from gis_core.identity import Principal, audit
 from realtime import health
 from web.deps import ConnDep, CurrentUser, client_address, require_roles
@@ -23,11 +23,34 @@ Operator = Annotated[
 MAX_WINDOW = timedelta(days=400)
 
 
+# Times a query may name: nothing the platform holds is older or newer, and arithmetic on a
+# window (a default start a day before ``end``) stays inside what datetime can represent.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _supported(name: str, value: datetime | None) -> None:
+    """Refuse a time without a UTC offset or outside the supported range (422)."""
+    if value is None:
+        return
+    if value.tzinfo is None:
+        raise InvalidParameter(f"{name} needs a UTC offset (e.g. Z or +08:00)")
+    try:
+        inside = EARLIEST <= value < LATEST
+    except OverflowError:  # 0001-01-01T00:00+14:00 is before year 1 in UTC
+        inside = False
+    if not inside:
+        raise InvalidInput(
+            f"{name}: {value.isoformat()} is outside the supported dates "
+            f"({EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d})"
+        )
+
+
 def _window(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    _supported("start", start)
+    _supported("end", end)
     end = end or datetime.now(UTC)
     start = start or end - timedelta(hours=24)
-    if start.tzinfo is None or end.tzinfo is None:
-        raise InvalidParameter("start and end need a UTC offset (e.g. Z or +08:00)")
     if start >= end:
         raise InvalidParameter("start must come before end")
     if end - start > MAX_WINDOW:
@@ -197,9 +220,8 @@ def alarms(
 ) -> list[dict[str, Any]]:
     """Alarms newest first, the most severe first within the same minute; ``start``/``end``
     keep those raised in a window (a console's replay asks for its window's alarms)."""
-    for bound in (start, end):
-        if bound is not None and bound.tzinfo is None:
-            raise InvalidParameter("start and end need a UTC offset (e.g. Z or +08:00)")
+    _supported("start", start)
+    _supported("end", end)
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             """
