@@ -153,6 +153,18 @@ class DeviceKind:
 
 
 @dataclass(frozen=True)
+class SynthContext:
+    """What an application's reference-data synthesizer is given: the city's data folder
+    (``city.json``, boundaries, rivers), the run's seed and scale, and the refined DEM."""
+
+    city_dir: Path
+    city: str
+    seed: int
+    scale: float
+    dem_path: Path | None = None
+
+
+@dataclass(frozen=True)
 class Panel:
     """A console panel: an ES module under the application's ``console/`` folder exporting
     ``mount(ctx)``, with its strings (``{"zh": {...}, "en": {...}}``) and who sees it."""
@@ -196,8 +208,10 @@ class Application:
     migrations: Path | None = None
     # Its SQLAlchemy models module (imported so the schema has one source of truth).
     models: str | None = None
-    # Reference data: ``synthesize(conn, context)`` after the core dataset is loaded.
-    synthesize: Callable[..., Mapping[str, int]] | None = None
+    # Reference data: ``synthesize(conn, context)`` runs in the load's transaction after the
+    # core dataset is in, and returns the rows it wrote per table (reproducible by the seed;
+    # it replaces its own rows, which the core's TRUNCATE does not reach).
+    synthesize: Callable[[Any, SynthContext], Mapping[str, int]] | None = None
     console: Path | None = None  # the folder holding its panels' modules and strings
     panels: tuple[Panel, ...] = ()
     roles: tuple[str, ...] = ()  # who may use it (empty: every logged-in user)

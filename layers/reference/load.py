@@ -15,6 +15,7 @@ import pandas as pd
 import psycopg
 import shapely
 
+from gis_core.application import SynthContext, installed
 from gis_core.bulk import copy_frame
 from gis_core.crs import CGCS2000_GK_CM114
 from gis_core.db import connect, migrate
@@ -187,8 +188,10 @@ def load_reference(
     dem_path: Path | None,
     force: bool = False,
     progress: Progress | None = None,
+    apps: str | None = None,
 ) -> LoadReport:
-    """Replace the reference dataset in one transaction (the caller commits)."""
+    """Replace the reference dataset in one transaction (the caller commits): the core's
+    tables, then what each installed application (``apps``, default: the settings') adds."""
     from layers.reference.synth import synthesize
 
     busy = has_operational_data(conn)
@@ -229,6 +232,13 @@ def load_reference(
                 (seq[0],),
             )
         conn.execute(f"ANALYZE {table}")
+    # Then each installed application's own reference data, on top of the core's.
+    context = SynthContext(city_dir=city_dir, city=city, seed=seed, scale=scale, dem_path=dem_path)
+    for application in installed(apps):
+        if application.synthesize is not None:
+            note(f"synthesizing {application.name}'s reference data")
+            for table, rows in application.synthesize(conn, context).items():
+                report.counts[table] = rows
     conn.execute(
         """
         INSERT INTO ref.dataset (city, seed, scale, dem_path, counts)
@@ -269,7 +279,7 @@ def load_dataset(
     city_dir = settings.platform.data_dir
     if not (city_dir / "city.json").exists():
         raise FileNotFoundError(f"no city data in {city_dir} (CHANGZHI_DATA_DIR)")
-    migrate(settings.sqlalchemy_url)
+    migrate(settings.sqlalchemy_url, settings.platform.apps)
     say("refining the DEM (once per resolution)")
     dem = ensure_dem(
         settings.platform.city, city_dir, settings.platform.var_dir / "dem", resolution, seed
@@ -284,6 +294,7 @@ def load_dataset(
             dem_path=dem,
             force=force,
             progress=say,
+            apps=settings.platform.apps,
         )
         conn.commit()
     return report
