@@ -69,7 +69,15 @@ def migrate(sqlalchemy_url: str, apps: str | None = None) -> tuple[str | None, s
 
 
 def head_revision(apps: str | None = None) -> str:
-    return _heads(ScriptDirectory.from_config(alembic_config("postgresql://", apps)).get_heads())
+    """The revisions a fully migrated database records: every branch's head, less those an
+    application's branch depends on (Alembic records only the dependent one)."""
+    script = ScriptDirectory.from_config(alembic_config("postgresql://", apps))
+    heads = script.get_heads()
+    revisions = script.revision_map
+    needed = {
+        r.revision for h in heads for r in revisions.iterate_revisions(h, "base") if r.revision != h
+    }
+    return _heads(h for h in heads if h not in needed)
 
 
 def current_revision(sqlalchemy_url: str) -> str | None:

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from fastapi import APIRouter, Request
+
 from gis_core.application import Application, DeviceKind, Panel, TelemetryField, Threshold
 from gis_core.layer import LOGGED_IN, Layer
 
@@ -18,8 +20,6 @@ HERE = Path(__file__).resolve().parent
 
 
 def _router() -> Any:
-    from fastapi import APIRouter, Request
-
     router = APIRouter(tags=["seam_probe"])
 
     @router.get("/hello")
