@@ -1,0 +1,1 @@
+"""Land and mineral-rights registry: corner lists, conflict checks, bitemporal versions."""
