@@ -276,24 +276,13 @@ def parcel_overlaps_naive(
 # lone edges and keeping the faces no parcel covers gives the holes without a union of the
 # whole register (the union is the slow part: it is the naive peer).
 _GAPS: Final = """
-WITH seg AS (
-  SELECT (ST_DumpSegments(ST_Transform(p.{g}, %(srid)s))).geom AS s
+WITH seg AS (  -- ST_Normalize puts a segment's lower corner first: one key per edge
+  SELECT ST_AsBinary(ST_Normalize((ST_DumpSegments(ST_Transform(p.{g}, %(srid)s))).geom)) AS k
   FROM {t} p {district_filter}
-), ends AS (
-  SELECT ST_X(ST_StartPoint(s)) AS x1, ST_Y(ST_StartPoint(s)) AS y1,
-         ST_X(ST_EndPoint(s)) AS x2, ST_Y(ST_EndPoint(s)) AS y2
-  FROM seg
-), keyed AS (
-  SELECT CASE WHEN sw THEN x2 ELSE x1 END AS ax, CASE WHEN sw THEN y2 ELSE y1 END AS ay,
-         CASE WHEN sw THEN x1 ELSE x2 END AS bx, CASE WHEN sw THEN y1 ELSE y2 END AS by
-  FROM (SELECT *, (x1 > x2 OR (x1 = x2 AND y1 > y2)) AS sw FROM ends) e
 ), lone AS (
-  SELECT ax, ay, bx, by FROM keyed GROUP BY ax, ay, bx, by HAVING count(*) = 1
+  SELECT k FROM seg GROUP BY k HAVING count(*) = 1
 ), faces AS (
-  SELECT (ST_Dump(ST_Polygonize(
-            ST_SetSRID(ST_MakeLine(ST_MakePoint(ax, ay), ST_MakePoint(bx, by)), %(srid)s)
-         ))).geom AS f
-  FROM lone
+  SELECT (ST_Dump(ST_Polygonize(ST_GeomFromWKB(k, %(srid)s)))).geom AS f FROM lone
 )
 SELECT row_number() OVER (ORDER BY ST_XMin(f), ST_YMin(f)) AS gap_no, NULL, ST_Area(f),
        ST_AsBinary(f)
