@@ -47,33 +47,30 @@ def _lattice_lots(
     per_row = int(np.ceil(np.sqrt(n_blocks)))
     lot_w, lot_h, street = 40.0, 30.0, 20.0
     block_w, block_h = 10 * lot_w + street, 10 * lot_h + street
-    polys: list[Polygon] = []
     u = np.arange(11) * lot_w
     v = np.arange(11) * lot_h
     gx, gy = np.meshgrid(u, v)
-    for b in range(n_blocks):
-        bx = origin[0] + (b % per_row) * block_w
-        by = origin[1] + (b // per_row) * block_h
-        # Interior lattice points move a little; the block outline stays straight.
-        jx = rng.uniform(-6.0, 6.0, gx.shape)
-        jy = rng.uniform(-5.0, 5.0, gy.shape)
-        jx[:, [0, -1]] = 0.0
-        jy[[0, -1], :] = 0.0
-        px, py = bx + gx + jx, by + gy + jy
-        for i in range(10):
-            for j in range(10):
-                if len(polys) >= n_lots:
-                    break
-                polys.append(
-                    Polygon(
-                        [
-                            (px[i, j], py[i, j]),
-                            (px[i, j + 1], py[i, j + 1]),
-                            (px[i + 1, j + 1], py[i + 1, j + 1]),
-                            (px[i + 1, j], py[i + 1, j]),
-                        ]
-                    )
-                )
+    b = np.arange(n_blocks)
+    bx = origin[0] + (b % per_row) * block_w
+    by = origin[1] + (b // per_row) * block_h
+    # Interior lattice points move a little; the block outlines stay straight.
+    jx = rng.uniform(-6.0, 6.0, (n_blocks, *gx.shape))
+    jy = rng.uniform(-5.0, 5.0, (n_blocks, *gy.shape))
+    jx[:, :, [0, -1]] = 0.0
+    jy[:, [0, -1], :] = 0.0
+    px = bx[:, None, None] + gx + jx  # (block, row, column)
+    py = by[:, None, None] + gy + jy
+    # Lot (i, j) of a block: corners (i, j), (i, j+1), (i+1, j+1), (i+1, j), row by row.
+    corners = np.stack(
+        [
+            np.stack([px[:, :-1, :-1], py[:, :-1, :-1]], -1),
+            np.stack([px[:, :-1, 1:], py[:, :-1, 1:]], -1),
+            np.stack([px[:, 1:, 1:], py[:, 1:, 1:]], -1),
+            np.stack([px[:, 1:, :-1], py[:, 1:, :-1]], -1),
+        ],
+        axis=3,
+    ).reshape(-1, 4, 2)[:n_lots]
+    polys = list(shapely.polygons(corners))
     extent = shapely.box(
         origin[0] - 100.0,
         origin[1] - 100.0,
