@@ -288,10 +288,11 @@ SELECT row_number() OVER (ORDER BY ST_XMin(f), ST_YMin(f)) AS gap_no, NULL, ST_A
        ST_AsBinary(f)
 FROM faces
 WHERE ST_Area(f) > %(min_area)s AND ST_Area(f) <= %(max_area)s
+  -- The probe point is put in the stored SRID as a constant, so the GiST index answers it.
   AND NOT EXISTS (
     SELECT 1 FROM {t} p
-    WHERE p.{g} && ST_Transform(ST_PointOnSurface(f), ST_SRID(p.{g}))
-      AND ST_Intersects(p.{g}, ST_Transform(ST_PointOnSurface(f), ST_SRID(p.{g}))))
+    WHERE p.{g} && ST_Transform(ST_PointOnSurface(f), %(store)s::int)
+      AND ST_Intersects(p.{g}, ST_Transform(ST_PointOnSurface(f), %(store)s::int)))
   {district_keep}
 ORDER BY 1
 """
@@ -323,7 +324,7 @@ def _gap_query(template: str, parcels: Layer, district: BaseGeometry | None) -> 
         )
     return sql.SQL(template).format(
         district_filter=sql.SQL(
-            "WHERE p.{g} && ST_Transform(ST_GeomFromWKB(%(district)s, %(srid)s), ST_SRID(p.{g}))"
+            "WHERE p.{g} && ST_Transform(ST_GeomFromWKB(%(district)s, %(srid)s), %(store)s::int)"
         ).format(**names),
         district_keep=sql.SQL("AND ST_Within(f, ST_GeomFromWKB(%(district)s, %(srid)s))"),
         **names,
@@ -348,7 +349,15 @@ def parcel_gaps(
     """
     _check_tolerance("max_gap_m2", max_gap_m2)
     _check_tolerance("min_area_m2", min_area_m2)
-    params: dict[str, Any] = {"srid": srid, "min_area": min_area_m2, "max_area": max_gap_m2}
+    store = _stored_srid(conn, parcels)
+    if store is None:
+        return []
+    params: dict[str, Any] = {
+        "srid": srid,
+        "min_area": min_area_m2,
+        "max_area": max_gap_m2,
+        "store": store,
+    }
     if district is not None:
         params["district"] = shapely.to_wkb(district)
     rows = _fetch(conn, _gap_query(_GAPS, parcels, district), params)
@@ -366,7 +375,15 @@ def parcel_gaps_naive(
 ) -> list[Finding]:
     """Holes of the union of all parcels (benchmark peer of :func:`parcel_gaps`)."""
     _check_tolerance("max_gap_m2", max_gap_m2)
-    params: dict[str, Any] = {"srid": srid, "min_area": min_area_m2, "max_area": max_gap_m2}
+    store = _stored_srid(conn, parcels)
+    if store is None:
+        return []
+    params: dict[str, Any] = {
+        "srid": srid,
+        "min_area": min_area_m2,
+        "max_area": max_gap_m2,
+        "store": store,
+    }
     if district is not None:
         params["district"] = shapely.to_wkb(district)
     rows = _fetch(conn, _gap_query(_GAPS_NAIVE, parcels, district), params)
