@@ -1,0 +1,1 @@
+"""Traffic: signal performance measures, map matching, speeds, red-light checks, message signs."""
