@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "DETECTOR_DTYPE",
     "EVENT_DTYPE",
     "EventCode",
     "EventLog",
@@ -36,6 +37,13 @@ __all__ = [
 #: One controller event: µs since the epoch (UTC), controller, enumeration code, parameter.
 EVENT_DTYPE: Final = np.dtype(
     [("ts", "<i8"), ("junction", "<i4"), ("code", "<i2"), ("param", "<i2")]
+)
+
+#: A detector's wiring: junction, input channel (the event parameter), phase it serves, and
+#: its function: "advance" (upstream, counts arrivals), "presence" (stop bar, occupancy) or
+#: "count" (a counting-only input).
+DETECTOR_DTYPE: Final = np.dtype(
+    [("junction", "<i4"), ("channel", "<i2"), ("phase", "<i2"), ("function", "U8")]
 )
 
 US_PER_S: Final = 1_000_000
