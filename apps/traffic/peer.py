@@ -17,7 +17,7 @@ import numpy.typing as npt
 from apps.traffic.events import EventLog, normalize, to_dataframe
 from apps.traffic.measures import compute_measures
 
-__all__ = ["atspm_measures", "compare_speed"]
+__all__ = ["atspm_measures", "bench_figures", "compare_speed"]
 
 #: The aggregations of ``atspm`` that match :func:`apps.traffic.measures.compute_measures`.
 ATSPM_AGGREGATIONS = ("actuations", "arrival_on_green", "split_failures", "terminations")
@@ -107,4 +107,44 @@ def compare_speed(
         "peer_events_per_s": len(events) / theirs,
         "seconds": ours,
         "peer_seconds": theirs,
+    }
+
+
+def bench_figures(
+    n_junctions: int = 300, *, seed: int = 0, mapmatch_fixes: int = 20_000
+) -> dict[str, Any]:
+    """The ``traffic`` bench figures of the contract, measured on seeded synthetic data.
+
+    Signal measures: a simulated day of ``n_junctions`` controllers, ours against ``atspm``.
+    Map matching: a simulated drive over a 40 x 40 street lattice (150 m blocks), because
+    the city's road table lives in the database; the lead's bench can pass that instead.
+    """
+    from apps.traffic.mapmatch import MatchNetwork, measure_throughput
+    from apps.traffic.simlog import simulate_log
+
+    sim = simulate_log(n_junctions, seed=seed)
+    speed = compare_speed(sim.events, sim.detectors)
+    n = 40
+    ij = np.arange(n * n).reshape(n, n)
+    src = np.concatenate([ij[:, :-1].ravel(), ij[:-1, :].ravel()])
+    tgt = np.concatenate([ij[:, 1:].ravel(), ij[1:, :].ravel()])
+    xy = np.stack(np.meshgrid(np.arange(n) * 150.0, np.arange(n) * 150.0), -1).reshape(-1, 2)
+    import shapely
+
+    net = MatchNetwork(
+        np.arange(len(src), dtype=np.int64),
+        shapely.linestrings(np.stack([xy[src], xy[tgt]], 1)),
+        src.astype(np.int64),
+        tgt.astype(np.int64),
+        np.zeros(len(src), bool),
+    )
+    match = measure_throughput(net, mapmatch_fixes, seed=seed)
+    return {
+        "bench": "traffic",
+        "events": speed["events"],
+        "events_per_s": speed["events_per_s"],
+        "peer": "atspm",
+        "peer_events_per_s": speed["peer_events_per_s"],
+        "mapmatch_points_per_s": match["points_per_s"],
+        "mapmatch_true_share": match["true_share"],
     }
