@@ -123,6 +123,19 @@ class MatchResult:
     pair_route_m: FloatArray
     pair_dt_s: FloatArray
 
+    def segment_traversals(self) -> tuple[IntArray, FloatArray, FloatArray]:
+        """(segment id, metres, seconds) of each pair whose two fixes lie on one segment,
+        the input of :func:`apps.traffic.speeds.live_speeds`. A pair across an intersection
+        is left out: which part of its time belongs to which segment is not observed."""
+        a = self.pair_from
+        b = self._next_fix(a)
+        same = (self.segment_id[a] == self.segment_id[b]) & (self.pair_dt_s > 0)
+        return self.segment_id[a][same], self.pair_route_m[same], self.pair_dt_s[same]
+
+    def _next_fix(self, a: IntArray) -> IntArray:
+        matched = np.flatnonzero(self.segment_id >= 0)
+        return matched[np.searchsorted(matched, a, "right")]
+
     @property
     def pair_speed_kmh(self) -> FloatArray:
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -54,6 +54,9 @@ def test_noisy_drive_is_matched_to_the_true_segments() -> None:
     # Speeds between consecutive fixes: route distance / time, close to the 10 m/s driven.
     speed = result.pair_speed_kmh
     assert np.median(speed) == pytest.approx(39.6, rel=0.05)
+    seg, metres, seconds = result.segment_traversals()
+    assert len(seg) > 300 and (seconds == 3.0).all()
+    assert np.median(metres / seconds) == pytest.approx(11.0, rel=0.05)
 
 
 def test_a_fix_50_km_away_starts_a_new_part() -> None:
@@ -65,6 +68,8 @@ def test_a_fix_50_km_away_starts_a_new_part() -> None:
     assert result.offset_m[:3] == pytest.approx([10.0, 40.0, 70.0])
     assert result.pair_from.tolist() == [0, 1, 3]  # no pair across the break
     assert result.pair_route_m == pytest.approx([30.0, 30.0, 30.0])
+    seg, metres, _ = result.segment_traversals()
+    assert seg.tolist() == [100, 100, NET.segment_id[-1]] and metres == pytest.approx([30] * 3)
 
 
 def test_off_road_fix_stays_unmatched_and_oneway_is_respected() -> None:
