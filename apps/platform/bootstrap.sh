@@ -52,37 +52,7 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
         exit 1
     fi
     echo "changzhi: installing ${need_pkgs[*]} (apt-get)" >&2
-    # Keep package scripts from starting the distribution's default services, and from creating
-    # the default PostgreSQL cluster on port 5432: this machine may already use those ports.
-    policy_created=0
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-        chmod +x /usr/sbin/policy-rc.d
-        policy_created=1
-    fi
-    if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
-        mkdir -p /etc/postgresql-common
-        echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
-    fi
-    # An if, not `[ ] && rm`: under `set -e` the latter returns 1 when policy-rc.d pre-existed
-    # and failed the whole bootstrap right after a successful install.
-    cleanup() {
-        if [ "$policy_created" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
-        return 0
-    }
-    trap cleanup EXIT
-    export DEBIAN_FRONTEND=noninteractive
-    # apt's output goes to a log that is shown when it fails: a quiet success, a loud failure.
-    apt_log="$(mktemp)"
-    if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"; } >"$apt_log" 2>&1; then
-        echo "changzhi: apt-get failed installing ${need_pkgs[*]}:" >&2
-        cat "$apt_log" >&2
-        rm -f "$apt_log"
-        exit 1
-    fi
-    rm -f "$apt_log"
-    cleanup
-    trap - EXIT
+    bash "$root_dir/apps/platform/apt-install.sh" "${need_pkgs[@]}"
     python_bin="$(pick_python)"
 fi
 
