@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Annotated
 
 import jwt
@@ -10,6 +10,7 @@ import psycopg
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
 
+from gis_core.application import DeviceKind, Installed
 from gis_core.identity import Principal, load_principal
 from gis_core.settings import Settings
 
@@ -31,7 +32,14 @@ def get_conn(request: Request) -> Iterator[psycopg.Connection]:
         yield conn
 
 
+def get_kinds(request: Request) -> Mapping[str, DeviceKind]:
+    """The device kinds of the applications this API was built with."""
+    apps: Installed = request.app.state.apps
+    return apps.kinds
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+KindsDep = Annotated[Mapping[str, DeviceKind], Depends(get_kinds)]
 ConnDep = Annotated[psycopg.Connection, Depends(get_conn)]
 
 _UNAUTHORIZED = HTTPException(

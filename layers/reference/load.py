@@ -204,7 +204,8 @@ def load_reference(
     note("reading the real extract")
     frames: dict[str, pd.DataFrame] = dict(real_frames(city_dir))
     note(f"synthesizing (seed {seed}, scale {scale})")
-    for name, frame in synthesize(city_dir, seed=seed, scale=scale).items():
+    kinds = installed(apps).kinds
+    for name, frame in synthesize(city_dir, seed=seed, scale=scale, kinds=kinds).items():
         if name in FRAME_TABLE:
             frames[FRAME_TABLE[name]] = frame
     report = LoadReport(city=city, dem_path=dem_path)

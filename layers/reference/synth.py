@@ -13,6 +13,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -23,6 +24,7 @@ import shapely
 from scipy.spatial import cKDTree
 from shapely.geometry import MultiPolygon, Polygon
 
+from gis_core.application import DeviceKind, device_kinds
 from gis_core.crs import WGS84
 from layers.reference.synth_city import City, load_city, rng_for
 from layers.reference.synth_env import make_enterprises, make_mining_rights, make_sources
@@ -159,7 +161,11 @@ def _addresses(
 
 
 def synthesize(
-    city_dir: Path, *, seed: int = DEFAULT_SEED, scale: float = 1.0
+    city_dir: Path,
+    *,
+    seed: int = DEFAULT_SEED,
+    scale: float = 1.0,
+    kinds: Mapping[str, DeviceKind] | None = None,
 ) -> dict[str, gpd.GeoDataFrame | pd.DataFrame]:
     """Synthesize the city's roads, POIs, population, enterprises, sensors, units and registry.
 
@@ -289,7 +295,10 @@ def synthesize(
     def stem_at(node: int, code: str) -> tuple[str, str]:
         return _place_stem(city, net, villages, node, code)
 
-    sites = make_sites(city, net, villages, srcs, ents, plots, rng_for(seed, 10), scale, stem_at)
+    kinds = device_kinds() if kinds is None else kinds
+    sites = make_sites(
+        city, net, villages, srcs, ents, plots, rng_for(seed, 10), scale, stem_at, kinds
+    )
     site_geom = list(_points(city, sites["x"], sites["y"]))
     for k, w in enumerate(sites["wgs"].tolist()):
         if w is not None:
@@ -311,7 +320,8 @@ def synthesize(
 
     shorts = {d.code: d.short_zh for d in city.districts}
     units_raw = make_units(pois, rng_for(seed, 11), shorts)
-    devices = make_devices(sites, units_raw, rng_for(seed, 12))
+    devices = make_devices(sites, units_raw, rng_for(seed, 12), kinds)
+    has_terminals = bool((devices["kind"] == "vehicle").any()) if len(devices) else False
     devices["site_id"] = _obj(devices["site_id"])
     devices["attributes"] = _obj(devices["attributes"])
     unit = pd.DataFrame(
@@ -321,7 +331,8 @@ def synthesize(
             "unit_type": units_raw["unit_type"].to_numpy(),
             "department_code": units_raw["department_code"].to_numpy(),
             "station_poi_id": units_raw["poi_index"].to_numpy(np.int64) + 1,
-            "device_id": ("VEH-" + units_raw["id"]).to_numpy(),
+            # A unit rides with its terminal, when the vehicles' kind is installed.
+            "device_id": _obj(f"VEH-{u}" if has_terminals else None for u in units_raw["id"]),
             "status": units_raw["status"].to_numpy(),
         }
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -12,7 +12,7 @@ import shapely
 from scipy.spatial import cKDTree
 from shapely.geometry import Point
 
-from gis_core.application import device_kinds
+from gis_core.application import DeviceKind
 from layers.reference.synth_city import City
 from layers.reference.synth_roads import RoadNetwork, VillageSet
 
@@ -78,6 +78,7 @@ def make_sites(
     rng: np.random.Generator,
     scale: float,
     stem_at: Callable[[int, str], tuple[str, str]],
+    installed: Mapping[str, DeviceKind],
 ) -> pd.DataFrame:
     """Monitoring sites of every kind. Returns ``id``, ``kind``, ``name_zh``,
     ``district_code``, ``source_index`` (row of ``sources`` for emission sites), ``thresholds``,
@@ -91,8 +92,6 @@ def make_sites(
         if vtree is None:
             return ""
         return villages.name_zh[int(vtree.query([x, y])[1])][:-1]
-
-    installed = device_kinds()
 
     def add(kind: str, name: str, x: float, y: float, **extra: Any) -> None:
         if kind not in installed:
@@ -291,11 +290,14 @@ def make_units(
 
 
 def make_devices(
-    sites: pd.DataFrame, units: pd.DataFrame, rng: np.random.Generator
+    sites: pd.DataFrame,
+    units: pd.DataFrame,
+    rng: np.random.Generator,
+    kinds: Mapping[str, DeviceKind],
 ) -> pd.DataFrame:
-    """One device per monitoring site and one vehicle terminal per unit."""
+    """One device per monitoring site and, when the vehicles' kind is installed, one vehicle
+    terminal per unit."""
     rows: list[dict[str, Any]] = []
-    kinds = device_kinds()
     for s in sites.itertuples():
         kind = kinds[str(s.kind)]
         rows.append(

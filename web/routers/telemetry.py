@@ -9,11 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from psycopg.rows import dict_row
 
-from gis_core.application import device_kinds
 from gis_core.errors import Conflict, InvalidInput, InvalidParameter, NotFound
 from gis_core.identity import Principal, audit
 from realtime import health
-from web.deps import ConnDep, CurrentUser, client_address, require_roles
+from web.deps import ConnDep, CurrentUser, KindsDep, client_address, require_roles
 
 router = APIRouter(tags=["telemetry"])
 
@@ -62,11 +61,12 @@ def _window(start: datetime | None, end: datetime | None) -> tuple[datetime, dat
 def devices(
     _: CurrentUser,
     conn: ConnDep,
+    kinds: KindsDep,
     kind: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> list[dict[str, Any]]:
-    if kind is not None and kind not in device_kinds():
-        raise InvalidParameter(f"unknown kind {kind!r}; kinds: {', '.join(device_kinds())}")
+    if kind is not None and kind not in kinds:
+        raise InvalidParameter(f"unknown kind {kind!r}; kinds: {', '.join(kinds)}")
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             """
@@ -174,6 +174,7 @@ def series(
     device_id: str,
     _: CurrentUser,
     conn: ConnDep,
+    kinds: KindsDep,
     field: Annotated[str, Query(description="a reading field, e.g. pm25 or level_m")],
     start: datetime | None = None,
     end: datetime | None = None,
@@ -181,7 +182,7 @@ def series(
     max_points: Annotated[int, Query(ge=2, le=20_000)] = 1000,
 ) -> dict[str, Any]:
     """A measurement over time, averaged in buckets (min/max/count kept)."""
-    known = {f for kind in device_kinds().values() for f in kind.spec}
+    known = {f for k in kinds.values() for f in k.spec}
     if field not in known:
         raise InvalidParameter(f"unknown field {field!r}")
     start, end = _window(start, end)
@@ -294,6 +295,7 @@ def dead_letters(
 def device_health(
     _: Operator,
     conn: ConnDep,
+    kinds: KindsDep,
     kind: Annotated[str | None, Query(description="only this kind in the offline list")] = None,
     department: Annotated[
         str | None, Query(max_length=32, description="only this department's devices")
@@ -302,8 +304,8 @@ def device_health(
 ) -> dict[str, Any]:
     """Field devices by kind: online, offline, never reported; and the offline ones, those
     heard from last first (``offline_total`` says how many there are beyond ``limit``)."""
-    if kind is not None and kind not in device_kinds():
-        raise InvalidParameter(f"unknown kind {kind!r}; kinds: {', '.join(device_kinds())}")
+    if kind is not None and kind not in kinds:
+        raise InvalidParameter(f"unknown kind {kind!r}; kinds: {', '.join(kinds)}")
     if department is not None:
         if "\x00" in department:  # PostgreSQL text cannot hold it: the client's error
             raise InvalidParameter("department must not contain NUL characters")
