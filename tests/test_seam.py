@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -187,27 +188,59 @@ def test_autogenerate_finds_nothing_to_do_on_a_migrated_database(db_url: str, se
 # ------------------------------------------------------------------ a new application, by config
 
 
-@pytest.fixture(scope="module")
-def probe_settings(settings: Settings, throwaway) -> Iterator[Settings]:
-    """The platform with the seam probe installed, on a database of its own (its migration
-    branch must not reach the other tests' database)."""
-    name = f"seam_probe_{os.getpid()}"
+@contextmanager
+def _own_database(settings: Settings, apps: str, tag: str) -> Iterator[Settings]:
+    """The platform with ``apps`` installed, on a database of its own (an application's
+    migration branch must not reach the other tests' database)."""
+    name = f"seam_{tag}_{os.getpid()}"
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name}")
         conn.execute(f"CREATE DATABASE {name}")
     url = settings.database_url.rsplit("/", 1)[0] + f"/{name}"
-    probe = Settings(
-        platform=PlatformSettings(var_dir=settings.platform.var_dir, apps=WITH_PROBE),
+    own = Settings(
+        platform=PlatformSettings(var_dir=settings.platform.var_dir, apps=apps),
         database=DatabaseSettings(url=url),
-        mqtt=MqttSettings(url=settings.mqtt.url, share_group="seamprobe"),
+        mqtt=MqttSettings(url=settings.mqtt.url, share_group=f"seam{tag}"),
         auth=settings.auth,
         data=settings.data,
     )
-    migrate(probe.sqlalchemy_url, WITH_PROBE)
-    yield probe
-    engine(probe.sqlalchemy_url).dispose()
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    migrate(own.sqlalchemy_url, apps)
+    try:
+        yield own
+    finally:
+        engine(own.sqlalchemy_url).dispose()
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="module")
+def probe_settings(settings: Settings, throwaway) -> Iterator[Settings]:
+    with _own_database(settings, WITH_PROBE, "probe") as probe:
+        yield probe
+
+
+def test_a_city_without_dispatch_loads_serves_and_ingests(settings: Settings, throwaway) -> None:
+    from fastapi.testclient import TestClient
+
+    from layers.reference.load import load_dataset
+    from web.app import create_app
+
+    with _own_database(settings, "all,-dispatch", "nodispatch") as city:
+        report = load_dataset(city, force=True)
+        assert report.counts["iot.device"] > 0
+        with psycopg.connect(city.database_url) as conn:
+            kinds = {r[0] for r in conn.execute("SELECT DISTINCT kind FROM iot.device")}
+            units = conn.execute("SELECT count(*), count(device_id) FROM ops.unit").fetchone()
+        assert "vehicle" not in kinds and {"air", "water_level"} <= kinds
+        assert units is not None and units[0] > 0 and units[1] == 0
+        with TestClient(create_app(city)) as client:
+            apps = client.get("/apps").json()
+            assert "dispatch" not in [a["name"] for a in apps["applications"]]
+            assert "vehicle" not in [k["name"] for k in apps["kinds"]]
+            assert client.get("/dispatch/incidents/1").status_code == 404
+            ids = [c["id"] for c in client.get("/collections").json()["collections"]]
+            assert "incidents" not in ids and "districts" in ids
+            assert client.get("/health").status_code == 200
 
 
 def test_the_probe_is_migrated_on_its_own_branch(probe_settings: Settings) -> None:
