@@ -3,7 +3,11 @@ measures, live road speeds and guidance build on them."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from gis_core.application import Application, DeviceKind, TelemetryField, Threshold
+
+HERE = Path(__file__).resolve().parent
 
 SIGNAL = DeviceKind(
     "signal",
@@ -39,5 +43,7 @@ APP = Application(
     title_en="City traffic",
     description=__doc__ or "",
     kinds=(SIGNAL,),
+    migrations=HERE / "migrations",
+    models="apps.traffic.models",
     roles=("dispatcher", "planner", "supervisor", "admin"),
 )
