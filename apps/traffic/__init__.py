@@ -3,7 +3,45 @@ measures, live road speeds and guidance build on them."""
 
 from __future__ import annotations
 
-from gis_core.application import Application, DeviceKind, TelemetryField, Threshold
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from gis_core.application import (
+    Application,
+    DeviceKind,
+    Panel,
+    SynthContext,
+    TelemetryField,
+    Threshold,
+)
+
+HERE = Path(__file__).resolve().parent
+
+
+def _router() -> Any:
+    from apps.traffic.api import router
+
+    return router
+
+
+def _cli(root: Any) -> None:
+    from apps.traffic.cli import register
+
+    register(root)
+
+
+def _synthesize(conn: Any, context: SynthContext) -> Mapping[str, int]:
+    from apps.traffic.synth import synthesize
+
+    return synthesize(conn, context)
+
+
+def _bench(log: Callable[[str], None], **kwargs: Any) -> dict[str, Any]:
+    from apps.traffic.bench import bench_traffic
+
+    return bench_traffic(log, points=kwargs.get("points"))
+
 
 SIGNAL = DeviceKind(
     "signal",
@@ -39,5 +77,23 @@ APP = Application(
     title_en="City traffic",
     description=__doc__ or "",
     kinds=(SIGNAL,),
+    migrations=HERE / "migrations",
+    models="apps.traffic.models",
+    router=_router,
+    cli=_cli,
+    synthesize=_synthesize,
+    events=("speeds", "violation", "sign"),
+    console=HERE / "console",
+    panels=(
+        Panel(
+            "traffic",
+            "traffic.js",
+            "城市交通",
+            "City traffic",
+            roles=("dispatcher", "planner", "supervisor", "admin"),
+            strings="strings.json",
+        ),
+    ),
+    benches={"traffic": _bench},
     roles=("dispatcher", "planner", "supervisor", "admin"),
 )
