@@ -3,7 +3,19 @@ reads and their threshold alarms; resources, drought and water quality build on 
 
 from __future__ import annotations
 
-from gis_core.application import Application, DeviceKind, TelemetryField, Threshold
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from gis_core.application import Application, DeviceKind, SynthContext, TelemetryField, Threshold
+
+HERE = Path(__file__).resolve().parent
+
+
+def _synthesize(conn: Any, context: SynthContext) -> Mapping[str, int]:
+    from apps.water.synth import synthesize
+
+    return synthesize(conn, context)
 
 
 def _class_iii(field: str, label: str, test: str, limit: float) -> Threshold:
@@ -81,11 +93,57 @@ WATER_QUALITY = DeviceKind(
     simulator="sensors.stations:WaterQualityStation",
 )
 
+WELL = DeviceKind(
+    "well",
+    "地下水井",
+    "Groundwater wells",
+    (
+        TelemetryField("level_m", "num", -500, 6000, "m", "地下水位", "groundwater level"),
+        TelemetryField("temp_c", "num", -5, 60, "°C", "水温", "water temperature"),
+    ),
+    interval_s=3600,
+    thresholds=(
+        # The red line of the well's aquifer (地下水位红线): below it the well is over-drawn.
+        Threshold(
+            "well.overdraft",
+            "level_m",
+            "below",
+            "{name} 地下水位 {value:g} m 低于红线 {limit:g} m",
+            "{name} groundwater level {value:g} m below the red line {limit:g} m",
+            site_key="alarm_level_m",
+        ),
+    ),
+    shape="triangle",
+    color="#1677ff",
+    primary_field="level_m",
+    department="water",
+    id_prefix="WELL",
+    vendors=("水文仪器", "地矿测控"),
+    simulator="apps.water.simulate:GroundwaterWell",
+)
+WATER_METER = DeviceKind(
+    "water_meter",
+    "取水计量",
+    "Water meters",
+    (TelemetryField("volume_m3", "num", 0, 1e10, "m³", "累计取水量", "cumulative volume"),),
+    interval_s=3600,
+    shape="square",
+    color="#2f54eb",
+    primary_field="volume_m3",
+    department="water",
+    id_prefix="WM",
+    vendors=("智水计量", "水表科技"),
+    simulator="apps.water.simulate:WaterMeter",
+)
+
 APP = Application(
     name="water",
     title_zh="水资源与水环境",
     title_en="Water",
     description=__doc__ or "",
-    kinds=(SOIL, WATER_QUALITY),
+    kinds=(SOIL, WATER_QUALITY, WELL, WATER_METER),
+    migrations=HERE / "migrations",
+    models="apps.water.models",
+    synthesize=_synthesize,
     roles=("planner", "inspector", "supervisor", "admin"),
 )
