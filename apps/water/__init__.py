@@ -12,6 +12,12 @@ from gis_core.application import Application, DeviceKind, SynthContext, Telemetr
 HERE = Path(__file__).resolve().parent
 
 
+def _router() -> Any:
+    from apps.water.api import router
+
+    return router
+
+
 def _synthesize(conn: Any, context: SynthContext) -> Mapping[str, int]:
     from apps.water.synth import synthesize
 
@@ -142,6 +148,7 @@ APP = Application(
     title_en="Water",
     description=__doc__ or "",
     kinds=(SOIL, WATER_QUALITY, WELL, WATER_METER),
+    router=_router,
     migrations=HERE / "migrations",
     models="apps.water.models",
     synthesize=_synthesize,
