@@ -18,6 +18,12 @@ def _router() -> Any:
     return router
 
 
+def _cli(root: Any) -> None:
+    from apps.water.cli import register
+
+    register(root)
+
+
 def _synthesize(conn: Any, context: SynthContext) -> Mapping[str, int]:
     from apps.water.synth import synthesize
 
@@ -149,6 +155,7 @@ APP = Application(
     description=__doc__ or "",
     kinds=(SOIL, WATER_QUALITY, WELL, WATER_METER),
     router=_router,
+    cli=_cli,
     migrations=HERE / "migrations",
     models="apps.water.models",
     synthesize=_synthesize,
