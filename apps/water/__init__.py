@@ -3,11 +3,18 @@ reads and their threshold alarms; resources, drought and water quality build on 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from gis_core.application import Application, DeviceKind, SynthContext, TelemetryField, Threshold
+from gis_core.application import (
+    Application,
+    DeviceKind,
+    Panel,
+    SynthContext,
+    TelemetryField,
+    Threshold,
+)
 
 HERE = Path(__file__).resolve().parent
 
@@ -22,6 +29,12 @@ def _cli(root: Any) -> None:
     from apps.water.cli import register
 
     register(root)
+
+
+def _bench(log: Callable[[str], None], **kwargs: Any) -> dict[str, Any]:
+    from apps.water.bench import bench_water
+
+    return bench_water(log)
 
 
 def _synthesize(conn: Any, context: SynthContext) -> Mapping[str, int]:
@@ -159,5 +172,17 @@ APP = Application(
     migrations=HERE / "migrations",
     models="apps.water.models",
     synthesize=_synthesize,
+    benches={"water": _bench},
+    console=HERE / "console",
+    panels=(
+        Panel(
+            "water",
+            "water.js",
+            "水资源与水环境",
+            "Water",
+            roles=("planner", "inspector", "supervisor", "admin"),
+            strings="strings.json",
+        ),
+    ),
     roles=("planner", "inspector", "supervisor", "admin"),
 )

@@ -238,3 +238,23 @@ def test_permit_use_quota_fee_and_a_meter_running_backwards(
             conn.execute("DELETE FROM iot.telemetry WHERE device_id = %s", (device,))
             conn.execute("DELETE FROM iot.device_state WHERE device_id = %s", (device,))
             conn.commit()
+
+
+def test_the_application_is_described_and_its_panel_served(api, admin_headers) -> None:
+    apps = api.get("/apps").json()
+    water = next(a for a in apps["applications"] if a["name"] == "water")
+    assert water["prefix"] == "/water"
+    assert water["kinds"] == ["soil", "water_quality", "well", "water_meter"]
+    well = next(k for k in apps["kinds"] if k["name"] == "well")
+    assert well["thresholds"][0]["rule"] == "well.overdraft"
+    page = api.get("/console").text
+    static = page.split('src="', 1)[1].split("/app.js", 1)[0]
+    panel = api.get(f"{static}/{water['panels'][0]['module']}")
+    assert panel.status_code == 200 and "export function mount" in panel.text
+    assert ".innerHTML" not in panel.text  # DOM from ctx.el only
+    strings = api.get(f"{static}/{water['panels'][0]['strings']}").json()
+    assert strings["zh"].keys() == strings["en"].keys()
+    paths = api.get("/openapi.json").json()["paths"]
+    for path in ("/water/quality/classes", "/water/trace/{station}", "/water/drought",
+                 "/water/permits", "/water/permits/{permit_id}/use"):  # fmt: skip
+        assert path in paths
