@@ -88,6 +88,7 @@ class RankedOutlet(BaseModel):
     concentration_mgl: float | None
     flow_m3s: float | None
     basis: LoadBasis
+    receiving_m: float
     distance_m: float
     load_g_s: float
     load_at_station_g_s: float

@@ -33,7 +33,8 @@ from gis_core.errors import InvalidInput, InvalidParameter
 from gis_core.plane import M_PER_DEG_LAT, LocalPlane
 
 CONFLUENCE_M = 50.0  # a line's end this close to another line joins it there
-SNAP_M = 500.0  # a station or outfall farther than this from every river is off the network
+SNAP_M = 500.0  # a station farther than this from every river is off the network
+OUTFALL_REACH_M = 5000.0  # the longest ditch or sewer from an outfall to its receiving river
 # Wastewater as a share of the water taken (the usual 0.8 discharge coefficient of the
 # pollution-source census), for outfalls whose flow is not measured.
 DISCHARGE_COEFFICIENT = 0.8
@@ -191,20 +192,26 @@ def trace_station(
         np.array([o["lon"] for o in weighed], dtype=float),
         np.array([o["lat"] for o in weighed], dtype=float),
     )
+    # An outfall discharges into its receiving river by a ditch or sewer: it enters the
+    # network at the nearest river point within OUTFALL_REACH_M, else it is off the network.
+    entering: list[Outlet] = []
+    off_reach: list[str] = []
+    for k, o in enumerate(weighed):
+        try:
+            at = network.snap(float(ox[k]), float(oy[k]), OUTFALL_REACH_M)
+        except OffNetworkError:
+            off_reach.append(o["outlet_id"])
+            continue
+        o["receiving_m"] = round(at.distance_m, 1)
+        point = network.segments[at.segment].interpolate(at.offset_m)
+        entering.append(
+            Outlet(o["outlet_id"], point.x, point.y, o["concentration_mgl"], o["flow_m3s"])
+        )
     try:
         trace = upstream_outlets(
             network,
             (float(x), float(y)),
-            [
-                Outlet(
-                    o["outlet_id"],
-                    float(ox[k]),
-                    float(oy[k]),
-                    o["concentration_mgl"],
-                    o["flow_m3s"],
-                )
-                for k, o in enumerate(weighed)
-            ],
+            entering,
             snap_tolerance_m=SNAP_M,
             decay_per_km=decay_per_km,
         )
@@ -240,7 +247,7 @@ def trace_station(
         "decay_per_km": decay_per_km,
         "snapped_m": round(trace.station.distance_m, 1),
         "ranked": ranked,
-        "off_network": list(trace.off_network),
+        "off_network": [*off_reach, *trace.off_network],
         "unknown_load": unknown,
         "rivers": {"type": "MultiLineString", "coordinates": coords},
         "network": {

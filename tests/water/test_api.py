@@ -90,7 +90,7 @@ def test_unknown_station_and_bad_parameters_are_4xx(api, admin_headers, referenc
 
 
 def test_trace_ranks_upstream_outlets(api, admin_headers, wq_devices) -> None:
-    traced = 0
+    traced, ranked = 0, 0
     for device in wq_devices:
         response = api.get(f"/water/trace/{device}?factor=nh3n", headers=admin_headers)
         assert response.status_code in (200, 422), response.text
@@ -104,7 +104,9 @@ def test_trace_ranks_upstream_outlets(api, admin_headers, wq_devices) -> None:
         assert all(o["distance_m"] >= 0 for o in body["ranked"])
         assert body["rivers"]["type"] == "MultiLineString" and body["rivers"]["coordinates"]
         assert [o["rank"] for o in body["ranked"]] == list(range(1, len(loads) + 1))
-    assert traced > 0
+        assert all(0 <= o["receiving_m"] <= 5000 for o in body["ranked"])
+        ranked += len(loads)
+    assert traced > 0 and ranked > 0, "no outfall upstream of any station"
 
 
 def test_a_station_off_the_rivers_is_refused_clearly(api, admin_headers, reference, db_url) -> None:
