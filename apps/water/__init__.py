@@ -14,6 +14,7 @@ from gis_core.application import (
     SynthContext,
     TelemetryField,
     Threshold,
+    Worker,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -35,6 +36,12 @@ def _bench(log: Callable[[str], None], **kwargs: Any) -> dict[str, Any]:
     from apps.water.bench import bench_water
 
     return bench_water(log)
+
+
+def _quota_watch() -> Callable[[], None]:
+    from apps.water.monitor import spawn_quota_watch
+
+    return spawn_quota_watch()
 
 
 def _synthesize(conn: Any, context: SynthContext) -> Mapping[str, int]:
@@ -169,6 +176,8 @@ APP = Application(
     kinds=(SOIL, WATER_QUALITY, WELL, WATER_METER),
     router=_router,
     cli=_cli,
+    events=("quota",),
+    workers=(Worker("water-quota", _quota_watch),),
     migrations=HERE / "migrations",
     models="apps.water.models",
     synthesize=_synthesize,
