@@ -7,13 +7,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
 
 from apps.water import service, tracing
-from web.deps import ConnDep, CurrentUser
+from gis_core.identity import Principal
+from web.deps import ConnDep, CurrentUser, require_roles
 
 router = APIRouter(tags=["water"])
+Registrar = Annotated[Principal, Depends(require_roles("planner", "supervisor"))]
 
 
 class Station(BaseModel):
@@ -188,6 +190,21 @@ class PermitDetail(PermitUse):
     daily: list[DayUse]
 
 
+class PermitIn(BaseModel):
+    """A new water-use permit (取水许可)."""
+
+    permit_id: str = Field(min_length=1, max_length=32, examples=["WP-140402-0101"])
+    holder_uscc: str = Field(description="unified social credit code (GB 32100)")
+    holder_name: str = Field(min_length=1, max_length=200)
+    source_type: str = Field(description="surface, groundwater, unconventional or transfer")
+    source_site_id: str = Field(description="the well or intake meter's monitoring site")
+    sector: str = Field(description="agriculture, industry, domestic or ecological")
+    annual_quota_m3: float = Field(gt=0, le=1e10)
+    season_months: list[int] = Field(min_length=1, max_length=12, examples=[[3, 4, 5, 6]])
+    valid_from: date
+    valid_until: date
+
+
 Year = Annotated[int | None, Query(ge=2000, le=2100, description="permit year (default: this)")]
 Rate = Annotated[
     float | None, Query(gt=0, le=100, description="base fee, yuan/m³ (default: the tariff's)")
@@ -258,3 +275,15 @@ def permit_use(
     permit_id: str, _: CurrentUser, conn: ConnDep, year: Year = None, base_rate: Rate = None
 ) -> Any:
     return service.permit_use(conn, permit_id, year, base_rate)
+
+
+@router.post(
+    "/permits",
+    summary="Register a water-use permit (refused if it overlaps one of the holder's)",
+    response_model=PermitDetail,
+    status_code=201,
+)
+def permit_register(body: PermitIn, _: Registrar, conn: ConnDep) -> Any:
+    result = service.register_permit(conn, body.model_dump())
+    conn.commit()
+    return result

@@ -18,7 +18,7 @@ from affine import Affine
 
 from apps.water import drought, quality, resources
 from gis_core.cache import PerDatabase, dataset_version
-from gis_core.errors import InvalidInput, InvalidParameter, NotFound
+from gis_core.errors import Conflict, InvalidInput, InvalidParameter, NotFound
 from gis_core.plane import LocalPlane
 from sensors.stations import SoilProbe
 
@@ -516,3 +516,66 @@ def permit_use(
         "before_readings_m3": None if before_readings is None else round(before_readings, 1),
         "daily": daily,
     }
+
+
+def register_permit(conn: psycopg.Connection, permit: dict[str, Any]) -> dict[str, Any]:
+    """Register a water-use permit; refuse a malformed one (InvalidInput) or one overlapping a
+    permit the holder already has on the same source (Conflict). The caller commits."""
+    try:
+        source = resources.SourceType(permit["source_type"]).value
+        sector = resources.Sector(permit["sector"]).value
+        new = resources.Permit(
+            permit["permit_id"],
+            permit["holder_uscc"],
+            permit["source_site_id"],
+            float(permit["annual_quota_m3"]),
+            frozenset(permit["season_months"]),
+            permit["valid_from"],
+            permit["valid_until"],
+        )
+    except ValueError as exc:  # WaterResourcesError, or an unknown source type or sector
+        raise InvalidInput(str(exc)) from None
+    site = conn.execute(
+        "SELECT ST_X(geom), ST_Y(geom), district_code FROM iot.monitoring_site WHERE id = %s",
+        (new.source_id,),
+    ).fetchone()
+    if site is None:
+        raise InvalidInput(f"source site {new.source_id!r} is not a registered monitoring site")
+    register = resources.PermitRegister()
+    for row in conn.execute(
+        "SELECT id, holder_uscc, source_site_id, annual_quota_m3, season_months, valid_from,"
+        " valid_until FROM water.permit WHERE holder_uscc = %s AND source_site_id = %s"
+        " FOR UPDATE",
+        (new.holder_uscc, new.source_id),
+    ).fetchall():
+        register.permits[row[0]] = resources.Permit(
+            row[0], row[1], row[2], float(row[3]), frozenset(row[4]), row[5], row[6]
+        )
+    try:
+        register.add(new)
+    except resources.WaterResourcesError as exc:
+        raise Conflict(str(exc)) from None
+    conn.execute(
+        """
+        INSERT INTO water.permit (id, holder_uscc, holder_name, source_type, source_site_id,
+            sector, annual_quota_m3, season_months, valid_from, valid_until, district_code, geom)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+                ST_SetSRID(ST_MakePoint(%s, %s), 4326))
+        """,
+        (
+            new.permit_id,
+            new.holder_uscc,
+            permit["holder_name"],
+            source,
+            new.source_id,
+            sector,
+            new.annual_quota_m3,
+            sorted(new.season_months),
+            new.valid_from,
+            new.valid_until,
+            site[2],
+            site[0],
+            site[1],
+        ),
+    )
+    return permit_use(conn, new.permit_id)

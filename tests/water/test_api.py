@@ -260,3 +260,50 @@ def test_the_application_is_described_and_its_panel_served(api, admin_headers) -
     for path in ("/water/quality/classes", "/water/trace/{station}", "/water/drought",
                  "/water/permits", "/water/permits/{permit_id}/use"):  # fmt: skip
         assert path in paths
+
+
+def test_registering_permits_refuses_overlaps_and_bad_codes(
+    api, admin_headers, reference, db_url
+) -> None:
+    with psycopg.connect(db_url) as conn:
+        uscc, site = conn.execute(
+            "SELECT holder_uscc, source_site_id FROM water.permit ORDER BY id LIMIT 1"
+        ).fetchone()
+    body = {
+        "permit_id": "WP-TEST-0001",
+        "holder_uscc": uscc,
+        "holder_name": "测试取水户",
+        "source_type": "groundwater",
+        "source_site_id": site,
+        "sector": "agriculture",
+        "annual_quota_m3": 12_000,
+        "season_months": [3, 4, 5],
+        "valid_from": "2040-01-01",
+        "valid_until": "2044-12-31",
+    }
+    try:
+        created = api.post("/water/permits", json=body, headers=admin_headers)
+        assert created.status_code == 201, created.text
+        assert created.json()["state"] == "no_reading"
+        # the same holder and source, May in common, validity overlapping: refused
+        clash = {**body, "permit_id": "WP-TEST-0002", "season_months": [5, 6],
+                 "valid_from": "2044-06-01", "valid_until": "2048-12-31"}  # fmt: skip
+        response = api.post("/water/permits", json=clash, headers=admin_headers)
+        assert response.status_code == 409 and "overlaps WP-TEST-0001" in response.json()["detail"]
+        # June on: no month in common, accepted
+        apart = {**clash, "season_months": [6, 7]}
+        assert api.post("/water/permits", json=apart, headers=admin_headers).status_code == 201
+        for change, words in (
+            ({"holder_uscc": uscc[:-1] + ("0" if uscc[-1] != "0" else "1")}, "check character"),
+            ({"source_site_id": "NOPE"}, "not a registered monitoring site"),
+            ({"sector": "mining"}, "mining"),
+            ({"season_months": [13]}, "within 1..12"),
+        ):
+            bad = {**body, "permit_id": "WP-TEST-0009", **change}
+            response = api.post("/water/permits", json=bad, headers=admin_headers)
+            assert response.status_code == 422, response.text
+            assert words in response.json()["detail"]
+    finally:
+        with psycopg.connect(db_url) as conn:
+            conn.execute("DELETE FROM water.permit WHERE id LIKE 'WP-TEST-%'")
+            conn.commit()
