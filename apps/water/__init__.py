@@ -3,7 +3,7 @@ reads and their threshold alarms; resources, drought and water quality build on 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from gis_core.application import (
     Threshold,
     Worker,
 )
+from gis_core.layer import Layer
 
 HERE = Path(__file__).resolve().parent
 
@@ -42,6 +43,12 @@ def _quota_watch() -> Callable[[], None]:
     from apps.water.monitor import spawn_quota_watch
 
     return spawn_quota_watch()
+
+
+def _layers() -> Iterable[Layer]:
+    from apps.water.layers import layers
+
+    return layers()
 
 
 def _synthesize(conn: Any, context: SynthContext) -> Mapping[str, int]:
@@ -176,6 +183,7 @@ APP = Application(
     kinds=(SOIL, WATER_QUALITY, WELL, WATER_METER),
     router=_router,
     cli=_cli,
+    layers=_layers,
     events=("quota",),
     workers=(Worker("water-quota", _quota_watch),),
     migrations=HERE / "migrations",

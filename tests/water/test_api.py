@@ -307,3 +307,15 @@ def test_registering_permits_refuses_overlaps_and_bad_codes(
         with psycopg.connect(db_url) as conn:
             conn.execute("DELETE FROM water.permit WHERE id LIKE 'WP-TEST-%'")
             conn.commit()
+
+
+def test_zones_and_permits_are_catalog_layers(api, admin_headers, reference) -> None:
+    zones = api.get("/collections/water_function_zones/items?limit=5", headers=admin_headers)
+    assert zones.status_code == 200, zones.text
+    feature = zones.json()["features"][0]
+    assert feature["geometry"]["type"] == "MultiLineString"
+    assert 1 <= feature["properties"]["target_class"] <= 5
+    permits = api.get("/collections/water_permits/items?limit=5", headers=admin_headers)
+    assert permits.status_code == 200, permits.text
+    first = permits.json()["features"][0]
+    assert first["id"].startswith("WP-") and first["properties"]["annual_quota_m3"] > 0
