@@ -3,7 +3,58 @@ reads and their threshold alarms; resources, drought and water quality build on 
 
 from __future__ import annotations
 
-from gis_core.application import Application, DeviceKind, TelemetryField, Threshold
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from gis_core.application import (
+    Application,
+    DeviceKind,
+    Panel,
+    SynthContext,
+    TelemetryField,
+    Threshold,
+    Worker,
+)
+from gis_core.layer import Layer
+
+HERE = Path(__file__).resolve().parent
+
+
+def _router() -> Any:
+    from apps.water.api import router
+
+    return router
+
+
+def _cli(root: Any) -> None:
+    from apps.water.cli import register
+
+    register(root)
+
+
+def _bench(log: Callable[[str], None], **kwargs: Any) -> dict[str, Any]:
+    from apps.water.bench import bench_water
+
+    return bench_water(log)
+
+
+def _quota_watch() -> Callable[[], None]:
+    from apps.water.monitor import spawn_quota_watch
+
+    return spawn_quota_watch()
+
+
+def _layers() -> Iterable[Layer]:
+    from apps.water.layers import layers
+
+    return layers()
+
+
+def _synthesize(conn: Any, context: SynthContext) -> Mapping[str, int]:
+    from apps.water.synth import synthesize
+
+    return synthesize(conn, context)
 
 
 def _class_iii(field: str, label: str, test: str, limit: float) -> Threshold:
@@ -81,11 +132,74 @@ WATER_QUALITY = DeviceKind(
     simulator="sensors.stations:WaterQualityStation",
 )
 
+WELL = DeviceKind(
+    "well",
+    "地下水井",
+    "Groundwater wells",
+    (
+        TelemetryField("level_m", "num", -500, 6000, "m", "地下水位", "groundwater level"),
+        TelemetryField("temp_c", "num", -5, 60, "°C", "水温", "water temperature"),
+    ),
+    interval_s=3600,
+    thresholds=(
+        # The red line of the well's aquifer (地下水位红线): below it the well is over-drawn.
+        Threshold(
+            "well.overdraft",
+            "level_m",
+            "below",
+            "{name} 地下水位 {value:g} m 低于红线 {limit:g} m",
+            "{name} groundwater level {value:g} m below the red line {limit:g} m",
+            site_key="alarm_level_m",
+        ),
+    ),
+    shape="triangle",
+    color="#1677ff",
+    primary_field="level_m",
+    department="water",
+    id_prefix="WELL",
+    vendors=("水文仪器", "地矿测控"),
+    simulator="apps.water.simulate:GroundwaterWell",
+)
+WATER_METER = DeviceKind(
+    "water_meter",
+    "取水计量",
+    "Water meters",
+    (TelemetryField("volume_m3", "num", 0, 1e10, "m³", "累计取水量", "cumulative volume"),),
+    interval_s=3600,
+    shape="square",
+    color="#2f54eb",
+    primary_field="volume_m3",
+    department="water",
+    id_prefix="WM",
+    vendors=("智水计量", "水表科技"),
+    simulator="apps.water.simulate:WaterMeter",
+)
+
 APP = Application(
     name="water",
     title_zh="水资源与水环境",
     title_en="Water",
     description=__doc__ or "",
-    kinds=(SOIL, WATER_QUALITY),
+    kinds=(SOIL, WATER_QUALITY, WELL, WATER_METER),
+    router=_router,
+    cli=_cli,
+    layers=_layers,
+    events=("quota",),
+    workers=(Worker("water-quota", _quota_watch),),
+    migrations=HERE / "migrations",
+    models="apps.water.models",
+    synthesize=_synthesize,
+    benches={"water": _bench},
+    console=HERE / "console",
+    panels=(
+        Panel(
+            "water",
+            "water.js",
+            "水资源与水环境",
+            "Water",
+            roles=("planner", "inspector", "supervisor", "admin"),
+            strings="strings.json",
+        ),
+    ),
     roles=("planner", "inspector", "supervisor", "admin"),
 )

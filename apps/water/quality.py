@@ -254,12 +254,28 @@ def daily_classes(
     """
     kind = _waterbody(waterbody)
     factors = _factor_columns(readings, kind)
-    days = _local_dates(readings["ts"], timezone)
-    grouped = readings[factors].groupby([readings["station"].to_numpy(), days], sort=True)
-    daily = grouped.mean()
-    daily["hours"] = grouped.size()
-    daily.index = daily.index.set_names(["station", "date"])
-    daily = daily.reset_index()
+    # One integer key per (station, local day); sums and counts by bincount, not a groupby.
+    codes, stations = pd.factorize(readings["station"], sort=True)
+    if np.any(codes < 0):
+        raise WaterQualityError("readings have rows without a station")
+    day = _local_day_numbers(readings["ts"], timezone)
+    first, span = int(day.min()), int(day.max() - day.min()) + 1
+    groups, inverse = np.unique(codes.astype(np.int64) * span + (day - first), return_inverse=True)
+    inverse = inverse.ravel()
+    daily = pd.DataFrame(
+        {
+            "station": np.asarray(stations)[groups // span],
+            "date": (groups % span + first).astype("datetime64[D]").astype("datetime64[ns]"),
+        }
+    )
+    for key in factors:
+        values = readings[key].to_numpy(dtype=float)
+        seen = ~np.isnan(values)
+        sums = np.bincount(inverse[seen], weights=values[seen], minlength=len(groups))
+        counts = np.bincount(inverse[seen], minlength=len(groups))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            daily[key] = np.where(counts > 0, sums / counts, np.nan)
+    daily["hours"] = np.bincount(inverse, minlength=len(groups))
     worst = np.zeros(len(daily), dtype=np.int8)
     for key in factors:
         cls = factor_classes(key, daily[key].to_numpy(), kind)
@@ -302,6 +318,14 @@ def _factor_columns(readings: pd.DataFrame, kind: WaterbodyType) -> list[str]:
             f"readings carry no GB 3838-2002 factor column; known: {', '.join(sorted(known))}"
         )
     return factors
+
+
+def _local_day_numbers(ts: pd.Series, timezone: str) -> np.ndarray:
+    """Days since 1970-01-01 of each time's local calendar day (naive times are UTC)."""
+    stamps = pd.DatetimeIndex(pd.to_datetime(ts, cache=False))
+    if stamps.tz is None:
+        stamps = stamps.tz_localize("UTC")
+    return stamps.tz_convert(timezone).tz_localize(None).asi8 // 86_400_000_000_000
 
 
 def _local_dates(ts: pd.Series, timezone: str) -> np.ndarray:

@@ -1,0 +1,289 @@
+"""The water API (``/water``): station classes and trends, upstream traces, drought grades,
+permits and their metered use. Reading needs a login; the services do the work.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from apps.water import service, tracing
+from gis_core.identity import Principal
+from web.deps import ConnDep, CurrentUser, require_roles
+
+router = APIRouter(tags=["water"])
+Registrar = Annotated[Principal, Depends(require_roles("planner", "supervisor"))]
+
+
+class Station(BaseModel):
+    station: str
+    device_id: str
+    name_zh: str
+    district_code: str | None
+    lon: float
+    lat: float
+    target_class: int
+    waterbody: str
+    zone_zh: str | None
+
+
+class StationClass(Station):
+    hours: int
+    water_class: int | None
+    label: str | None
+    deciding: list[str]
+    missing: list[str]
+    factor_classes: dict[str, int]
+    means: dict[str, float | None]
+    meets_target: bool | None
+
+
+class Classes(BaseModel):
+    standard: str
+    since: str
+    until: str
+    stations: list[StationClass]
+    compliance_rate: float | None
+
+
+class DayClass(BaseModel):
+    date: str
+    water_class: int | None
+    label: str | None
+    hours: int
+    means: dict[str, float | None]
+
+
+class Trend(BaseModel):
+    trend: str | None
+    reason: str | None = None
+    p_value: float | None = None
+    tau: float | None = None
+    sen_slope_per_day: float | None = None
+    n: int | None = None
+    test: str | None = None
+
+
+class QualityTrend(BaseModel):
+    station: Station
+    days: int
+    series: list[DayClass]
+    trends: dict[str, Trend]
+
+
+class LoadBasis(BaseModel):
+    concentration: str | None
+    flow: str | None
+
+
+class RankedOutlet(BaseModel):
+    rank: int
+    outlet_id: str
+    name_zh: str
+    enterprise_zh: str | None
+    credit_code: str | None
+    lon: float
+    lat: float
+    concentration_mgl: float | None
+    flow_m3s: float | None
+    basis: LoadBasis
+    receiving_m: float
+    distance_m: float
+    load_g_s: float
+    load_at_station_g_s: float
+
+
+class Trace(BaseModel):
+    station: Station
+    factor: str
+    decay_per_km: float
+    snapped_m: float
+    ranked: list[RankedOutlet]
+    off_network: list[str]
+    unknown_load: list[str]
+    rivers: dict[str, Any]
+    network: dict[str, int]
+
+
+class Probe(BaseModel):
+    station: str
+    name_zh: str
+    district_code: str | None
+    lon: float
+    lat: float
+    ts: str | None
+    vwc_pct: float | None
+    relative_pct: float | None
+    grade: int
+    grade_zh: str | None
+
+
+class LeftOut(BaseModel):
+    station: str
+    reason: str
+
+
+class DistrictDrought(BaseModel):
+    district_code: str
+    name_zh: str | None
+    km2: dict[str, float]
+    cropland_km2: float
+    drought_km2: float
+    drought_share: float | None
+
+
+class Drought(BaseModel):
+    standard: str
+    stage: str
+    cell_m: float
+    probes: list[Probe]
+    left_out: list[LeftOut]
+    districts: list[DistrictDrought]
+
+
+class PermitUse(BaseModel):
+    permit_id: str
+    holder_uscc: str
+    holder_name: str
+    source_type: str
+    source_site_id: str
+    sector: str
+    annual_quota_m3: float
+    season_months: list[int]
+    valid_from: str
+    valid_until: str
+    district_code: str | None
+    lon: float
+    lat: float
+    meter_id: str | None
+    used_m3: float | None
+    ratio: float | None
+    state: str
+    fee_yuan: float | None
+    fault: str | None
+
+
+class Tariff(BaseModel):
+    base_rate_yuan_m3: float
+    over_quota_tiers: list[list[float]]
+
+
+class Permits(BaseModel):
+    year: int
+    tariff: Tariff
+    permits: list[PermitUse]
+    states: dict[str, int]
+
+
+class DayUse(BaseModel):
+    date: str
+    used_m3: float
+    volume_m3: float
+
+
+class PermitDetail(PermitUse):
+    year: int
+    before_readings_m3: float | None
+    daily: list[DayUse]
+
+
+class PermitIn(BaseModel):
+    """A new water-use permit (取水许可)."""
+
+    permit_id: str = Field(min_length=1, max_length=32, examples=["WP-140402-0101"])
+    holder_uscc: str = Field(description="unified social credit code (GB 32100)")
+    holder_name: str = Field(min_length=1, max_length=200)
+    source_type: str = Field(description="surface, groundwater, unconventional or transfer")
+    source_site_id: str = Field(description="the well or intake meter's monitoring site")
+    sector: str = Field(description="agriculture, industry, domestic or ecological")
+    annual_quota_m3: float = Field(gt=0, le=1e10)
+    season_months: list[int] = Field(min_length=1, max_length=12, examples=[[3, 4, 5, 6]])
+    valid_from: date
+    valid_until: date
+
+
+Year = Annotated[int | None, Query(ge=2000, le=2100, description="permit year (default: this)")]
+Rate = Annotated[
+    float | None, Query(gt=0, le=100, description="base fee, yuan/m³ (default: the tariff's)")
+]
+
+
+@router.get("/quality/classes", summary="Each station's GB 3838-2002 class", response_model=Classes)
+def quality_classes(
+    _: CurrentUser,
+    conn: ConnDep,
+    day: Annotated[
+        date | None, Query(alias="date", description="local day (default: the last 24 h)")
+    ] = None,
+) -> Any:
+    return service.station_classes(conn, day)
+
+
+@router.get(
+    "/quality/trend/{station}",
+    summary="A station's daily classes and Mann-Kendall trends",
+    response_model=QualityTrend,
+)
+def quality_trend(
+    station: str,
+    _: CurrentUser,
+    conn: ConnDep,
+    days: Annotated[int, Query(ge=1, le=366)] = 30,
+) -> Any:
+    return service.quality_trend(conn, station, days)
+
+
+@router.get(
+    "/trace/{station}", summary="Outfalls upstream of a station, by load", response_model=Trace
+)
+def trace(
+    station: str,
+    _: CurrentUser,
+    conn: ConnDep,
+    factor: Annotated[str, Query(description="cod or nh3n")] = "cod",
+    decay_per_km: Annotated[float, Query(ge=0, le=10, description="first-order decay")] = 0.0,
+) -> Any:
+    return tracing.trace_station(conn, station, factor, decay_per_km)
+
+
+@router.get(
+    "/drought", summary="Drought grade per probe (GB/T 32136), by district", response_model=Drought
+)
+def drought_status(
+    _: CurrentUser,
+    conn: ConnDep,
+    stage: Annotated[str, Query(description="sowing, seedling, critical or other")] = "other",
+    cell_m: Annotated[float, Query(ge=100, le=10_000, description="map cell, m")] = 1000.0,
+) -> Any:
+    return service.drought_status(conn, stage, cell_m)
+
+
+@router.get("/permits", summary="Water-use permits and their use", response_model=Permits)
+def permits(_: CurrentUser, conn: ConnDep, year: Year = None, base_rate: Rate = None) -> Any:
+    return service.permits(conn, year, base_rate)
+
+
+@router.get(
+    "/permits/{permit_id}/use",
+    summary="A permit's metered use against its quota, and the fee",
+    response_model=PermitDetail,
+)
+def permit_use(
+    permit_id: str, _: CurrentUser, conn: ConnDep, year: Year = None, base_rate: Rate = None
+) -> Any:
+    return service.permit_use(conn, permit_id, year, base_rate)
+
+
+@router.post(
+    "/permits",
+    summary="Register a water-use permit (refused if it overlaps one of the holder's)",
+    response_model=PermitDetail,
+    status_code=201,
+)
+def permit_register(body: PermitIn, _: Registrar, conn: ConnDep) -> Any:
+    result = service.register_permit(conn, body.model_dump())
+    conn.commit()
+    return result

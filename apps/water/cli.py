@@ -1,0 +1,184 @@
+"""``changzhi water ...``: station classes, upstream traces, drought grades, permits.
+
+:func:`register` adds the ``water`` group to the ``changzhi`` app. Every command can print
+its full result as JSON (``--json``), the same document the API returns.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from gis_core.db import DatabaseUnavailable, connect
+from gis_core.errors import PlatformError
+from gis_core.settings import ConfigError, get_settings
+
+water_app = typer.Typer(help="Water resources, drought and water quality.", no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+_USER_ERRORS = (PlatformError, DatabaseUnavailable, ConfigError, OSError, ValueError)
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the full result as JSON")]
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]changzhi:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
+def _run(work: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    try:
+        with connect(get_settings().database_url) as conn:
+            return work(conn)
+    except _USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+
+
+def _json(result: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(result, ensure_ascii=False, default=str) + "\n")
+
+
+@water_app.command("classes")
+def classes_cmd(
+    day: Annotated[
+        str | None, typer.Option("--date", help="local day YYYY-MM-DD (default: last 24 h)")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Each water-quality station's GB 3838-2002 class and the factor that decided it."""
+    from apps.water import service
+
+    try:
+        when = date.fromisoformat(day) if day else None
+    except ValueError:
+        raise _fail(f"--date {day!r} is not a date like 2026-06-01") from None
+    result = _run(lambda conn: service.station_classes(conn, when))
+    if as_json:
+        _json(result)
+        return
+    table = Table("station", "name", "class", "deciding", "target", "missing", "hours")
+    for s in result["stations"]:
+        meets = s["meets_target"]
+        colour = "green" if meets else "red" if meets is False else "dim"
+        table.add_row(
+            s["station"],
+            s["name_zh"],
+            f"[{colour}]{s['label'] or '-'}[/]",
+            ", ".join(s["deciding"]),
+            str(s["target_class"]),
+            ", ".join(s["missing"]),
+            str(s["hours"]),
+        )
+    out.print(table)
+    rate = result["compliance_rate"]
+    out.print(f"compliance: {'-' if rate is None else f'{rate:.0%}'} ({result['standard']})")
+
+
+@water_app.command("trace")
+def trace_cmd(
+    station: Annotated[str, typer.Argument(help="water-quality site or device id")],
+    factor: Annotated[str, typer.Option(help="cod or nh3n")] = "cod",
+    decay_per_km: Annotated[float, typer.Option(help="first-order decay per km")] = 0.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Discharge outlets upstream of a station along the rivers, ranked by load."""
+    from apps.water import tracing
+
+    result = _run(lambda conn: tracing.trace_station(conn, station, factor, decay_per_km))
+    if as_json:
+        _json(result)
+        return
+    table = Table("#", "outlet", "enterprise", "km upstream", "load g/s", "at station g/s", "basis")
+    for o in result["ranked"]:
+        table.add_row(
+            str(o["rank"]),
+            f"{o['outlet_id']} {o['name_zh']}",
+            o["enterprise_zh"] or "",
+            f"{o['distance_m'] / 1000:.1f}",
+            f"{o['load_g_s']:.3f}",
+            f"{o['load_at_station_g_s']:.3f}",
+            f"{o['basis']['concentration']}/{o['basis']['flow']}",
+        )
+    out.print(table)
+    out.print(
+        f"{len(result['ranked'])} outlets upstream of {result['station']['station']}; "
+        f"{len(result['off_network'])} off the rivers, {len(result['unknown_load'])} "
+        "without a load estimate (not ranked)"
+    )
+
+
+@water_app.command("drought")
+def drought_cmd(
+    stage: Annotated[str, typer.Option(help="sowing, seedling, critical or other")] = "other",
+    cell_m: Annotated[float, typer.Option(help="map cell size, m")] = 1000.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Drought grade at each soil probe (GB/T 32136) and drought area by district."""
+    from apps.water import drought, service
+
+    result = _run(lambda conn: service.drought_status(conn, stage, cell_m))
+    if as_json:
+        _json(result)
+        return
+    table = Table("district", "cropland km²", *drought.GRADE_NAMES, "in drought")
+    for d in result["districts"]:
+        share = d["drought_share"]
+        table.add_row(
+            f"{d['name_zh'] or d['district_code']}",
+            f"{d['cropland_km2']:.1f}",
+            *(f"{d['km2'][g]:.1f}" for g in drought.GRADE_NAMES),
+            "-" if share is None else f"{share:.0%}",
+        )
+    out.print(table)
+    graded = [p for p in result["probes"] if p["grade"] >= 0]
+    out.print(f"{len(graded)} of {len(result['probes'])} probes graded ({result['standard']})")
+    for x in result["left_out"]:
+        out.print(f"[yellow]left out[/] {x['station']}: {escape(x['reason'])}")
+
+
+@water_app.command("permits")
+def permits_cmd(
+    year: Annotated[int | None, typer.Option(help="permit year (default: this one)")] = None,
+    base_rate: Annotated[
+        float | None, typer.Option(help="base fee, yuan/m³ (default: the tariff's)")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Water-use permits: metered use against the annual quota, and the fee."""
+    from apps.water import service
+
+    result = _run(lambda conn: service.permits(conn, year, base_rate))
+    if as_json:
+        _json(result)
+        return
+    colours = {"normal": "green", "warning": "yellow", "exceeded": "red", "meter_fault": "red"}
+    table = Table("permit", "holder", "source", "quota m³", "used m³", "use", "state", "fee ¥")
+    for p in result["permits"]:
+        state = p["state"]
+        table.add_row(
+            p["permit_id"],
+            p["holder_name"],
+            p["source_type"],
+            f"{p['annual_quota_m3']:,.0f}",
+            "-" if p["used_m3"] is None else f"{p['used_m3']:,.0f}",
+            "-" if p["ratio"] is None else f"{p['ratio']:.0%}",
+            f"[{colours.get(state, 'dim')}]{state}[/]",
+            "-" if p["fee_yuan"] is None else f"{p['fee_yuan']:,.2f}",
+        )
+    out.print(table)
+    out.print(
+        f"{result['year']}: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(result["states"].items()))
+        + f" (as of {datetime.now():%Y-%m-%d %H:%M})"
+    )
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(water_app, name="water")
