@@ -3,8 +3,6 @@ compliance and Mann–Kendall trends."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -205,13 +203,11 @@ def test_daily_classes_by_hand():
     assert str(daily_classes(utc)["date"].iloc[0].date()) == "2026-05-02"
 
 
-def test_vectorized_matches_rowwise_peer_and_is_fast():
+def test_vectorized_matches_rowwise_peer():
+    # How fast is the bench's figure (`changzhi bench water`: classes_ms); here, only the answer.
     readings = _hourly(stations=50, days=365)
-    start = time.perf_counter()
     daily = daily_classes(readings)
-    elapsed = time.perf_counter() - start
     assert len(daily) == 50 * 365
-    assert elapsed < 1.0, f"a year of hourly data for 50 stations took {elapsed:.2f} s"
     sample = readings[readings["station"].isin(["WQ-000", "WQ-025", "WQ-049"])]
     peer = daily_classes_rowwise(sample)
     mine = daily_classes(sample)
