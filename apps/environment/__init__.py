@@ -4,6 +4,7 @@ air and stack-emission monitors it reads and their exceedance alarms."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 from gis_core.application import Application, DeviceKind, TelemetryField, Threshold
 from gis_core.layer import Layer
@@ -12,6 +13,7 @@ from gis_core.layer import Layer
 # hourly limit, the 'heavily polluted' AQI band (HJ 633-2012: PM2.5 > 150, PM10 > 350).
 AIR_LIMITS = {"pm25": 150.0, "pm10": 350.0, "so2": 500.0, "no2": 200.0, "o3": 200.0, "co": 10.0}
 EMISSION_FIELDS = ("so2_mgm3", "nox_mgm3", "dust_mgm3")
+HERE = Path(__file__).resolve().parent
 
 
 def _layers() -> Iterable[Layer]:
@@ -92,6 +94,7 @@ APP = Application(
     description=__doc__ or "",
     layers=_layers,
     models="apps.environment.models",
+    migrations=HERE / "migrations",
     kinds=(AIR, EMISSION),
     roles=("inspector", "planner", "supervisor", "dispatcher", "admin"),
 )
