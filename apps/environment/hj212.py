@@ -403,6 +403,7 @@ class PacketReader:
         self._garbage = 0
         # After a bad header the bytes up to the next ## belong to that error, not a new one.
         self._resyncing = False
+        self._frame = b""  # the bytes of the item being yielded (see feed_frames)
 
     @property
     def pending(self) -> int:
@@ -414,6 +415,17 @@ class PacketReader:
         self._buffer += chunk
         return list(self._drain())
 
+    def feed_frames(self, chunk: bytes) -> list[tuple[Packet | Hj212Error, bytes]]:
+        """Like `feed`, each result with the bytes it came from (the whole frame of a packet
+        or of a bad CRC or body; the first bytes where a header or length was wrong), for
+        the dead letters."""
+        self._buffer += chunk
+        out: list[tuple[Packet | Hj212Error, bytes]] = []
+        for item in self._drain():
+            out.append((item, self._frame))
+            self._frame = b""
+        return out
+
     def _flush_garbage(self) -> Iterator[Hj212Error]:
         if self._garbage and not self._resyncing:
             yield Hj212Error("bad_header", f"{self._garbage} bytes before ##")
@@ -421,6 +433,7 @@ class PacketReader:
         self._resyncing = False
 
     def _skip_header(self, error: Hj212Error) -> Hj212Error:
+        self._frame = bytes(self._buffer[:64])
         del self._buffer[:2]
         self._resyncing = True
         return error
@@ -466,6 +479,7 @@ class PacketReader:
                 )
                 continue
             del buffer[:end]
+            self._frame = frame
             yield self._packet(frame[6 : 6 + length], frame[6 + length : 6 + length + 4])
 
     @staticmethod

@@ -193,3 +193,20 @@ class InspectionTask(Base):
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class Hj212Aggregate(Base):
+    """A data logger's own hourly (CN 2061) or daily (CN 2031) statistics, as it sent them:
+    kept beside the readings (which hold the real-time and minute values) so the two never
+    collide on one time stamp."""
+
+    __tablename__ = "hj212_aggregate"
+    __table_args__ = ({"schema": "env"},)
+
+    outlet_id: Mapped[int] = mapped_column(
+        ForeignKey("env.outlet.id", ondelete="CASCADE"), primary_key=True
+    )
+    cn: Mapped[str] = mapped_column(String(4), primary_key=True)
+    data_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    factors: Mapped[dict[str, Any]] = mapped_column(JSONB)  # {"a21026": {"Avg": 12.3, ...}}
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
