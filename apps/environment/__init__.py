@@ -3,7 +3,7 @@ air and stack-emission monitors it reads and their exceedance alarms."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from gis_core.application import (
     SynthContext,
     TelemetryField,
     Threshold,
+    Worker,
 )
 from gis_core.layer import Layer
 
@@ -27,6 +28,18 @@ def _router() -> Any:
     from apps.environment.api import router
 
     return router
+
+
+def _cli(root: Any) -> None:
+    from apps.environment.cli import register
+
+    register(root)
+
+
+def _hj212() -> Callable[[], None]:
+    from apps.environment.hj212_server import spawn_server
+
+    return spawn_server()
 
 
 def _layers() -> Iterable[Layer]:
@@ -145,6 +158,8 @@ APP = Application(
     title_en="Environmental supervision",
     description=__doc__ or "",
     router=_router,
+    cli=_cli,
+    workers=(Worker("environment-hj212", _hj212),),
     layers=_layers,
     events=("exceedance", "task"),
     models="apps.environment.models",
