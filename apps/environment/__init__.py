@@ -42,6 +42,12 @@ def _hj212() -> Callable[[], None]:
     return spawn_server()
 
 
+def _bench(log: Callable[[str], None], **kwargs: Any) -> dict[str, Any]:
+    from apps.environment.bench import bench_environment
+
+    return bench_environment(log)
+
+
 def _layers() -> Iterable[Layer]:
     from apps.environment.layers import layers
 
@@ -167,4 +173,5 @@ APP = Application(
     kinds=(AIR, EMISSION, WEATHER),
     synthesize=_synthesize,
     roles=("inspector", "planner", "supervisor", "dispatcher", "admin"),
+    benches={"environment": _bench},
 )

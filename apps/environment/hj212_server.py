@@ -196,7 +196,10 @@ class Server:
         self.limits = Limits((-180.0, -90.0, 180.0, 90.0))
         self.queue: asyncio.Queue[tuple[Batch, asyncio.Future[None]]] = asyncio.Queue()
         self.connections = 0
-        self.stats = {"packets": 0, "stored": 0, "dead_letters": 0, "aggregates": 0}
+        self.stats: dict[str, float] = {
+            "packets": 0, "stored": 0, "dead_letters": 0, "aggregates": 0, "batches": 0,
+            "store_s": 0.0, "parse_s": 0.0,
+        }  # fmt: skip
         self._server: asyncio.Server | None = None
         self._writer: asyncio.Task[None] | None = None
 
@@ -226,6 +229,7 @@ class Server:
     # ------------------------------------------------------------------ storing
 
     def _store(self, batches: list[Batch]) -> None:
+        started = time.perf_counter()
         readings = [r for b in batches for r in b.readings]
         dead = [d for b in batches for d in b.dead]
         aggregates = [a for b in batches for a in b.aggregates]
@@ -243,6 +247,8 @@ class Server:
         self.stats["stored"] += result.stored
         self.stats["dead_letters"] += result.dead_letters
         self.stats["aggregates"] += len(aggregates)
+        self.stats["batches"] += 1
+        self.stats["store_s"] += time.perf_counter() - started
 
     async def _write_loop(self) -> None:
         while True:
@@ -316,6 +322,7 @@ class Server:
 
     def handle(self, chunk: bytes, packets: hj212.PacketReader, topic: str) -> Batch:
         """Parse one read; returns what to store and what to answer."""
+        started = time.perf_counter()
         batch = Batch()
         for item, frame in packets.feed_frames(chunk):
             batch.packets += 1
@@ -333,6 +340,7 @@ class Server:
             if item.need_ack:
                 batch.replies.append(hj212.data_answer(item))
         self.stats["packets"] += batch.packets
+        self.stats["parse_s"] += time.perf_counter() - started
         return batch
 
 

@@ -70,3 +70,4 @@ def test_descriptor_declares_the_seam_pieces() -> None:
     assert [k.name for k in APP.kinds] == ["air", "emission", "weather"]
     assert APP.router and APP.cli and APP.synthesize and APP.migrations and APP.migrations.is_dir()
     assert [w.name for w in APP.workers] == ["environment-hj212"]
+    assert "environment" in APP.benches
