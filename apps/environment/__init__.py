@@ -10,6 +10,7 @@ from typing import Any
 from gis_core.application import (
     Application,
     DeviceKind,
+    Panel,
     SynthContext,
     TelemetryField,
     Threshold,
@@ -164,6 +165,17 @@ APP = Application(
     title_en="Environmental supervision",
     description=__doc__ or "",
     router=_router,
+    console=HERE / "console",
+    panels=(
+        Panel(
+            "environment",
+            "environment.js",
+            "生态环境",
+            "Environment",
+            roles=("inspector", "planner", "supervisor", "dispatcher"),
+            strings="strings.json",
+        ),
+    ),
     cli=_cli,
     workers=(Worker("environment-hj212", _hj212),),
     layers=_layers,
