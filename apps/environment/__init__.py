@@ -49,6 +49,12 @@ def _bench(log: Callable[[str], None], **kwargs: Any) -> dict[str, Any]:
     return bench_environment(log)
 
 
+def _watch() -> Callable[[], None]:
+    from apps.environment.watch import spawn_watch
+
+    return spawn_watch()
+
+
 def _layers() -> Iterable[Layer]:
     from apps.environment.layers import layers
 
@@ -177,7 +183,7 @@ APP = Application(
         ),
     ),
     cli=_cli,
-    workers=(Worker("environment-hj212", _hj212),),
+    workers=(Worker("environment-hj212", _hj212), Worker("environment-watch", _watch)),
     layers=_layers,
     events=("exceedance", "task"),
     models="apps.environment.models",

@@ -159,6 +159,32 @@ def scan(
     events = find(conn, since, until)
     for f in events:
         e = f.event
+        # An event already stored that this one continues (a scan window that began inside
+        # it sees it start later): extend that one instead of storing it twice.
+        earlier = conn.execute(
+            """
+            UPDATE env.exceedance SET ended_at = %(end)s,
+                   peak_value = greatest(peak_value, %(peak)s),
+                   hours = greatest(hours, %(hours)s)
+            WHERE id = (SELECT id FROM env.exceedance
+                        WHERE device_id = %(device)s AND pollutant = %(pollutant)s
+                          AND started_at < %(start)s
+                          AND (ended_at IS NULL OR ended_at >= %(start)s)
+                        ORDER BY started_at DESC LIMIT 1)
+            RETURNING id
+            """,
+            {
+                "end": None if e.end is None else _stamp(e.end),
+                "peak": e.peak,
+                # A lower bound: the scans' windows overlap, their hours cannot be added.
+                "hours": e.exceeding_hours,
+                "device": f.device_id,
+                "pollutant": f.pollutant,
+                "start": _stamp(e.start),
+            },
+        ).fetchone()
+        if earlier is not None:
+            continue
         row = conn.execute(
             """
             INSERT INTO env.exceedance (kind, device_id, outlet_id, pollutant, averaging,

@@ -201,7 +201,11 @@ def test_exceedance_opens_task_and_workflow(
     assert len(new) == 1 and new[0]["peak"] == pytest.approx(limit * 1.5)
     again = api.post("/environment/exceedances/scan", json={"hours": 8}, headers=insp).json()
     assert not [n for n in again["new"] if n["device_id"] == device]  # stored once
+    # A window that begins inside the event continues it rather than storing a second one.
+    later = api.post("/environment/exceedances/scan", json={"hours": 5}, headers=insp).json()
+    assert not [n for n in later["new"] if n["device_id"] == device]
     listed = api.get("/environment/exceedances", params={"kind": "emission"}, headers=insp).json()
+    assert len([e for e in listed if e["device_id"] == device]) == 1
     event = next(e for e in listed if e["device_id"] == device)
     assert event["hours"] == 2 and event["ended_at"] is not None
     task_id = event["task_id"]
@@ -248,3 +252,33 @@ def test_task_create_and_overdue(api: Any, people: dict[str, dict[str, str]]) ->
 def test_transitions_table_is_closed() -> None:
     for state, nexts in inspection.TRANSITIONS.items():
         assert set(nexts) <= set(inspection.TASK_STATES), state
+
+
+def test_watcher_round_stores_opens_a_task_and_announces(db_url: str, reference: object) -> None:
+    from apps.environment.watch import watch_once
+
+    with connect(db_url) as conn:
+        device, limit = conn.execute(
+            "SELECT o.device_id, l.limit_value FROM env.outlet o JOIN env.outlet_limit l"
+            " ON l.outlet_id = o.id AND l.pollutant = 'nox_mgm3'"
+            " WHERE o.device_id IS NOT NULL ORDER BY o.id DESC LIMIT 1"
+        ).fetchone()
+        start = (datetime.now(UTC) - timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO iot.telemetry (device_id, kind, ts, reading)"
+                " VALUES (%s, 'emission', %s, %s::jsonb) ON CONFLICT DO NOTHING",
+                [
+                    (device, start + timedelta(minutes=10 * k),
+                     orjson.dumps({"nox_mgm3": limit * 2}).decode())
+                    for k in range(6)
+                ],
+            )  # fmt: skip
+        conn.commit()
+    published: list[bytes] = []
+    assert watch_once(db_url, published.append) >= 1
+    events = [orjson.loads(p) for p in published]
+    mine = [e for e in events if e["exceedance"]["device_id"] == device]
+    assert len(mine) == 1 and mine[0]["type"] == "exceedance"
+    assert mine[0]["exceedance"]["pollutant"] == "nox_mgm3" and mine[0]["exceedance"]["task_id"]
+    assert watch_once(db_url, published.append) == 0  # the next round finds nothing new

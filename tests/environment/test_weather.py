@@ -69,5 +69,5 @@ def test_stability_from_weather() -> None:
 def test_descriptor_declares_the_seam_pieces() -> None:
     assert [k.name for k in APP.kinds] == ["air", "emission", "weather"]
     assert APP.router and APP.cli and APP.synthesize and APP.migrations and APP.migrations.is_dir()
-    assert [w.name for w in APP.workers] == ["environment-hj212"]
+    assert [w.name for w in APP.workers] == ["environment-hj212", "environment-watch"]
     assert "environment" in APP.benches
