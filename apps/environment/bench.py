@@ -1,8 +1,10 @@
 """``changzhi bench environment``: the HJ 212 server against raw TCP, AQI throughput, plume time.
 
 - ``hj212_packets_per_s``: loggers (one connection per outlet, each its own MN and password)
-  stream real-time uploads that ask for an answer; the server (its own process) parses,
-  checks CRC and password, stores through the platform's writer, commits and answers. The
+  stream real-time uploads that ask for an answer (after one first packet each, the login:
+  its Argon2 password check is timed apart as ``hj212_login_s``); the server (its own
+  process) parses, checks CRC and password, stores through the platform's writer, commits and
+  answers. The
   rate counts packets from the first byte sent to the last answer received; ``lost`` is the
   packets sent minus the readings found in ``iot.telemetry`` afterwards.
 - ``raw_tcp_packets_per_s``: the same packets, clients and machine, to a TCP server (its own
@@ -38,6 +40,7 @@ WRITE_PACKETS = 50  # packets a logger writes at once (a burst of backlog after 
 AIR_STATIONS = 30
 PLUME_RUNS = 7
 PASSWORD = "212212"
+ANSWER_TIMEOUT_S = 300.0
 
 
 def _hj212_process(url: str, port: int) -> None:
@@ -99,7 +102,13 @@ async def _drive(port: int, streams: list[list[bytes]]) -> tuple[float, int]:
         sender = asyncio.create_task(send())
         answers = 0
         while answers < len(packets):
-            chunk = await asyncio.wait_for(reader.read(65536), 60)
+            try:
+                chunk = await asyncio.wait_for(reader.read(65536), ANSWER_TIMEOUT_S)
+            except TimeoutError:
+                raise RuntimeError(
+                    f"a logger waited {ANSWER_TIMEOUT_S:.0f} s for an answer "
+                    f"({answers} of {len(packets)} answered)"
+                ) from None
             if not chunk:
                 break
             answers += chunk.count(b"\r\n")
@@ -143,18 +152,26 @@ def bench_hj212(conn: psycopg.Connection, url: str, log: Log) -> dict[str, Any]:
     sent = sum(len(s) for s in streams)
     log(f"HJ 212: {len(mns)} loggers × {PACKETS_PER_LOGGER} packets")
 
+    # Each logger first logs in with one packet (its password's Argon2 check, once per
+    # logger for as long as the server runs), then streams the rest: the rate is the stream's.
+    firsts, rests = [s[:1] for s in streams], [s[1:] for s in streams]
+    timed = sum(len(s) for s in rests)
     raw_port = free_port()
     raw = _run_server(_raw_process, raw_port, port=raw_port)
     try:
-        raw_s, raw_answers = asyncio.run(_drive(raw_port, streams))
+        _, raw_first = asyncio.run(_drive(raw_port, firsts))
+        raw_s, raw_answers = asyncio.run(_drive(raw_port, rests))
     finally:
         _stop(raw)
     hj_port = free_port()
     server = _run_server(_hj212_process, url, hj_port, port=hj_port)
     try:
-        hj_s, hj_answers = asyncio.run(_drive(hj_port, streams))
+        login_s, hj_first = asyncio.run(_drive(hj_port, firsts))
+        hj_s, hj_answers = asyncio.run(_drive(hj_port, rests))
     finally:
         _stop(server)
+    hj_answers += hj_first
+    raw_answers += raw_first
     devices = [d for _, d in outlets]
     first = t0.replace(tzinfo=UTC) - timedelta(hours=8)
     stored = conn.execute(
@@ -162,14 +179,15 @@ def bench_hj212(conn: psycopg.Connection, url: str, log: Log) -> dict[str, Any]:
         (devices, first, first + timedelta(seconds=30 * PACKETS_PER_LOGGER)),
     ).fetchone()
     stored_n = int(stored[0]) if stored else 0
-    log(f"HJ 212 {sent / hj_s:,.0f} packets/s ({hj_answers} answers), raw {sent / raw_s:,.0f}")
+    log(f"HJ 212 {timed / hj_s:,.0f} packets/s ({hj_answers} answers), raw {timed / raw_s:,.0f}")
     return {
         "loggers": len(mns),
         "sent": sent,
         "answered": hj_answers,
         "stored": stored_n,
-        "hj212_packets_per_s": round(sent / hj_s, 1),
-        "raw_tcp_packets_per_s": round(sent / raw_s, 1),
+        "hj212_packets_per_s": round(timed / hj_s, 1),
+        "raw_tcp_packets_per_s": round(timed / raw_s, 1),
+        "hj212_login_s": round(login_s, 2),
         "raw_answered": raw_answers,
         "lost": sent - stored_n,
     }
@@ -283,5 +301,7 @@ def bench_environment(log: Log, **_: Any) -> dict[str, Any]:
         "shared, loaded machine: the figures vary run to run",
         "HJ 212 server and raw TCP server each in their own process, clients in the bench's",
         "reference data at 10 % scale (outlets, population cells, POIs)",
+        "HJ 212 rates are of the streams after each logger's first packet; the first packets "
+        "(one Argon2 password check per logger) take hj212_login_s together",
     ]
     return out

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -200,6 +201,7 @@ class Server:
             "packets": 0, "stored": 0, "dead_letters": 0, "aggregates": 0, "batches": 0,
             "store_s": 0.0, "parse_s": 0.0,
         }  # fmt: skip
+        self._stats_lock = threading.Lock()
         self._server: asyncio.Server | None = None
         self._writer: asyncio.Task[None] | None = None
 
@@ -298,7 +300,9 @@ class Server:
                     if packets.pending:
                         await self.submit(self._incomplete(topic, packets.pending))
                     return
-                batch = self.handle(chunk, packets, topic)
+                # In a thread: a password seen for the first time costs an Argon2 check,
+                # which must not stall every other logger's connection.
+                batch = await asyncio.to_thread(self.handle, chunk, packets, topic)
                 if batch.packets or batch.dead:
                     await self.submit(batch)
                 if batch.replies:
@@ -339,8 +343,9 @@ class Server:
             convert(item, outlet, self.limits, topic, frame, batch)
             if item.need_ack:
                 batch.replies.append(hj212.data_answer(item))
-        self.stats["packets"] += batch.packets
-        self.stats["parse_s"] += time.perf_counter() - started
+        with self._stats_lock:
+            self.stats["packets"] += batch.packets
+            self.stats["parse_s"] += time.perf_counter() - started
         return batch
 
 

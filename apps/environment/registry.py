@@ -119,7 +119,8 @@ def set_logger_password(
 ) -> tuple[str, str]:
     """Give an outlet's HJ 212 data logger a new password (by outlet id or MN); return
     ``(mn, password)``. The password is stored hashed only; the change is audited."""
-    column = "id" if outlet.isdigit() else "mn"
+    # An MN has 14 to 24 characters (often all digits); an outlet id is a short number.
+    column = "id" if outlet.isdigit() and len(outlet) < 10 else "mn"
     new = password or f"{secrets.randbelow(10**6):06d}"
     if not 1 <= len(new) <= 9 or any(c in new for c in ";=&\r\n,"):
         raise InvalidParameter("an HJ 212 password is 1..9 characters without ; = & , or breaks")
