@@ -3,15 +3,56 @@ air and stack-emission monitors it reads and their exceedance alarms."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
 
-from gis_core.application import Application, DeviceKind, TelemetryField, Threshold
+from gis_core.application import (
+    Application,
+    DeviceKind,
+    Panel,
+    SynthContext,
+    TelemetryField,
+    Threshold,
+    Worker,
+)
 from gis_core.layer import Layer
 
 # GB 3095-2012 grade II one-hour limits (µg/m³; CO mg/m³) and, for fine particles without an
 # hourly limit, the 'heavily polluted' AQI band (HJ 633-2012: PM2.5 > 150, PM10 > 350).
 AIR_LIMITS = {"pm25": 150.0, "pm10": 350.0, "so2": 500.0, "no2": 200.0, "o3": 200.0, "co": 10.0}
 EMISSION_FIELDS = ("so2_mgm3", "nox_mgm3", "dust_mgm3")
+HERE = Path(__file__).resolve().parent
+
+
+def _router() -> Any:
+    from apps.environment.api import router
+
+    return router
+
+
+def _cli(root: Any) -> None:
+    from apps.environment.cli import register
+
+    register(root)
+
+
+def _hj212() -> Callable[[], None]:
+    from apps.environment.hj212_server import spawn_server
+
+    return spawn_server()
+
+
+def _bench(log: Callable[[str], None], **kwargs: Any) -> dict[str, Any]:
+    from apps.environment.bench import bench_environment
+
+    return bench_environment(log)
+
+
+def _watch() -> Callable[[], None]:
+    from apps.environment.watch import spawn_watch
+
+    return spawn_watch()
 
 
 def _layers() -> Iterable[Layer]:
@@ -85,13 +126,70 @@ EMISSION = DeviceKind(
     simulator="sensors.stations:EmissionStation",
 )
 
+WEATHER = DeviceKind(
+    "weather",
+    "气象站",
+    "Weather stations",
+    (
+        TelemetryField("wind_ms", "num", 0, 75, "m/s", "风速", "wind speed"),
+        TelemetryField("wind_dir_deg", "num", 0, 360, "°", "风向", "wind direction"),
+        TelemetryField("temp_c", "num", -50, 60, "°C", "气温", "temperature"),
+        TelemetryField("cloud_oktas", "num", 0, 8, "oktas", "总云量", "cloud cover"),
+        TelemetryField("radiation_wm2", "num", 0, 1500, "W/m²", "总辐射", "global radiation"),
+    ),
+    interval_s=600,
+    thresholds=(
+        Threshold(
+            "weather.gale",
+            "wind_ms",
+            "above",
+            "{name} 大风 {value:g} m/s（阈值 {limit:g}）",
+            "{name} gale {value:g} m/s (threshold {limit:g})",
+            limit=17.2,  # Beaufort 8 (gale), the CMA's 大风 warning wind
+            severity=2,
+        ),
+    ),
+    shape="diamond",
+    color="#1890ff",
+    primary_field="wind_ms",
+    department="environment",
+    id_prefix="WX",
+    vendors=("华云气象", "天诚仪器", "风云测控"),
+    simulator="apps.environment.simulate:WeatherStation",
+)
+
+
+def _synthesize(conn: Any, context: SynthContext) -> Mapping[str, int]:
+    from apps.environment.synth import synthesize
+
+    return synthesize(conn, context)
+
+
 APP = Application(
     name="environment",
     title_zh="生态环境监管",
     title_en="Environmental supervision",
     description=__doc__ or "",
+    router=_router,
+    console=HERE / "console",
+    panels=(
+        Panel(
+            "environment",
+            "environment.js",
+            "生态环境",
+            "Environment",
+            roles=("inspector", "planner", "supervisor", "dispatcher"),
+            strings="strings.json",
+        ),
+    ),
+    cli=_cli,
+    workers=(Worker("environment-hj212", _hj212), Worker("environment-watch", _watch)),
     layers=_layers,
+    events=("exceedance", "task"),
     models="apps.environment.models",
-    kinds=(AIR, EMISSION),
+    migrations=HERE / "migrations",
+    kinds=(AIR, EMISSION, WEATHER),
+    synthesize=_synthesize,
     roles=("inspector", "planner", "supervisor", "dispatcher", "admin"),
+    benches={"environment": _bench},
 )

@@ -111,12 +111,23 @@ def crc16(data: bytes) -> int:
     >>> f"{crc16(segment):04X}"
     '1C80'
     """
+    # After ``(crc >> 8) ^ byte`` the register holds at most 8 bits, so its eight shift
+    # rounds are a function of one byte: a 256-entry table (about 60 times faster).
     crc = 0xFFFF
+    table = _CRC_TABLE
     for byte in data:
-        crc = (crc >> 8) ^ byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+        crc = table[(crc >> 8) ^ byte]
     return crc
+
+
+def _crc_rounds(value: int) -> int:
+    """The appendix's eight shift rounds on a register value."""
+    for _ in range(8):
+        value = (value >> 1) ^ 0xA001 if value & 1 else value >> 1
+    return value
+
+
+_CRC_TABLE: Final = tuple(_crc_rounds(v) for v in range(256))
 
 
 @dataclass(frozen=True)
@@ -222,14 +233,17 @@ def parse_cp(text: str) -> CpData:
 def parse_time(value: str) -> datetime:
     """``YYYYMMDDhhmmss`` (or with milliseconds ``zzz``) as a naive datetime."""
     digits = value.strip()
-    try:
-        if len(digits) == 14:
-            return datetime.strptime(digits, "%Y%m%d%H%M%S")
-        if len(digits) == 17:
-            stamp = datetime.strptime(digits[:14], "%Y%m%d%H%M%S")
-            return stamp.replace(microsecond=int(digits[14:]) * 1000)
-    except ValueError:
-        pass
+    # Sliced by hand: strptime took half the time of parsing a whole packet.
+    if len(digits) in (14, 17) and digits.isascii() and digits.isdigit():
+        d = digits
+        millis = int(d[14:]) * 1000 if len(d) == 17 else 0
+        try:
+            return datetime(
+                int(d[:4]), int(d[4:6]), int(d[6:8]), int(d[8:10]), int(d[10:12]), int(d[12:14]),
+                millis,
+            )  # fmt: skip
+        except ValueError:
+            pass
     raise Hj212Error("bad_body", f"time is not YYYYMMDDhhmmss: {value!r}")
 
 
@@ -403,6 +417,7 @@ class PacketReader:
         self._garbage = 0
         # After a bad header the bytes up to the next ## belong to that error, not a new one.
         self._resyncing = False
+        self._frame = b""  # the bytes of the item being yielded (see feed_frames)
 
     @property
     def pending(self) -> int:
@@ -414,6 +429,17 @@ class PacketReader:
         self._buffer += chunk
         return list(self._drain())
 
+    def feed_frames(self, chunk: bytes) -> list[tuple[Packet | Hj212Error, bytes]]:
+        """Like `feed`, each result with the bytes it came from (the whole frame of a packet
+        or of a bad CRC or body; the first bytes where a header or length was wrong), for
+        the dead letters."""
+        self._buffer += chunk
+        out: list[tuple[Packet | Hj212Error, bytes]] = []
+        for item in self._drain():
+            out.append((item, self._frame))
+            self._frame = b""
+        return out
+
     def _flush_garbage(self) -> Iterator[Hj212Error]:
         if self._garbage and not self._resyncing:
             yield Hj212Error("bad_header", f"{self._garbage} bytes before ##")
@@ -421,6 +447,7 @@ class PacketReader:
         self._resyncing = False
 
     def _skip_header(self, error: Hj212Error) -> Hj212Error:
+        self._frame = bytes(self._buffer[:64])
         del self._buffer[:2]
         self._resyncing = True
         return error
@@ -466,6 +493,7 @@ class PacketReader:
                 )
                 continue
             del buffer[:end]
+            self._frame = frame
             yield self._packet(frame[6 : 6 + length], frame[6 + length : 6 + length + 4])
 
     @staticmethod

@@ -1,10 +1,15 @@
-"""The environment application's tables (schema ``env``): enterprises and pollution sources."""
+"""The environment application's tables (schema ``env``): enterprises, pollution sources, their
+discharge outlets with permit limits, exceedance events and inspection tasks."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
     Double,
     ForeignKey,
     ForeignKeyConstraint,
@@ -69,3 +74,139 @@ MonitoringSite.__table__.append_constraint(  # type: ignore[attr-defined]
         name="fk_monitoring_site_pollution_source_id_pollution_source",
     )
 )
+
+
+# --------------------------------------------------------------------------- round 2: outlets
+
+OUTLET_MEDIA = ("air", "water")
+TASK_STATES = ("open", "assigned", "inspecting", "reported", "closed", "cancelled")
+EXCEEDANCE_KINDS = ("emission", "ambient")
+
+
+class Outlet(Base):
+    """A discharge outlet (排放口) of a pollution source: a stack's flue or a waste-water
+    outfall, with its HJ 212 data logger's MN and password (hashed) and its emission monitor."""
+
+    __tablename__ = "outlet"
+    __table_args__ = (
+        CheckConstraint("medium IN ('air', 'water')", name="medium"),
+        Index("ix_outlet_source_id", "source_id"),
+        Index("ix_outlet_device_id", "device_id"),
+        Index("ix_outlet_geom", "geom", postgresql_using="gist"),
+        {"schema": "env"},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey("env.pollution_source.id", ondelete="CASCADE")
+    )
+    code: Mapped[str] = mapped_column(String(16))  # permit numbering: DA001 air, DW001 water
+    name_zh: Mapped[str] = mapped_column(Text)
+    medium: Mapped[str] = mapped_column(String(8))
+    standard: Mapped[str] = mapped_column(Text)  # the emission standard its limits come from
+    mn: Mapped[str] = mapped_column(String(24), unique=True)  # HJ 212 device number
+    pw_hash: Mapped[str] = mapped_column(Text)  # HJ 212 PW, Argon2id
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("iot.device.id", ondelete="SET NULL"))
+    geom: Mapped[Any] = mapped_column(geom("POINT"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class OutletLimit(Base):
+    """A permitted pollutant of an outlet: its limit, unit, averaging and reference O2."""
+
+    __tablename__ = "outlet_limit"
+    __table_args__ = ({"schema": "env"},)
+
+    outlet_id: Mapped[int] = mapped_column(
+        ForeignKey("env.outlet.id", ondelete="CASCADE"), primary_key=True
+    )
+    pollutant: Mapped[str] = mapped_column(String(32), primary_key=True)  # a reading field
+    limit_value: Mapped[float] = mapped_column(Double)
+    unit: Mapped[str] = mapped_column(String(16))
+    averaging: Mapped[str] = mapped_column(String(8), server_default=text("'1h'"))
+    o2_reference_pct: Mapped[float | None] = mapped_column(Double)
+    standard: Mapped[str] = mapped_column(Text)
+
+
+class Exceedance(Base):
+    """An exceedance event: an outlet over its permit or an air station over GB 3095, from
+    the first to the last exceeding valid hour (de-bounced)."""
+
+    __tablename__ = "exceedance"
+    __table_args__ = (
+        CheckConstraint("kind IN ('emission', 'ambient')", name="kind"),
+        Index(
+            "uq_exceedance_device_id_pollutant_started_at",
+            "device_id",
+            "pollutant",
+            "started_at",
+            unique=True,
+        ),
+        Index("ix_exceedance_started_at", "started_at"),
+        {"schema": "env"},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    device_id: Mapped[str] = mapped_column(Text)
+    outlet_id: Mapped[int | None] = mapped_column(ForeignKey("env.outlet.id", ondelete="SET NULL"))
+    pollutant: Mapped[str] = mapped_column(String(32))
+    averaging: Mapped[str] = mapped_column(String(8))
+    limit_value: Mapped[float] = mapped_column(Double)
+    standard: Mapped[str] = mapped_column(Text)
+    peak_value: Mapped[float] = mapped_column(Double)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    hours: Mapped[int] = mapped_column(Integer)
+    detected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class InspectionTask(Base):
+    """An inspection task (监察任务): who goes where by when, and where it stands."""
+
+    __tablename__ = "inspection_task"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('open', 'assigned', 'inspecting', 'reported', 'closed', 'cancelled')",
+            name="state",
+        ),
+        Index("ix_inspection_task_state", "state"),
+        Index("ix_inspection_task_due_at", "due_at"),
+        Index("ix_inspection_task_enterprise_id", "enterprise_id"),
+        Index("ix_inspection_task_exceedance_id", "exceedance_id"),
+        {"schema": "env"},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    enterprise_id: Mapped[int | None] = mapped_column(
+        ForeignKey("env.enterprise.id", ondelete="SET NULL")
+    )
+    outlet_id: Mapped[int | None] = mapped_column(ForeignKey("env.outlet.id", ondelete="SET NULL"))
+    exceedance_id: Mapped[int | None] = mapped_column(
+        ForeignKey("env.exceedance.id", ondelete="SET NULL")
+    )
+    state: Mapped[str] = mapped_column(String(16), server_default=text("'open'"))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    assignee: Mapped[str | None] = mapped_column(Text)  # username
+    created_by: Mapped[str] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class Hj212Aggregate(Base):
+    """A data logger's own hourly (CN 2061) or daily (CN 2031) statistics, as it sent them:
+    kept beside the readings (which hold the real-time and minute values) so the two never
+    collide on one time stamp."""
+
+    __tablename__ = "hj212_aggregate"
+    __table_args__ = ({"schema": "env"},)
+
+    outlet_id: Mapped[int] = mapped_column(
+        ForeignKey("env.outlet.id", ondelete="CASCADE"), primary_key=True
+    )
+    cn: Mapped[str] = mapped_column(String(4), primary_key=True)
+    data_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    factors: Mapped[dict[str, Any]] = mapped_column(JSONB)  # {"a21026": {"Avg": 12.3, ...}}
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())

@@ -1,0 +1,337 @@
+"""The environment API (``/environment``): AQI, the source registry with live outlet data,
+plume modelling, exceedances and the inspection workflow.
+
+Reading needs a login (the registry: the roles that see pollution sources); writing tasks
+needs an inspector or supervisor, and the workflow checks who may take each step. New
+exceedances and task changes are announced to the consoles as live events.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from apps.environment import airquality, inspection, registry, release
+from gis_core.identity import Principal
+from web.deps import ConnDep, CurrentUser, require_roles
+
+router = APIRouter(tags=["environment"])
+
+Viewer = Annotated[
+    Principal, Depends(require_roles("planner", "inspector", "supervisor", "dispatcher"))
+]
+Inspector = Annotated[Principal, Depends(require_roles("inspector", "supervisor"))]
+
+
+def _announce(request: Request, body: dict[str, Any]) -> None:
+    live = getattr(request.app.state, "live", None)
+    if live is not None:
+        live.publish_event(body)
+
+
+# --------------------------------------------------------------------------- models
+
+
+class AqiRow(BaseModel):
+    id: str = Field(description="station device id, district code or 'city'")
+    name: str
+    district_code: str | None
+    time: str = Field(description="local (China Standard Time) hour or day")
+    standard: str = Field(description="the HJ 633 edition this figure was computed by")
+    aqi: int
+    level: int | None
+    level_zh: str | None
+    level_en: str | None
+    colour: str | None
+    primary: list[str]
+    iaqi: dict[str, int]
+    complete: bool
+    publishable: bool
+
+
+class AqiReport(BaseModel):
+    scope: str
+    period: str
+    standard: str
+    start: str
+    end: str
+    rows: list[AqiRow]
+
+
+class Limit(BaseModel):
+    pollutant: str
+    limit: float
+    unit: str
+    averaging: str
+    o2_reference_pct: float | None
+    standard: str
+
+
+class Live(BaseModel):
+    ts: str
+    online: bool
+    reading: dict[str, Any]
+
+
+class OutletOut(BaseModel):
+    id: int
+    code: str
+    name_zh: str
+    medium: str
+    standard: str
+    mn: str
+    device_id: str | None
+    lon: float
+    lat: float
+    limits: list[Limit]
+    live: Live | None
+
+
+class EnterpriseOut(BaseModel):
+    id: int
+    name_zh: str
+    credit_code: str
+    industry_code: str
+    industry_zh: str
+    district_code: str | None
+
+
+class SourceOut(BaseModel):
+    id: int
+    kind: str
+    name_zh: str
+    stack_height_m: float | None
+    lon: float
+    lat: float
+    enterprise: EnterpriseOut | None
+    outlets: list[OutletOut]
+
+
+class PlumeIn(BaseModel):
+    """A release: a stack (height, diameter, exit velocity and temperature) or an accidental
+    release at a point (leave the stack fields out; give duration_s and elapsed_s for a
+    release of limited duration). Weather left out is the nearest weather station's."""
+
+    lon: float = Field(examples=[113.12])
+    lat: float = Field(examples=[36.19])
+    emission_gs: float = Field(ge=0, le=1e6, description="emission rate, g/s", examples=[100])
+    height_m: float = Field(1.0, gt=0, le=500)
+    diameter_m: float = Field(0.5, gt=0, le=30)
+    exit_velocity_ms: float = Field(0.0, ge=0, le=100)
+    exit_temp_c: float | None = Field(None, ge=-50, le=1500)
+    duration_s: float | None = Field(None, gt=0)
+    elapsed_s: float | None = Field(None, ge=0)
+    wind_ms: float | None = Field(None, ge=0, le=75)
+    wind_from_deg: float | None = Field(None, ge=0, le=360)
+    temp_c: float | None = Field(None, ge=-50, le=60)
+    cloud_oktas: float | None = Field(None, ge=0, le=8)
+    stability: str | None = Field(None, description="A..F or A-B, B-C, C-D; default: weather")
+    terrain: str = Field("rural", description="rural or urban dispersion coefficients")
+    thresholds: list[float] = Field(
+        default_factory=lambda: list(release.DEFAULT_THRESHOLDS),
+        min_length=1,
+        max_length=8,
+        description="contour levels, µg/m³",
+    )
+    half_width_m: float = Field(5000.0, ge=100, le=50_000)
+    cells: int = Field(200, ge=2, le=release.MAX_CELLS)
+
+
+class PlumeWeather(BaseModel):
+    wind_ms: float | None
+    wind_from_deg: float | None
+    temp_c: float | None
+    cloud_oktas: float | None
+    station: dict[str, Any] | None
+
+
+class PlumeOut(BaseModel):
+    type: str = "FeatureCollection"
+    features: list[dict[str, Any]] = Field(
+        description="one per threshold: the area at or above it (lon/lat) with population, "
+        "schools, hospitals and the places counted"
+    )
+    stability: str
+    weather: PlumeWeather
+    peak: dict[str, float]
+    model_ms: float
+    total_ms: float
+
+
+class ExceedanceOut(BaseModel):
+    id: int
+    kind: str
+    device_id: str
+    outlet_id: int | None
+    pollutant: str
+    averaging: str
+    limit: float
+    standard: str
+    peak: float
+    started_at: datetime
+    ended_at: datetime | None
+    hours: int
+    task_id: int | None
+
+
+class ScanIn(BaseModel):
+    hours: int = Field(24, ge=1, le=31 * 24, description="scan this many hours back from now")
+
+
+class ScanOut(BaseModel):
+    events: int
+    new: list[dict[str, Any]]
+
+
+class TaskOut(BaseModel):
+    id: int
+    title: str
+    enterprise_id: int | None
+    outlet_id: int | None
+    exceedance_id: int | None
+    state: str
+    due_at: datetime
+    assignee: str | None
+    created_by: str
+    note: str | None
+    created_at: datetime
+    updated_at: datetime
+    overdue: bool
+
+
+class TaskIn(BaseModel):
+    title: str = Field(min_length=1, max_length=300)
+    due_at: datetime = Field(description="with its offset, e.g. 2026-12-08T17:00:00+08:00")
+    enterprise_id: int | None = None
+    outlet_id: int | None = None
+    exceedance_id: int | None = None
+    assignee: str | None = Field(None, max_length=100)
+    note: str | None = Field(None, max_length=4000)
+
+
+class TransitionIn(BaseModel):
+    state: str = Field(description=", ".join(inspection.TASK_STATES), examples=["assigned"])
+    assignee: str | None = Field(None, max_length=100)
+    note: str | None = Field(None, max_length=4000)
+
+
+# --------------------------------------------------------------------------- routes
+
+
+@router.get("/aqi", response_model=AqiReport, summary="AQI by HJ 633-2012 or HJ 633-2026")
+def get_aqi(
+    _: CurrentUser,
+    conn: ConnDep,
+    scope: Annotated[str, Query(description="station, district or city")] = "district",
+    period: Annotated[str, Query(description="hourly or daily")] = "hourly",
+    standard: Annotated[
+        str, Query(description="HJ 633-2012, HJ 633-2026 or auto (the edition in force)")
+    ] = "auto",
+    start: Annotated[date | None, Query(description="first local day (default today)")] = None,
+    end: Annotated[date | None, Query(description="last local day (default start)")] = None,
+) -> Any:
+    """Hourly or daily AQI of the air stations' telemetry, per station, district or city; each
+    row names the edition it was computed by (``auto``: the edition in force at its time)."""
+    today = (datetime.now(UTC) + timedelta(hours=8)).date()
+    first = start or today
+    return airquality.report(
+        conn, scope=scope, period=period, standard=standard, start=first, end=end or first
+    )
+
+
+@router.get("/sources", response_model=list[SourceOut], summary="Pollution sources")
+def get_sources(
+    _: Viewer,
+    conn: ConnDep,
+    district: Annotated[str | None, Query(max_length=12)] = None,
+    industry: Annotated[str | None, Query(max_length=8, description="GB/T 4754 code")] = None,
+    limit: Annotated[int, Query(ge=1, le=registry.MAX_SOURCES)] = 500,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
+    """Sources with their enterprise, outlets, permit limits and the outlets' live data."""
+    return registry.list_sources(
+        conn, district=district, industry=industry, limit=limit, offset=offset
+    )
+
+
+@router.get("/sources/{source_id}", response_model=SourceOut, summary="One pollution source")
+def get_source(source_id: int, _: Viewer, conn: ConnDep) -> Any:
+    return registry.get_source(conn, source_id)
+
+
+@router.post("/plume", response_model=PlumeOut, summary="Plume of a release: contours, affected")
+def post_plume(body: PlumeIn, _: CurrentUser, conn: ConnDep) -> Any:
+    """Gaussian plume (Briggs rise and σ) over a receptor grid about the release: the areas
+    at or above each threshold as GeoJSON, with residents, schools and hospitals inside."""
+    fields = body.model_dump()
+    fields["thresholds"] = tuple(fields["thresholds"])
+    return release.simulate(conn, release.Release(**fields))
+
+
+@router.get("/exceedances", response_model=list[ExceedanceOut], summary="Exceedance events")
+def get_exceedances(
+    _: CurrentUser,
+    conn: ConnDep,
+    kind: Annotated[str | None, Query(description="emission or ambient")] = None,
+    open_only: Annotated[bool, Query(alias="open")] = False,
+    since: Annotated[datetime | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 200,
+) -> Any:
+    return inspection.list_exceedances(
+        conn, kind=kind, open_only=open_only, since=since, limit=limit
+    )
+
+
+@router.post("/exceedances/scan", response_model=ScanOut, summary="Find new exceedances")
+def scan_exceedances(body: ScanIn, user: Inspector, conn: ConnDep, request: Request) -> Any:
+    """Scan the last hours of telemetry; each new emission exceedance opens a task."""
+    until = datetime.now(UTC)
+    found = inspection.scan(conn, until - timedelta(hours=body.hours), until, user)
+    conn.commit()
+    for item in found["new"]:
+        _announce(request, {"type": "exceedance", "exceedance": item})
+    return found
+
+
+@router.get("/tasks", response_model=list[TaskOut], summary="Inspection tasks")
+def get_tasks(
+    _: CurrentUser,
+    conn: ConnDep,
+    state: Annotated[str | None, Query()] = None,
+    assignee: Annotated[str | None, Query(max_length=100)] = None,
+    overdue: Annotated[bool, Query()] = False,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 200,
+) -> Any:
+    return inspection.list_tasks(conn, state=state, assignee=assignee, overdue=overdue, limit=limit)
+
+
+@router.get("/tasks/{task_id}", response_model=TaskOut, summary="One inspection task")
+def get_task(task_id: int, _: CurrentUser, conn: ConnDep) -> Any:
+    return inspection.get_task(conn, task_id)
+
+
+@router.post("/tasks", response_model=TaskOut, status_code=201, summary="Create a task")
+def post_task(body: TaskIn, user: Inspector, conn: ConnDep, request: Request) -> Any:
+    task = inspection.create_task(conn, user, **body.model_dump())
+    conn.commit()
+    _announce(request, {"type": "task", "event": "created", "task_id": task["id"]})
+    return task
+
+
+@router.post(
+    "/tasks/{task_id}/transition", response_model=TaskOut, summary="Move a task on its workflow"
+)
+def post_transition(
+    task_id: int, body: TransitionIn, user: CurrentUser, conn: ConnDep, request: Request
+) -> Any:
+    """open → assigned → inspecting → reported → closed (supervisor assigns, cancels, closes
+    and sends back; the assignee starts and reports)."""
+    task = inspection.transition(
+        conn, user, task_id, body.state, assignee=body.assignee, note=body.note
+    )
+    conn.commit()
+    _announce(request, {"type": "task", "event": body.state, "task_id": task_id})
+    return task

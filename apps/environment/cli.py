@@ -1,0 +1,190 @@
+"""``changzhi environment ...``: AQI, plume, the HJ 212 server, logger passwords, exceedances.
+
+:func:`register` adds the ``environment`` group to the ``changzhi`` app.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from gis_core.db import DatabaseUnavailable, connect
+from gis_core.errors import PlatformError
+from gis_core.settings import ConfigError, get_settings
+
+environment_app = typer.Typer(help="Environmental supervision (环保).", no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+_USER_ERRORS = (PlatformError, DatabaseUnavailable, ConfigError, OSError, ValueError)
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]changzhi:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
+def _today() -> date:
+    return (datetime.now(UTC) + timedelta(hours=8)).date()
+
+
+@environment_app.command("aqi")
+def aqi_cmd(
+    scope: Annotated[str, typer.Option(help="station, district or city")] = "district",
+    period: Annotated[str, typer.Option(help="hourly or daily")] = "daily",
+    standard: Annotated[str, typer.Option(help="HJ 633-2012, HJ 633-2026 or auto")] = "auto",
+    start: Annotated[str | None, typer.Option(help="first local day, YYYY-MM-DD")] = None,
+    end: Annotated[str | None, typer.Option(help="last local day (default: start)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """AQI of the air stations by HJ 633 (each figure names its edition)."""
+    from apps.environment.airquality import check_request, report
+
+    try:
+        first = date.fromisoformat(start) if start else _today()
+        last = date.fromisoformat(end) if end else first
+        check_request(standard, period, scope, first, last)
+        with connect(get_settings().database_url) as conn:
+            result = report(
+                conn, scope=scope, period=period, standard=standard, start=first, end=last
+            )
+    except _USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+        return
+    table = Table("id", "name", "time", "AQI", "level", "primary", "standard")
+    for row in result["rows"]:
+        table.add_row(
+            row["id"],
+            row["name"],
+            row["time"],
+            str(row["aqi"]),
+            row["level_zh"] or "",
+            ", ".join(row["primary"]),
+            row["standard"],
+        )
+    out.print(table)
+    if not result["rows"]:
+        out.print("no air-station readings in that period")
+
+
+@environment_app.command("plume")
+def plume_cmd(
+    lon: Annotated[float, typer.Option(help="release longitude (WGS84)")],
+    lat: Annotated[float, typer.Option(help="release latitude (WGS84)")],
+    emission_gs: Annotated[float, typer.Option(help="emission rate, g/s")],
+    height_m: Annotated[float, typer.Option(help="stack or release height")] = 1.0,
+    diameter_m: Annotated[float, typer.Option(help="stack inner diameter")] = 0.5,
+    exit_velocity_ms: Annotated[float, typer.Option(help="stack exit velocity")] = 0.0,
+    exit_temp_c: Annotated[float | None, typer.Option(help="stack exit temperature")] = None,
+    duration_s: Annotated[float | None, typer.Option(help="a release of this duration")] = None,
+    elapsed_s: Annotated[float | None, typer.Option(help="seen this long after its start")] = None,
+    wind_ms: Annotated[float | None, typer.Option(help="10 m wind (default: station)")] = None,
+    wind_from_deg: Annotated[float | None, typer.Option(help="wind direction, from")] = None,
+    temp_c: Annotated[float | None, typer.Option(help="air temperature")] = None,
+    cloud_oktas: Annotated[float | None, typer.Option(help="cloud cover 0..8")] = None,
+    stability: Annotated[str | None, typer.Option(help="A..F (default: from weather)")] = None,
+    terrain: Annotated[str, typer.Option(help="rural or urban")] = "rural",
+    thresholds: Annotated[str, typer.Option(help="contour levels, µg/m³")] = "50,150,500",
+    geojson: Annotated[Path | None, typer.Option(help="write the contours here")] = None,
+) -> None:
+    """Plume of a release: contours and the residents, schools and hospitals inside."""
+    from apps.environment.release import Release, simulate
+
+    try:
+        levels = tuple(float(t) for t in thresholds.split(",") if t.strip())
+        spec = Release(
+            lon=lon, lat=lat, emission_gs=emission_gs, height_m=height_m, diameter_m=diameter_m,
+            exit_velocity_ms=exit_velocity_ms, exit_temp_c=exit_temp_c, duration_s=duration_s,
+            elapsed_s=elapsed_s, wind_ms=wind_ms, wind_from_deg=wind_from_deg, temp_c=temp_c,
+            cloud_oktas=cloud_oktas, stability=stability, terrain=terrain, thresholds=levels,
+        )  # fmt: skip
+        with connect(get_settings().database_url) as conn:
+            result = simulate(conn, spec)
+        if geojson is not None:
+            geojson.write_text(json.dumps(result, ensure_ascii=False, default=str))
+    except _USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+    w = result["weather"]
+    out.print(
+        f"stability {result['stability']}, wind {w['wind_ms']} m/s from {w['wind_from_deg']}°, "
+        f"peak {result['peak']['ugm3']:.1f} µg/m³ at {result['peak']['lon']:.5f}, "
+        f"{result['peak']['lat']:.5f} ({result['total_ms']:.0f} ms)"
+    )
+    table = Table("≥ µg/m³", "residents", "schools", "hospitals")
+    for f in result["features"]:
+        p = f["properties"]
+        table.add_row(
+            f"{p['threshold_ugm3']:g}", f"{p['population']:,}", str(p["schools"]),
+            str(p["hospitals"]),
+        )  # fmt: skip
+    out.print(table)
+
+
+@environment_app.command("hj212")
+def hj212_cmd(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="TCP port the data loggers connect to")] = 8212,
+) -> None:
+    """Run the HJ 212-2017 server for the outlets' data loggers in the foreground."""
+    from apps.environment.hj212_server import run
+
+    if not 0 <= port <= 65535:
+        raise _fail(f"port must be 0..65535, got {port}")
+    try:
+        get_settings()
+        run(host, port)
+    except _USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+
+
+@environment_app.command("logger-password")
+def logger_password_cmd(
+    outlet: Annotated[str, typer.Argument(help="outlet id or its HJ 212 MN")],
+    password: Annotated[str | None, typer.Option(help="this password (default: random)")] = None,
+) -> None:
+    """Give an outlet's data logger a new HJ 212 password (printed once, stored hashed)."""
+    from apps.environment.registry import set_logger_password
+
+    try:
+        with connect(get_settings().database_url) as conn:
+            mn, new = set_logger_password(conn, outlet, None, password)
+            conn.commit()
+    except _USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"MN {mn}: PW={new}")
+
+
+@environment_app.command("scan")
+def scan_cmd(
+    hours: Annotated[int, typer.Option(help="look back this many hours")] = 24,
+) -> None:
+    """Find exceedances in the recent telemetry; each new emission one opens a task."""
+    from apps.environment.inspection import scan
+
+    try:
+        until = datetime.now(UTC)
+        with connect(get_settings().database_url) as conn:
+            found = scan(conn, until - timedelta(hours=hours), until, None)
+            conn.commit()
+    except _USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"{found['events']} exceedance events, {len(found['new'])} new")
+    for item in found["new"]:
+        out.print(
+            f"  {item['kind']} {item['device_id']} {item['pollutant']} peak {item['peak']:.1f}"
+            f" > {item['limit']:g} from {item['started_at']}"
+            + (f" → task {item['task_id']}" if "task_id" in item else "")
+        )
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(environment_app, name="environment")

@@ -1,0 +1,75 @@
+"""The exceedance watcher ``changzhi up`` starts: every few minutes it scans the recent
+telemetry (:func:`apps.environment.inspection.scan`), so each new emission exceedance opens an
+inspection task without anyone asking, and tells the consoles on the application's event
+topic (the live hub forwards it as it is)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+
+import orjson
+
+from apps.environment.inspection import scan
+from gis_core.db import connect
+from gis_core.settings import get_settings
+from realtime.mqtt import BrokerAddress, make_client
+from realtime.topics import event_topic
+
+log = logging.getLogger("changzhi.environment.watch")
+
+EVERY = timedelta(minutes=10)
+LOOK_BACK = timedelta(hours=6)  # long enough for a late data logger's backlog
+
+
+def run_watch() -> None:
+    """The watcher process's main: runs until SIGTERM/SIGINT."""
+    logging.basicConfig(level=logging.INFO)
+    settings = get_settings()
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    client = make_client(settings.mqtt_url, "env-watch")
+    broker = BrokerAddress.parse(settings.mqtt_url)
+    client.connect_async(broker.host, broker.port, keepalive=30)
+    client.loop_start()
+    try:
+        while not stop.is_set():
+            watch_once(
+                settings.database_url,
+                lambda body: client.publish(event_topic("environment"), body, qos=1),
+            )
+            stop.wait(EVERY.total_seconds())
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def watch_once(database_url: str, publish: Callable[[bytes], object]) -> int:
+    """One round: scan, commit, then announce each new event; returns how many."""
+    until = datetime.now(UTC)
+    try:
+        with connect(database_url) as conn:
+            found = scan(conn, until - LOOK_BACK, until, None)
+            conn.commit()
+    except Exception as exc:  # the database away for a while: try again next round
+        log.warning("exceedance scan failed: %s", exc)
+        return 0
+    for item in found["new"]:
+        publish(orjson.dumps({"type": "exceedance", "exceedance": item}))
+    return len(found["new"])
+
+
+def spawn_watch() -> Callable[[], None]:
+    """Start the watcher as a process; return the function that stops it."""
+    from gis_core.processes import spawn
+
+    return spawn(run_watch, name="environment-watch")

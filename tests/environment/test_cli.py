@@ -1,0 +1,58 @@
+"""``changzhi environment ...``: commands work against the database; a user error is one red
+line and exit 1."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from apps.environment.cli import register
+from gis_core.settings import Settings, get_settings
+
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture()
+def cli(settings: Settings, reference: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("CHANGZHI_DATABASE_URL", settings.database_url)
+    get_settings.cache_clear()
+    app = typer.Typer()
+    register(app)
+    try:
+        yield lambda *args: CliRunner().invoke(app, ["environment", *args])
+    finally:
+        get_settings.cache_clear()
+
+
+def test_aqi_json_and_bad_standard(cli: Any) -> None:
+    ok = cli("aqi", "--scope", "city", "--start", "2026-11-02", "--json")
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output.strip().splitlines()[-1])["scope"] == "city"
+    bad = cli("aqi", "--standard", "HJ 633-1999")
+    assert bad.exit_code == 1 and "standard must be one of" in bad.output
+    assert "Traceback" not in bad.output
+
+
+def test_plume_and_logger_password(cli: Any, settings: Settings) -> None:
+    from gis_core.db import connect
+
+    with connect(settings.database_url) as conn:
+        lon, lat, outlet = conn.execute(
+            "SELECT ST_X(geom), ST_Y(geom), id FROM env.outlet ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    where = ["--lon", str(lon), "--lat", str(lat), "--emission-gs", "50"]
+    weather = ["--wind-from-deg", "270", "--temp-c", "10", "--stability", "C"]
+    run = cli("plume", *where, "--wind-ms", "3", *weather)
+    assert run.exit_code == 0, run.output
+    assert "stability C" in run.output
+    calm = cli("plume", *where, "--wind-ms", "0", *weather)
+    assert calm.exit_code == 1 and "calm" in calm.output
+    pw = cli("logger-password", str(outlet), "--password", "654321")
+    assert pw.exit_code == 0 and "PW=654321" in pw.output
+    missing = cli("logger-password", "NOPE")
+    assert missing.exit_code == 1 and "no outlet" in missing.output
