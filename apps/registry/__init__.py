@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from gis_core.application import Application, SynthContext
+from gis_core.application import Application, Panel, SynthContext
 from gis_core.layer import Layer
 
 HERE = Path(__file__).resolve().parent
@@ -49,9 +49,24 @@ APP = Application(
     title_zh="国土与矿业权登记",
     title_en="Land and mineral-rights registries",
     description=__doc__ or "",
+    router=_router,
+    cli=_cli,
     layers=_layers,
+    events=("application",),
     migrations=HERE / "migrations",
     models="apps.registry.models",
     synthesize=_synthesize,
+    console=HERE / "console",
+    panels=(
+        Panel(
+            "registry",
+            "registry.js",
+            "矿业权登记",
+            "Rights register",
+            roles=("registrar", "inspector", "planner", "supervisor"),
+            strings="strings.json",
+        ),
+    ),
     roles=("registrar", "inspector", "planner", "supervisor", "admin"),
+    benches={"registry": _bench},
 )
