@@ -212,8 +212,9 @@ def probe_settings(settings: Settings, throwaway) -> Iterator[Settings]:
 
 def test_the_probe_is_migrated_on_its_own_branch(probe_settings: Settings) -> None:
     # The probe's branch depends on the core's head: a migrated database records the probe's.
-    assert head_revision(WITH_PROBE) == "probe_0001"
-    assert current_revision(probe_settings.sqlalchemy_url) == "probe_0001"
+    # Other shipped applications may bring branches of their own beside it.
+    assert "probe_0001" in head_revision(WITH_PROBE).split(",")
+    assert current_revision(probe_settings.sqlalchemy_url) == head_revision(WITH_PROBE)
     with psycopg.connect(probe_settings.database_url) as conn:
         core = conn.execute("SELECT to_regclass('ref.road_closure') IS NOT NULL").fetchone()
         assert core == (True,)  # the core's newest revision is in
