@@ -69,7 +69,9 @@ CREATE TABLE {schema}.registry_txn (
     operation   text NOT NULL CHECK (operation IN
                   ('register', 'change', 'transfer', 'renew', 'cancel', 'split', 'merge')),
     recorded_at timestamptz NOT NULL UNIQUE,
-    note        text
+    note        text,
+    applicant   text,
+    approver    text
 );
 CREATE TABLE {schema}.registry_version (
     version_id    bigserial PRIMARY KEY,
@@ -556,8 +558,12 @@ def apply(
     *,
     srid: int = CGCS2000_GK_CM114,
     note: str | None = None,
+    applicant: str | None = None,
+    approver: str | None = None,
 ) -> Recorded:
     """Record ``op`` in one database transaction; returns its id and transaction time.
+
+    ``note`` is the reason; ``applicant`` and ``approver`` who asked and who approved.
 
     Writers are serialized by a table lock, so transaction times strictly increase.
     """
@@ -566,13 +572,13 @@ def apply(
         conn.execute(sql.SQL("LOCK TABLE {}.registry_txn IN SHARE ROW EXCLUSIVE MODE").format(s))
         row = conn.execute(
             sql.SQL(
-                "INSERT INTO {s}.registry_txn (operation, recorded_at, note) "
+                "INSERT INTO {s}.registry_txn (operation, recorded_at, note, applicant, approver) "
                 "SELECT %s, GREATEST(clock_timestamp(), "
                 "       (SELECT max(recorded_at) + interval '1 microsecond' "
-                "        FROM {s}.registry_txn)), %s "
+                "        FROM {s}.registry_txn)), %s, %s, %s "
                 "RETURNING txn_id, recorded_at"
             ).format(s=s),
-            (op.operation, note),
+            (op.operation, note, applicant, approver),
         ).fetchone()
         assert row is not None
         txn_id, recorded_at = int(row[0]), row[1]
