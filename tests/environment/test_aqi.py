@@ -4,7 +4,6 @@ and a comparison with the `aqi-hub` package."""
 from __future__ import annotations
 
 import math
-import time
 from datetime import date, datetime
 from fractions import Fraction
 
@@ -301,7 +300,7 @@ def test_o3_8h_moving_and_daily_max() -> None:
     assert np.isnan(aqi.o3_daily_max_8h(sparse)[0])
 
 
-def test_year_of_hourly_data_for_many_stations_is_fast() -> None:
+def test_year_of_hourly_data_for_many_stations() -> None:
     rng = np.random.default_rng(7)
     stations, hours = 120, 8760
     shape = (stations, hours)
@@ -313,14 +312,10 @@ def test_year_of_hourly_data_for_many_stations_is_fast() -> None:
         "pm10": rng.gamma(2.0, 40.0, shape),
         "pm25": rng.gamma(2.0, 25.0, shape),
     }
-    start = time.perf_counter()
+    # How fast is the bench's figure (aqi_rows_per_s); here, that a year of data is all answered.
     result = aqi.hourly_aqi(standard=HJ633_2026, **data)
-    elapsed = time.perf_counter() - start
-    rows = stations * hours
     assert result.aqi.shape == shape
     assert np.all(result.aqi >= 1)
-    # ~1M rows: the target is millions of rows a second; allow a slow CI machine 4x slack.
-    assert rows / elapsed > 500_000, f"{rows / elapsed:,.0f} rows/s"
 
 
 def test_against_aqi_hub() -> None:
