@@ -12,10 +12,11 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from apps.platform.services import Throwaway, start_throwaway
-from gis_core.db import migrate
+from gis_core.db import engine, migrate
 from gis_core.settings import (
     AuthSettings,
     DatabaseSettings,
@@ -24,6 +25,7 @@ from gis_core.settings import (
     PlatformSettings,
     Settings,
 )
+from tests.support import WITH_PROBE
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
@@ -108,3 +110,26 @@ def admin_headers(api: object, admin_password: str) -> dict[str, str]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+def probe_settings(settings: Settings, throwaway: Throwaway) -> Iterator[Settings]:
+    """The platform with the seam probe installed, on a database of its own (its migration
+    branch must not reach the other tests' database)."""
+    name = f"seam_probe_{os.getpid()}"
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    url = settings.database_url.rsplit("/", 1)[0] + f"/{name}"
+    probe = Settings(
+        platform=PlatformSettings(var_dir=settings.platform.var_dir, apps=WITH_PROBE),
+        database=DatabaseSettings(url=url),
+        mqtt=MqttSettings(url=settings.mqtt.url, share_group="seamprobe"),
+        auth=settings.auth,
+        data=settings.data,
+    )
+    migrate(probe.sqlalchemy_url, WITH_PROBE)
+    yield probe
+    engine(probe.sqlalchemy_url).dispose()
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -18,6 +18,9 @@ import uvicorn
 
 from apps.platform.services import free_port
 
+# The platform with the seam probe (tests/seam_app) installed next to every shipped application.
+WITH_PROBE = "all,tests.seam_app"
+
 
 def wait_until(check: Callable[[], object], timeout: float = 15.0, what: str = "") -> Any:
     """Poll ``check`` until it returns something true (returned), or fail after ``timeout`` s."""

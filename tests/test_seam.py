@@ -34,14 +34,13 @@ from gis_core.application import (
 from gis_core.db import engine, head_revision, migrate
 from gis_core.migrations.compare import include_object
 from gis_core.models import Base
-from gis_core.settings import DatabaseSettings, MqttSettings, PlatformSettings, Settings
+from gis_core.settings import Settings
 from realtime import topics
 from realtime.readings import Limits, Reading, kind_rules, parse_message
-from tests.support import wait_until
+from tests.support import WITH_PROBE, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = ("gis_core", "realtime", "layers", "web", "sensors")
-WITH_PROBE = "all,tests.seam_app"
 
 
 # ------------------------------------------------------------------ dependencies run one way
@@ -187,29 +186,6 @@ def test_autogenerate_finds_nothing_to_do_on_a_migrated_database(db_url: str, se
 # ------------------------------------------------------------------ a new application, by config
 
 
-@pytest.fixture(scope="module")
-def probe_settings(settings: Settings, throwaway) -> Iterator[Settings]:
-    """The platform with the seam probe installed, on a database of its own (its migration
-    branch must not reach the other tests' database)."""
-    name = f"seam_probe_{os.getpid()}"
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    url = settings.database_url.rsplit("/", 1)[0] + f"/{name}"
-    probe = Settings(
-        platform=PlatformSettings(var_dir=settings.platform.var_dir, apps=WITH_PROBE),
-        database=DatabaseSettings(url=url),
-        mqtt=MqttSettings(url=settings.mqtt.url, share_group="seamprobe"),
-        auth=settings.auth,
-        data=settings.data,
-    )
-    migrate(probe.sqlalchemy_url, WITH_PROBE)
-    yield probe
-    engine(probe.sqlalchemy_url).dispose()
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
 def test_the_probe_is_migrated_on_its_own_branch(probe_settings: Settings) -> None:
     heads = head_revision(WITH_PROBE).split(",")
     assert "probe_0001" in heads and head_revision() in heads
@@ -226,7 +202,9 @@ def test_the_probe_is_served_listed_and_mounted(probe_settings: Settings, admin_
     from web.app import create_app
 
     with psycopg.connect(probe_settings.database_url) as conn:
-        create_user(conn, username="probe", password="probe-pass-1", roles=["viewer"])
+        create_user(
+            conn, username="probe", password="probe-pass-1", roles=["viewer"], department=None
+        )
         conn.commit()
     with TestClient(create_app(probe_settings)) as client:
         assert client.get("/seam_probe/hello").json() == {"app": "seam_probe", "sites": 1}
