@@ -6,20 +6,12 @@ import numpy as np
 import pytest
 import rasterio
 
-from apps.flood.preparation import needs_preparing, prepare_city
+from apps.flood.preparation import needs_preparing
 from apps.flood.prepare import read_band
 from gis_core.crs import WGS84, transform
 from gis_core.db import connect
 
 pytestmark = pytest.mark.services
-
-
-@pytest.fixture(scope="module")
-def prepared(reference, db_url, settings):
-    with connect(db_url) as conn:
-        report = prepare_city(conn, settings.platform.var_dir)
-        conn.commit()
-    return report
 
 
 def test_prepare_writes_cogs_streams_and_a_catchment_per_gauge(prepared, db_url) -> None:
