@@ -25,6 +25,18 @@ from gis_core.layer import Layer
 HERE = Path(__file__).resolve().parent
 
 
+def _router() -> Any:
+    from apps.flood.api import router
+
+    return router
+
+
+def _cli(root: Any) -> None:
+    from apps.flood.cli import register
+
+    register(root)
+
+
 def _layers() -> Iterable[Layer]:
     from apps.flood.layers import layers
 
@@ -99,8 +111,11 @@ APP = Application(
     title_zh="防汛减灾",
     title_en="Flood decision support",
     description=__doc__ or "",
+    router=_router,
+    cli=_cli,
     layers=_layers,
     kinds=(WATER_LEVEL, RAIN),
+    events=("inundation",),
     workers=(Worker("flood-prepare", _prepare_worker),),
     migrations=HERE / "migrations",
     models="apps.flood.models",
