@@ -212,10 +212,13 @@ def probe_settings(settings: Settings, throwaway) -> Iterator[Settings]:
 
 def test_the_probe_is_migrated_on_its_own_branch(probe_settings: Settings) -> None:
     heads = head_revision(WITH_PROBE).split(",")
-    assert "probe_0001" in heads and head_revision() in heads
+    # Without the probe the heads are the core's and the installed applications' branches.
+    assert "probe_0001" in heads and set(head_revision().split(",")) < set(heads)
     with psycopg.connect(probe_settings.database_url) as conn:
         versions = {r[0] for r in conn.execute("SELECT version_num FROM alembic_version")}
-        assert versions == set(heads)
+        # alembic keeps only heads no other head depends on (an application's branch that
+        # depends on the core's head stands for both)
+        assert "probe_0001" in versions and versions <= set(heads)
         assert conn.execute("SELECT count(*) FROM probe.beacon_site").fetchone() == (1,)
 
 
