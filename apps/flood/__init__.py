@@ -15,6 +15,7 @@ from typing import Any
 from gis_core.application import (
     Application,
     DeviceKind,
+    Panel,
     SynthContext,
     TelemetryField,
     Threshold,
@@ -120,5 +121,16 @@ APP = Application(
     migrations=HERE / "migrations",
     models="apps.flood.models",
     synthesize=_synthesize,
+    console=HERE / "console",
+    panels=(
+        Panel(
+            "flood",
+            "flood.js",
+            "防汛减灾",
+            "Flood",
+            roles=("planner", "dispatcher", "supervisor", "admin"),
+            strings="strings.json",
+        ),
+    ),
     roles=("planner", "dispatcher", "supervisor", "admin"),
 )

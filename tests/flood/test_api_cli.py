@@ -83,3 +83,21 @@ def test_cli_commands_and_their_errors(settings, monkeypatch, gauge) -> None:
     result = _cli(settings, monkeypatch, "evacuate", "--rise", "2", "--json")
     assert result.exit_code == 0, result.output
     assert '"assigned"' in result.output
+
+
+def test_the_panel_and_layers_are_listed_and_served(api, admin_headers, prepared) -> None:
+    apps = api.get("/apps", headers=admin_headers).json()
+    flood = next(a for a in apps["applications"] if a["name"] == "flood")
+    panel = flood["panels"][0]
+    assert panel["module"] == "apps/flood/flood.js" and flood["prefix"] == "/flood"
+    assert set(flood["layers"]) == {"flood_streams", "flood_catchments"}
+    assert "inundation" in flood["events"]
+    static = api.get("/console").text.split('src="', 1)[1].split("/app.js", 1)[0]
+    module = api.get(f"{static}/{panel['module']}")
+    assert module.status_code == 200 and "export function mount" in module.text
+    assert "innerHTML" not in module.text
+    strings = api.get(f"{static}/{panel['strings']}").json()
+    assert strings["zh"].keys() == strings["en"].keys() and strings["zh"]["title"] == "防汛减灾"
+    for layer in ("flood_streams", "flood_catchments"):
+        items = api.get(f"/collections/{layer}/items", headers=admin_headers).json()
+        assert items["features"], layer
