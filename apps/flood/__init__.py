@@ -38,6 +38,12 @@ def _cli(root: Any) -> None:
     register(root)
 
 
+def _bench(log: Callable[[str], None], **kwargs: Any) -> dict[str, Any]:
+    from apps.flood.bench import bench_flood
+
+    return bench_flood(log, **kwargs)
+
+
 def _layers() -> Iterable[Layer]:
     from apps.flood.layers import layers
 
@@ -133,4 +139,5 @@ APP = Application(
         ),
     ),
     roles=("planner", "dispatcher", "supervisor", "admin"),
+    benches={"flood": _bench},
 )
