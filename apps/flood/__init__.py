@@ -1,9 +1,68 @@
-"""Flood decision support (防汛减灾): the river gauges and rain gauges it reads, their
-threshold alarms; rainfall surfaces, hydrology and inundation build on them."""
+"""Flood decision support (防汛减灾): hydrology from the city's DEM (streams, gauge catchments,
+HAND), rainfall surfaces from the rain gauges, stage forecasts at the river gauges, inundation
+with the roads it closes and who it reaches, and evacuation to shelters.
+
+This record is everything flood brings to the platform; the shared packages read it through
+:mod:`gis_core.application` and never import this package.
+"""
 
 from __future__ import annotations
 
-from gis_core.application import Application, DeviceKind, TelemetryField, Threshold
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from gis_core.application import (
+    Application,
+    DeviceKind,
+    Panel,
+    SynthContext,
+    TelemetryField,
+    Threshold,
+    Worker,
+)
+from gis_core.layer import Layer
+
+HERE = Path(__file__).resolve().parent
+
+
+def _router() -> Any:
+    from apps.flood.api import router
+
+    return router
+
+
+def _cli(root: Any) -> None:
+    from apps.flood.cli import register
+
+    register(root)
+
+
+def _bench(log: Callable[[str], None], **kwargs: Any) -> dict[str, Any]:
+    from apps.flood.bench import bench_flood
+
+    return bench_flood(log, **kwargs)
+
+
+def _layers() -> Iterable[Layer]:
+    from apps.flood.layers import layers
+
+    return layers()
+
+
+def _synthesize(conn: Any, context: SynthContext) -> Mapping[str, int]:
+    from apps.flood.preparation import synthesize
+
+    return synthesize(conn, context)
+
+
+def _prepare_worker() -> Callable[[], None]:
+    # Runs the prepare chain once when the loaded DEM has none (first start), then exits.
+    from apps.flood.preparation import prepare_once
+    from gis_core.processes import spawn
+
+    return spawn(prepare_once, name="flood-prepare")
+
 
 WATER_LEVEL = DeviceKind(
     "water_level",
@@ -59,6 +118,26 @@ APP = Application(
     title_zh="防汛减灾",
     title_en="Flood decision support",
     description=__doc__ or "",
+    router=_router,
+    cli=_cli,
+    layers=_layers,
     kinds=(WATER_LEVEL, RAIN),
+    events=("inundation",),
+    workers=(Worker("flood-prepare", _prepare_worker),),
+    migrations=HERE / "migrations",
+    models="apps.flood.models",
+    synthesize=_synthesize,
+    console=HERE / "console",
+    panels=(
+        Panel(
+            "flood",
+            "flood.js",
+            "防汛减灾",
+            "Flood",
+            roles=("planner", "dispatcher", "supervisor", "admin"),
+            strings="strings.json",
+        ),
+    ),
     roles=("planner", "dispatcher", "supervisor", "admin"),
+    benches={"flood": _bench},
 )
