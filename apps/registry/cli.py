@@ -13,24 +13,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gis_core.db import DatabaseUnavailable, connect
-from gis_core.errors import PlatformError
+from apps.platform.cli_kit import USER_ERRORS as _USER_ERRORS
+from apps.platform.cli_kit import fail as _fail
+from apps.platform.cli_kit import out
+from gis_core.db import connect
 from gis_core.identity import Principal
-from gis_core.settings import ConfigError, get_settings
+from gis_core.settings import get_settings
 
 registry_app = typer.Typer(help="Land and mineral-rights registries.", no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
-_USER_ERRORS = (PlatformError, DatabaseUnavailable, ConfigError, OSError, ValueError)
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]changzhi:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(1)
 
 
 def _json(value: Any) -> None:
