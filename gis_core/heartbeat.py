@@ -50,6 +50,8 @@ SELECT worker, role, host, pid, started_at, beat_at,
        beat_at >= now() - make_interval(secs => %(stale)s) AS alive,
        figures
 FROM iot.worker_heartbeat
+-- the SELECT sees the rows as they were before the DELETE above
+WHERE beat_at >= now() - make_interval(secs => %(forget)s)
 ORDER BY role, worker
 """
 
