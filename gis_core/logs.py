@@ -51,19 +51,22 @@ class BoundFields(logging.Filter):
 
 def json_formatter() -> logging.Formatter:
     return JsonFormatter(
-        "{asctime}{levelname}{name}{message}",
+        "{levelname}{name}{message}",
         style="{",
-        rename_fields={"asctime": "ts", "levelname": "level", "name": "logger"},
+        timestamp="ts",  # ISO 8601 in UTC, with its offset
+        rename_fields={"levelname": "level", "name": "logger"},
         json_ensure_ascii=False,  # operators read Chinese names in the logs
     )
 
 
 def configure_logging(settings: LogSettings) -> None:
     """Apply ``settings`` to this process. JSON replaces the root's handlers with one JSON
-    handler on stderr; text keeps what the command line set up (or a plain one if none).
+    handler on stderr; text keeps what the command line set up (its handlers, its level unless
+    ``CHANGZHI_LOG_LEVEL`` is set).
     Idempotent: a second call replaces its own handler, not adds one."""
     root = logging.getLogger()
-    root.setLevel(settings.level)
+    if settings.level is not None:
+        root.setLevel(settings.level)
     if settings.format is LogFormat.json:
         for handler in list(root.handlers):
             root.removeHandler(handler)
@@ -77,8 +80,8 @@ def configure_logging(settings: LogSettings) -> None:
             server.propagate = True
         # The API writes its own request line (with request id and user).
         logging.getLogger("uvicorn.access").disabled = True
-    elif not root.handlers:
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if settings.level is None:
+            root.setLevel(logging.INFO)
     for handler in root.handlers:
         if not any(isinstance(f, BoundFields) for f in handler.filters):
             handler.addFilter(BoundFields())

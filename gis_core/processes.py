@@ -44,10 +44,12 @@ def spawn(
 def _run_beating(target: Callable[..., None], name: str, *args: Any) -> None:
     """The child's main: ``target(*args)`` with a heartbeat beside it, removed on a clean end."""
     from gis_core.heartbeat import BackgroundHeartbeat, Heartbeat
+    from gis_core.logs import configure_logging
     from gis_core.settings import Settings, get_settings
 
     # The settings the target was given, if any, else the environment's, as the target does.
     settings = next((a for a in args if isinstance(a, Settings)), None) or get_settings()
+    configure_logging(settings.log)  # a spawned child starts with no logging set up
     beating = BackgroundHeartbeat(
         Heartbeat(settings.database_url, name, f"{name}@{os.uname().nodename}"),
         settings.ops.heartbeat_s,

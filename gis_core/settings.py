@@ -125,7 +125,8 @@ class LogSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CHANGZHI_LOG_", extra="ignore")
 
     format: LogFormat = LogFormat.text
-    level: str = "INFO"
+    # None: the command line's level for text (INFO, DEBUG with --verbose), INFO for JSON.
+    level: str | None = None
     # One line per HTTP request (method, route, status, time, request id, user); default:
     # on with JSON, off with text (the terminal of `changzhi up` stays readable).
     requests: bool | None = None
@@ -136,6 +137,8 @@ class LogSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _known_level(self) -> LogSettings:
+        if self.level is None:
+            return self
         self.level = self.level.upper()
         if self.level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(

@@ -510,9 +510,12 @@ def _city_limits(settings: Settings) -> Limits:
 
 def run_worker(worker_id: str, settings: Settings | None = None) -> None:
     """A worker process's main: runs until SIGTERM/SIGINT."""
+    from gis_core.logs import configure_logging
     from gis_core.settings import get_settings
 
-    worker = IngestWorker(settings or get_settings(), worker_id)
+    settings = settings or get_settings()
+    configure_logging(settings.log)  # a spawned child starts with no logging set up
+    worker = IngestWorker(settings, worker_id)
 
     def stop(signum: int, frame: object) -> None:
         worker.stop()
