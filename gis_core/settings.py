@@ -107,9 +107,20 @@ class AuthSettings(BaseSettings):
     device_secret: str | None = None
     algorithm: str = "HS256"
     token_minutes: int = Field(12 * 60, ge=1)  # one dispatcher shift
+
+    @model_validator(mode="after")
+    def _lock_bounds(self) -> AuthSettings:
+        if self.throttle_first_lock_s > self.throttle_lockout_s:
+            raise ValueError(
+                "CHANGZHI_AUTH_THROTTLE_FIRST_LOCK_S cannot exceed CHANGZHI_AUTH_THROTTLE_LOCKOUT_S"
+            )
+        return self
+
     # Login throttling, per address and per account: this many failures within the window
-    # are free; each one after locks the key for 1, 2, 4 ... seconds, up to lockout_s.
+    # are free; each one after locks the key for first_lock_s, then twice as long each time,
+    # up to lockout_s.
     throttle_free_failures: int = Field(5, ge=1)
+    throttle_first_lock_s: float = Field(1.0, gt=0.0)
     throttle_window_s: int = Field(900, ge=1)
     throttle_lockout_s: int = Field(900, ge=1)
 
