@@ -63,6 +63,9 @@ def test_pool_and_live_clients(api: Any, settings: Settings, admin_headers: dict
     samples = scrape(api)
     assert value(samples, "changzhi_db_pool_max") == settings.database.pool_max
     assert value(samples, "changzhi_db_pool_min") == settings.database.pool_min
+    assert value(samples, "changzhi_db_pool_requests_waiting") == 0
+    requests = value(samples, "changzhi_db_pool_requests_num_total")
+    assert requests is not None and requests >= 1  # the admin's login took a connection
     assert value(samples, "changzhi_live_clients") == 0
     token = admin_headers["Authorization"].split()[1]
     with api.websocket_connect(f"/ws/live?token={token}") as ws:

@@ -179,7 +179,8 @@ class PlatformSnapshot(Collector):
 
     def _pool(self) -> Iterator[Metric]:
         for key in POOL_GAUGES:
-            gauge = GaugeMetricFamily(f"changzhi_db_{key}", f"API database pool: {key}")
+            name = f"changzhi_db_pool_{key.removeprefix('pool_')}"
+            gauge = GaugeMetricFamily(name, f"API database pool: {key}")
             gauge.add_metric([], self.pool_stats.get(key, 0))
             yield gauge
         for key in POOL_COUNTERS:
