@@ -96,7 +96,8 @@ class Heartbeat:
         try:
             self._db().execute(_BEAT_SQL, params)
         except psycopg.Error as exc:
-            log.warning("heartbeat %s: not recorded: %s", self.worker, str(exc).splitlines()[:1])
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            log.warning("heartbeat %s: not recorded: %s", self.worker, reason)
             self.close()
             return False
         return True
