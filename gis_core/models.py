@@ -411,5 +411,38 @@ class Alarm(Base):
     geom: Mapped[Any] = mapped_column(geom("POINT"), nullable=True)
 
 
+class LoginThrottle(Base):
+    """Failed logins per key (``addr:<address>`` or ``user:<name>``), shared by every API
+    process: a key past its free failures is locked until ``blocked_until``."""
+
+    __tablename__ = "login_throttle"
+    __table_args__ = (
+        Index("ix_login_throttle_last_failure_at", "last_failure_at"),
+        {"schema": "auth"},
+    )
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    first_failure_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_failure_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WorkerHeartbeat(Base):
+    """One row per running worker process (ingest workers, applications' workers), beaten
+    every few seconds with its figures; a row gone stale is a stalled or dead worker."""
+
+    __tablename__ = "worker_heartbeat"
+    __table_args__ = ({"schema": "iot"},)
+
+    worker: Mapped[str] = mapped_column(Text, primary_key=True)  # e.g. ingest:host-w0
+    role: Mapped[str] = mapped_column(Text)  # "ingest" or the application worker's name
+    host: Mapped[str] = mapped_column(Text)
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    beat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    figures: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+
+
 # The core's schemas; applications add theirs (ops: dispatch, env: environment, registry).
 SCHEMAS = ("auth", "ref", "iot")

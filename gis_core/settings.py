@@ -108,6 +108,81 @@ class AuthSettings(BaseSettings):
     algorithm: str = "HS256"
     token_minutes: int = Field(12 * 60, ge=1)  # one dispatcher shift
 
+    @model_validator(mode="after")
+    def _lock_bounds(self) -> AuthSettings:
+        if self.throttle_first_lock_s > self.throttle_lockout_s:
+            raise ValueError(
+                "CHANGZHI_AUTH_THROTTLE_FIRST_LOCK_S cannot exceed CHANGZHI_AUTH_THROTTLE_LOCKOUT_S"
+            )
+        return self
+
+    # Login throttling, per address and per account: this many failures within the window
+    # are free; each one after locks the key for first_lock_s, then twice as long each time,
+    # up to lockout_s.
+    throttle_free_failures: int = Field(5, ge=1)
+    throttle_first_lock_s: float = Field(1.0, gt=0.0)
+    throttle_window_s: int = Field(900, ge=1)
+    throttle_lockout_s: int = Field(900, ge=1)
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class LogSettings(BaseSettings):
+    """How the platform's processes log: plain text for a terminal, JSON lines for a collector."""
+
+    model_config = SettingsConfigDict(env_prefix="CHANGZHI_LOG_", extra="ignore")
+
+    format: LogFormat = LogFormat.text
+    # None: the command line's level for text (INFO, DEBUG with --verbose), INFO for JSON.
+    level: str | None = None
+    # One line per HTTP request (method, route, status, time, request id, user); default:
+    # on with JSON, off with text (the terminal of `changzhi up` stays readable).
+    requests: bool | None = None
+
+    @property
+    def log_requests(self) -> bool:
+        return self.format is LogFormat.json if self.requests is None else self.requests
+
+    @model_validator(mode="after")
+    def _known_level(self) -> LogSettings:
+        if self.level is None:
+            return self
+        self.level = self.level.upper()
+        if self.level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(
+                f"CHANGZHI_LOG_LEVEL {self.level!r} is not one of DEBUG, INFO, WARNING, "
+                "ERROR, CRITICAL"
+            )
+        return self
+
+
+class OpsSettings(BaseSettings):
+    """Liveness of the long-running workers, as ``/health`` and ``/metrics`` judge it."""
+
+    model_config = SettingsConfigDict(env_prefix="CHANGZHI_OPS_", extra="ignore")
+
+    heartbeat_s: float = Field(5.0, gt=0.0, le=300.0)
+    # A worker whose last heartbeat is older than this is stalled (or dead without a word).
+    stale_after_s: float = Field(30.0, gt=0.0)
+    # A stalled worker's row is forgotten after this long (a host retired for good).
+    forget_after_s: float = Field(3600.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _stale_after_beats(self) -> OpsSettings:
+        if self.stale_after_s <= self.heartbeat_s:
+            raise ValueError(
+                "CHANGZHI_OPS_STALE_AFTER_S must exceed CHANGZHI_OPS_HEARTBEAT_S, or every "
+                "worker looks stalled between two beats"
+            )
+        if self.forget_after_s < self.stale_after_s:
+            raise ValueError(
+                "CHANGZHI_OPS_FORGET_AFTER_S cannot be below CHANGZHI_OPS_STALE_AFTER_S"
+            )
+        return self
+
 
 class DataSettings(BaseSettings):
     """The reference dataset: resolution of the refined DEM and the synthesis seed."""
@@ -167,6 +242,8 @@ class Settings:
         self.auth = overrides.get("auth") or AuthSettings()
         self.data = overrides.get("data") or DataSettings()
         self.run = overrides.get("run") or RunSettings()
+        self.log = overrides.get("log") or LogSettings()
+        self.ops = overrides.get("ops") or OpsSettings()
         self.secrets = SecretStore(self.platform.var_dir)
 
     @property

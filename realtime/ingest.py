@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import os
@@ -33,6 +34,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gis_core.application import device_kinds
+from gis_core.heartbeat import INGEST_ROLE, Heartbeat
 from gis_core.processes import spawn
 from gis_core.settings import Settings
 from realtime import rules, topics
@@ -49,6 +51,8 @@ LIVE_TOPIC = topics.LIVE
 RECEIVE_MAXIMUM = 20_000
 # Rejects a registry refresh may turn around (a device or gateway registered meanwhile).
 REGISTRY_REASONS = frozenset({"unknown_device", "not_a_gateway", "not_behind_gateway"})
+# Upper bounds (seconds) of the batch-latency histogram the heartbeat carries to /metrics.
+BATCH_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 def sender(topic: str) -> str:
@@ -110,6 +114,33 @@ class Counters:
     # Dead letters by the login that sent them (the id in the topic): one device or gateway
     # sending what it may not stands out from the city's background of bad readings.
     refused_by_sender: Counter[str] = field(default_factory=Counter)
+    dead_letters_by_reason: Counter[str] = field(default_factory=Counter)
+    # Batches by latency bucket (BATCH_SECONDS_BUCKETS, then one for slower), and the sum.
+    batch_seconds_buckets: list[int] = field(
+        default_factory=lambda: [0] * (len(BATCH_SECONDS_BUCKETS) + 1)
+    )
+    batch_seconds_sum: float = 0.0
+
+    def time_batch(self, seconds: float) -> None:
+        self.batch_seconds_buckets[bisect.bisect_left(BATCH_SECONDS_BUCKETS, seconds)] += 1
+        self.batch_seconds_sum += seconds
+
+    def figures(self, queued: int) -> dict[str, Any]:
+        """What the heartbeat carries: counters since the process started, the queue now."""
+        return {
+            "received": self.received,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "dead_letters": dict(self.dead_letters_by_reason),
+            "batches": self.batches,
+            "retries": self.retries,
+            "batch_seconds": {
+                "le": list(BATCH_SECONDS_BUCKETS),
+                "counts": list(self.batch_seconds_buckets),
+                "sum": self.batch_seconds_sum,
+            },
+            "queued": queued,
+        }
 
 
 class IngestWorker:
@@ -145,6 +176,7 @@ class IngestWorker:
         self._unsubscribed = threading.Event()
         self._conn: psycopg.Connection | None = None
         self.client = self._client()
+        self.heartbeat = Heartbeat(settings.database_url, INGEST_ROLE, f"ingest@{worker_id}")
 
     # ------------------------------------------------------------------ MQTT
 
@@ -225,7 +257,7 @@ class IngestWorker:
 
     def run(self) -> None:
         self.connect()
-        last_maintenance = 0.0
+        last_maintenance = last_beat = 0.0
         try:
             while not self._stop.is_set():
                 # A batch is what arrived while the last one was being written, or, when
@@ -252,9 +284,19 @@ class IngestWorker:
                 if time.monotonic() - last_maintenance > 15:
                     last_maintenance = time.monotonic()
                     self._maintain()
+                # From the loop itself, so a worker stuck retrying a batch goes stale.
+                if time.monotonic() - last_beat >= self.settings.ops.heartbeat_s:
+                    last_beat = time.monotonic()
+                    self._beat()
         finally:
             self._leave()
             self._drop_db()
+            self.heartbeat.leave()
+
+    def _beat(self) -> None:
+        with self._lock:
+            queued = len(self._pending)
+        self.heartbeat.beat(self.counters.figures(queued))
 
     def _leave(self) -> None:
         """Leave the share cleanly: unsubscribe (the broker would otherwise keep dealing this
@@ -304,6 +346,7 @@ class IngestWorker:
                 delay = min(delay * 2, 5.0) * (0.8 + 0.4 * random.random())
 
     def process(self, batch: list[Message]) -> None:
+        started = time.perf_counter()
         conn = self._db()
         if time.monotonic() - self.registry.loaded_at > self.registry_refresh_s:
             self.registry.load(conn)
@@ -356,7 +399,9 @@ class IngestWorker:
         c.dead_letters += result.dead_letters
         c.statuses += len(statuses)
         c.refused_by_sender.update(sender(d.topic) for d in dead)
+        c.dead_letters_by_reason.update(d.reject.reason for d in dead)
         c.batches += 1
+        c.time_batch(time.perf_counter() - started)
 
     def _announce(
         self,
@@ -465,9 +510,12 @@ def _city_limits(settings: Settings) -> Limits:
 
 def run_worker(worker_id: str, settings: Settings | None = None) -> None:
     """A worker process's main: runs until SIGTERM/SIGINT."""
+    from gis_core.logs import configure_logging
     from gis_core.settings import get_settings
 
-    worker = IngestWorker(settings or get_settings(), worker_id)
+    settings = settings or get_settings()
+    configure_logging(settings.log)  # a spawned child starts with no logging set up
+    worker = IngestWorker(settings, worker_id)
 
     def stop(signum: int, frame: object) -> None:
         worker.stop()
@@ -480,4 +528,7 @@ def run_worker(worker_id: str, settings: Settings | None = None) -> None:
 def spawn_workers(count: int, prefix: str = "w") -> list[Callable[[], None]]:
     """Start ``count`` worker processes; return one stop function per process."""
     host = os.uname().nodename
-    return [spawn(run_worker, f"{host}-{prefix}{n}", name=f"ingest-{n}") for n in range(count)]
+    return [
+        spawn(run_worker, f"{host}-{prefix}{n}", name=f"ingest-{n}", heartbeat=False)
+        for n in range(count)
+    ]

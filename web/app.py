@@ -12,12 +12,14 @@ from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
 from gis_core.application import Installed, installed
+from gis_core.logs import configure_logging
 from gis_core.settings import Settings, get_settings
 from layers.catalog import builtin_catalog
 from realtime import topics
 from realtime.live import LiveHub
 from realtime.mqtt import BrokerAddress, make_client
 from web import errors
+from web.observability import HttpMetrics, RequestObserver
 from web.routers import (
     admin,
     applications,
@@ -27,6 +29,7 @@ from web.routers import (
     geofences,
     health,
     live,
+    metrics,
     ogc,
     telemetry,
 )
@@ -62,6 +65,8 @@ def create_app(settings: Settings | None = None, apps: Installed | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Here, not earlier: uvicorn sets up its loggers before it starts the application.
+        configure_logging(settings.log)
         pool = ConnectionPool(
             settings.database_url,
             min_size=settings.database.pool_min,
@@ -113,7 +118,12 @@ def create_app(settings: Settings | None = None, apps: Installed | None = None) 
         lifespan=lifespan,
     )
     errors.install(app)
+    app.state.http_metrics = HttpMetrics()
+    app.add_middleware(
+        RequestObserver, metrics=app.state.http_metrics, log_requests=settings.log.log_requests
+    )
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(auth.router)
     app.include_router(admin.router)
     app.include_router(ogc.router)

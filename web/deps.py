@@ -12,6 +12,7 @@ from fastapi.security import OAuth2PasswordBearer
 
 from gis_core.application import DeviceKind, Installed
 from gis_core.identity import Principal, load_principal
+from gis_core.logs import bound
 from gis_core.settings import Settings
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
@@ -77,7 +78,13 @@ def principal_from_token(token: str, settings: Settings, conn: psycopg.Connectio
 def optional_user(
     settings: SettingsDep, conn: ConnDep, token: Annotated[str | None, Depends(oauth2)]
 ) -> Principal | None:
-    return principal_from_token(token, settings, conn) if token else None
+    if not token:
+        return None
+    user = principal_from_token(token, settings, conn)
+    fields = bound()
+    if fields is not None:  # the request's log line and records name who asked
+        fields["user"] = user.username
+    return user
 
 
 def current_user(user: Annotated[Principal | None, Depends(optional_user)]) -> Principal:

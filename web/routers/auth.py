@@ -11,6 +11,13 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
 from gis_core.identity import Principal, audit, authenticate
+from gis_core.throttle import (
+    ThrottlePolicy,
+    clear_account,
+    record_failure,
+    retry_after,
+    throttle_keys,
+)
 from web.deps import ConnDep, CurrentUser, SettingsDep, client_address
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -54,16 +61,33 @@ def issue_token(user: Principal, secret: str, algorithm: str, minutes: int) -> s
     return jwt.encode(claims, secret, algorithm=algorithm)
 
 
-@router.post("/token", response_model=Token)
+@router.post(
+    "/token",
+    response_model=Token,
+    responses={429: {"description": "too many failed logins from this address or account"}},
+)
 def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     conn: ConnDep,
     settings: SettingsDep,
     request: Request,
 ) -> Token:
-    user = authenticate(conn, form.username, form.password)
     client = client_address(request)
+    keys = throttle_keys(client, form.username)
+    wait_s = retry_after(conn, keys)
+    if wait_s > 0:
+        # Refused before any hashing: a locked guesser costs a lookup, not an Argon2 hash.
+        detail = {"username": form.username[:64], "retry_after_s": wait_s}
+        audit(conn, None, "login_throttled", "user", None, detail, client)
+        conn.commit()
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail=f"too many failed logins: try again in {wait_s} s",
+            headers={"Retry-After": str(wait_s)},
+        )
+    user = authenticate(conn, form.username, form.password)
     if user is None:
+        record_failure(conn, keys, ThrottlePolicy.of(settings.auth))
         audit(conn, None, "login_failed", "user", None, {"username": form.username[:64]}, client)
         conn.commit()
         raise HTTPException(
@@ -71,6 +95,7 @@ def login(
             detail="wrong username or password",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    clear_account(conn, form.username)
     audit(conn, user, "login", "user", str(user.id), None, client)
     conn.commit()
     minutes = settings.auth.token_minutes

@@ -11,7 +11,7 @@ from alembic import op
 revision: str = "probe_0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = ("seam_probe",)
-depends_on: str | Sequence[str] | None = "0009_road_closures"
+depends_on: str | Sequence[str] | None = "0010_login_throttle"
 
 
 def upgrade() -> None:
