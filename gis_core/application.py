@@ -373,12 +373,12 @@ _installed: dict[str, Installed] = {}
 
 
 def installed(spec: str | None = None) -> Installed:
-    """The installed applications for ``spec`` (default: this process's settings), loaded
-    once per process and spec."""
+    """The installed applications for ``spec`` (default: ``CHANGZHI_APPS`` as it is now, read
+    without caching the other settings), loaded once per process and spec."""
     if spec is None:
-        from gis_core.settings import get_settings
+        from gis_core.settings import PlatformSettings
 
-        spec = get_settings().platform.apps
+        spec = PlatformSettings().apps
     with _lock:
         found = _installed.get(spec)
         if found is None:

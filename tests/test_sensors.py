@@ -36,7 +36,7 @@ from sensors.replay import load_replay
 from sensors.run import SimConfig, Simulator
 from sensors.scenarios import Environment
 from sensors.stations import build_stations
-from sensors.world import World, load_world
+from sensors.world import World, load_world, station_kinds
 from tests.support import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
@@ -239,9 +239,11 @@ def test_normal_run_validates_and_vehicles_drive_on_roads(city: City, recorder: 
     sim = city.simulator(speedup=10, duration_s=5, moving_fraction=0.5, seed=7)
     run(sim, recorder)
     by_device = readings_by_device(city, recorder.live())
-    assert {city.kinds[d] for d in by_device} == {
-        "vehicle", "air", "emission", "water_level", "rain", "soil", "water_quality", "signal"
-    }  # fmt: skip
+    # Every installed kind the simulator has a model of, and the vehicles.
+    assert {city.kinds[d] for d in by_device} == {"vehicle", *station_kinds()}
+    assert {"air", "emission", "water_level", "rain", "soil", "water_quality", "signal"} <= set(
+        station_kinds()
+    )
     # ts are simulated time with the China offset, seq counts up per device
     for topic, payload in recorder.live():
         if topic.endswith("/telemetry"):
