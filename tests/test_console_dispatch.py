@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -32,6 +33,7 @@ USERS = {
     "cd-fire-a": ("fire-pass-a", ["dispatcher"], "fire"),
     "cd-fire-b": ("fire-pass-b", ["dispatcher"], "fire"),
     "cd-viewer": ("viewer-pass-c", ["viewer"], None),
+    "cd-super": ("super-pass-d", ["supervisor"], "command"),
 }
 NONSENSE = "火星基地第九号发射塔"
 
@@ -96,7 +98,7 @@ def dispatch_console(settings: Any, city: dict[str, Any]) -> Iterator[str]:
         yield base
 
 
-def run_dispatch(base: str, artifacts: Path, extra: dict[str, str]) -> dict[str, Any]:
+def run_dispatch(base: str, artifacts: Path, extra: dict[str, str], db_url: str) -> dict[str, Any]:
     env = {
         **os.environ,
         "CONSOLE_URL": f"{base}/console",
@@ -104,7 +106,28 @@ def run_dispatch(base: str, artifacts: Path, extra: dict[str, str]) -> dict[str,
         "USERS": json.dumps({name: spec[0] for name, spec in USERS.items()}),
         **extra,
     }
-    result = run_browser_scenario(SCRIPT, CONSOLE_DIR, env, timeout=240)
+
+    def declare_joint() -> None:
+        # The supervisor declares the fire consoles' open incident joint.
+        with psycopg.connect(db_url) as conn:
+            row = conn.execute(
+                "SELECT max(id) FROM ops.incident WHERE closed_at IS NULL"
+            ).fetchone()
+        login = httpx.post(
+            f"{base}/auth/token", data={"username": "cd-super", "password": USERS["cd-super"][0]}
+        )
+        login.raise_for_status()
+        token = login.json()["access_token"]
+        answer = httpx.patch(
+            f"{base}/dispatch/incidents/{row[0] if row else 0}",
+            json={"joint": True},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert answer.status_code == 200, answer.text
+
+    result = run_browser_scenario(
+        SCRIPT, CONSOLE_DIR, env, steps={"joint": declare_joint}, timeout=240
+    )
     assert not result.get("page_errors"), f"the page reported errors: {result['page_errors']}"
     return result
 
@@ -117,6 +140,7 @@ def test_two_consoles_take_a_call_assign_and_race_for_a_unit(
         dispatch_console,
         artifacts,
         {"ADDRESS": city["address"], "NONSENSE": NONSENSE},
+        db_url,
     )
     # Call taking: a nonsense address answers with clickable suggestions, a real one with the
     # geocoder's match and confidence.

@@ -5,7 +5,7 @@
 // machine fails the scenario. Prints one "RESULT {...}" line.
 
 import {
-  ART, check, finish, env, launch, logIn as logInAs, watch,
+  ART, check, finish, env, launch, logIn as logInAs, step, watch,
 } from './harness.mjs';
 
 const USERS = JSON.parse(env.USERS);
@@ -163,7 +163,9 @@ async function main() {
 
   // ---- declared joint: the other agencies' units come into view, on both consoles
   check(await a.isVisible('#dispatch-body .dsp-hidden'), 'the ambulance is hidden before the incident is joint');
-  await a.click('#dispatch-body [data-action=joint]');
+  // Only a supervisor declares an incident joint (README, "Dispatch: departments"): the
+  // test's supervisor does it through the API, and both fire consoles see it.
+  await step('joint');
   await b.waitForSelector('#dispatch-body .dsp-head .dsp-joint', { timeout: 15000 });
   const ambulanceOnB = await b.waitForFunction(() => {
     const p = window.__console.incidents.panel;
