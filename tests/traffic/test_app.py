@@ -203,7 +203,10 @@ def test_fleet_fixes_give_live_speeds_and_slow_the_dispatch_graph(
         x, y, t, _truth = simulate_track(net, 120, seed=3, speed_ms=8.0, interval_s=3.0)
         lon, lat = transform(x, y, CGCS2000_GK_CM114, WGS84)
         start = datetime.now(UTC) - timedelta(minutes=8)
-        conn.execute("DELETE FROM iot.telemetry WHERE device_id = 'TEST-TRAFFIC-1'")
+        # This track is the fleet of the window: earlier modules' vehicles drove in it too.
+        conn.execute(
+            "DELETE FROM iot.telemetry WHERE kind = 'vehicle' AND ts >= now() - interval '1 day'"
+        )
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO iot.telemetry (device_id, kind, ts, geom, reading) VALUES"
