@@ -136,6 +136,24 @@ def test_parcel_overlap_gap_sliver_hand_made(conn: psycopg.Connection) -> None:
         parcel_overlaps(conn, layer, min_area_m2=-1.0)
 
 
+def test_parcel_overlaps_nested_and_mixed_contacts(conn: psycopg.Connection) -> None:
+    # Lot 2 lies inside lot 1 (all its 400 m² overlap); lot 3 overlaps lot 1 by a 5 × 100 m
+    # strip and also shares an edge with lot 4 beyond it (a line of contact, no area);
+    # lot 5 touches lot 4 at a corner only.
+    lots = [
+        box(E0, N0, E0 + 100, N0 + 100),  # 1
+        box(E0 + 10, N0 + 10, E0 + 30, N0 + 30),  # 2, inside 1
+        box(E0 + 95, N0, E0 + 195, N0 + 100),  # 3, 5 m over 1
+        box(E0 + 195, N0, E0 + 295, N0 + 100),  # 4, edge with 3
+        box(E0 + 295, N0 + 100, E0 + 395, N0 + 200),  # 5, corner with 4
+    ]
+    _table(conn, "parcel_contacts", lots)
+    found = parcel_overlaps(conn, Layer(f"{SCHEMA}.parcel_contacts", "parcel"))
+    assert [(f.id_a, f.id_b) for f in found] == [(1, 2), (1, 3)]
+    assert [round(f.area_m2, 6) for f in found] == [400.0, 500.0]
+    assert all(f.geometry.geom_type == "Polygon" for f in found)
+
+
 @pytest.mark.parametrize(
     ("b_depth", "conflict"),
     [((700.0, 500.0), True), ((600.0, 400.0), False), ((500.0, 300.0), False)],
