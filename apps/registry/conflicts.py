@@ -251,8 +251,9 @@ def parcel_overlaps(
     The parcels are read once in the metric CRS and paired in memory: an STR-tree gives the
     pairs whose boxes meet, a vectorized DE-9IM test (``T********``: interiors meet) drops the
     edge-sharing neighbours, and only the pairs left are intersected. The same answer as a
-    GiST self-join with ``ST_Relate`` in SQL, about twice as fast on a cadastre: the SQL join
-    decodes both geometries again for every one of the ~3.4 candidate pairs per parcel.
+    GiST self-join with ``ST_Relate`` in SQL, which decodes both geometries again for each of
+    the ~3.4 candidate pairs per parcel: on 100,000 parcels, medians of five back-to-back runs
+    7.2 s against 11.8 s (loaded 2-core machine).
     """
     _check_tolerance("min_area_m2", min_area_m2)
     q = sql.SQL(_PARCEL_GEOMS).format(**_names(parcels))
@@ -264,6 +265,11 @@ def parcel_overlaps(
     geoms = shapely.from_wkb([bytes(r[1]) for r in rows])
     order = np.argsort(ids)  # pairs come out as (lower id, higher id), like the SQL's a.id < b.id
     ids, geoms = ids[order], geoms[order]
+    # A lot left invalid (a self-touching ring after rounding) is repaired rather than
+    # failing the whole check, as GEOS refuses to relate it.
+    bad = ~shapely.is_valid(geoms)
+    if bad.any():
+        geoms[bad] = _polygonal(shapely.make_valid(geoms[bad]))
     left, right = shapely.STRtree(geoms).query(geoms)
     keep = left < right
     left, right = left[keep], right[keep]

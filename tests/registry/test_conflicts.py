@@ -146,12 +146,17 @@ def test_parcel_overlaps_nested_and_mixed_contacts(conn: psycopg.Connection) -> 
         box(E0 + 95, N0, E0 + 195, N0 + 100),  # 3, 5 m over 1
         box(E0 + 195, N0, E0 + 295, N0 + 100),  # 4, edge with 3
         box(E0 + 295, N0 + 100, E0 + 395, N0 + 200),  # 5, corner with 4
+        # 6: a self-crossing "bow tie" over lot 5's far half, repaired, not refused.
+        shapely.Polygon(
+            [(E0 + 345, N0 + 100), (E0 + 395, N0 + 200), (E0 + 395, N0 + 100), (E0 + 345, N0 + 200)]
+        ),
     ]
     _table(conn, "parcel_contacts", lots)
     found = parcel_overlaps(conn, Layer(f"{SCHEMA}.parcel_contacts", "parcel"))
-    assert [(f.id_a, f.id_b) for f in found] == [(1, 2), (1, 3)]
-    assert [round(f.area_m2, 6) for f in found] == [400.0, 500.0]
-    assert all(f.geometry.geom_type == "Polygon" for f in found)
+    assert [(f.id_a, f.id_b) for f in found] == [(1, 2), (1, 3), (5, 6)]
+    # The bow tie's two triangles, 1,250 m² each, both inside lot 5.
+    assert [round(f.area_m2, 6) for f in found] == [400.0, 500.0, 2500.0]
+    assert [f.geometry.geom_type for f in found] == ["Polygon", "Polygon", "MultiPolygon"]
 
 
 @pytest.mark.parametrize(
