@@ -11,10 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from apps.registry import service
+from apps.registry import certificate, service, stats
 from gis_core.errors import InvalidInput, InvalidParameter
 from web.deps import ConnDep, CurrentUser
 
@@ -328,3 +329,160 @@ def full_check(
     out = service.full_check(conn, sample)
     conn.rollback()
     return out
+
+
+# --------------------------------------------------------------------------- documents
+
+
+@router.get(
+    "/rights/{license_no}/certificate.pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}, "description": "the certificate"}},
+    summary="The right's certificate (采矿许可证) with its map and corner table, as PDF",
+)
+def right_certificate(license_no: str, _: CurrentUser, conn: ConnDep) -> Response:
+    right = certificate.right_in_force(conn, license_no)
+    return Response(
+        certificate.certificate_pdf(right),
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{_safe_name(license_no)}.pdf"'},
+    )
+
+
+@router.get(
+    "/rights/{license_no}/corners.txt",
+    response_class=PlainTextResponse,
+    summary="The right's boundary as a corner-coordinate list (拐点坐标, CGCS2000 3° GK)",
+)
+def right_corners(license_no: str, _: CurrentUser, conn: ConnDep) -> PlainTextResponse:
+    right = certificate.right_in_force(conn, license_no)
+    return PlainTextResponse(
+        certificate.corner_list(right),
+        headers={"Content-Disposition": f'attachment; filename="{_safe_name(license_no)}.txt"'},
+    )
+
+
+def _safe_name(value: str) -> str:
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in value)
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+class LandUseRow(BaseModel):
+    district_code: str | None
+    district: str | None
+    class_: str = Field(alias="class")
+    class_zh: str | None
+    class_en: str | None
+    parcels: int
+    hectares: float
+    mu: float
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class LandUseTotal(BaseModel):
+    class_: str = Field(alias="class")
+    class_zh: str | None
+    hectares: float
+    mu: float
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class LandUseOut(BaseModel):
+    at: dt.datetime
+    level: str
+    rows: list[LandUseRow]
+    city: list[LandUseTotal]
+
+
+class ChangeCell(BaseModel):
+    from_: str = Field(alias="from")
+    to: str
+    hectares: float
+    mu: float
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class ChangeOut(BaseModel):
+    start: dt.datetime
+    end: dt.datetime
+    level: str
+    cells: list[ChangeCell]
+    changed_hectares: float
+
+
+class MineralRow(BaseModel):
+    mineral: str | None
+    right_type: str
+    rights: int
+    area_km2: float
+
+
+class ExpiringRight(BaseModel):
+    license_no: str
+    holder: str | None
+    mineral: str | None
+    valid_to: dt.datetime
+
+
+class RightsStatsOut(BaseModel):
+    at: dt.datetime
+    by_mineral: list[MineralRow]
+    in_force: int
+    expired: int
+    not_yet_valid: int
+    expiring_within_months: int
+    expiring: list[ExpiringRight]
+
+
+def _at(value: str | None, name: str) -> dt.datetime:
+    return _time(value, name) or dt.datetime.now(dt.UTC)
+
+
+@router.get(
+    "/stats/landuse",
+    response_model=LandUseOut,
+    response_model_by_alias=True,
+    summary="Land use by district and GB/T 21010-2017 class at a date (hectares and mu)",
+)
+def stats_landuse(
+    _: CurrentUser,
+    conn: ConnDep,
+    at: Annotated[str | None, Query(description="ISO 8601 time with offset; none: now")] = None,
+    level: Annotated[str, Query(description="first (一级类) or second (二级类)")] = "first",
+) -> Any:
+    return stats.land_use(conn, _at(at, "at"), level)
+
+
+@router.get(
+    "/stats/change",
+    response_model=ChangeOut,
+    response_model_by_alias=True,
+    summary="Land-use change matrix between two dates (土地利用变更)",
+)
+def stats_change(
+    _: CurrentUser,
+    conn: ConnDep,
+    start: Annotated[str, Query(description="ISO 8601 time with offset")],
+    end: Annotated[str | None, Query(description="ISO 8601 time with offset; none: now")] = None,
+    level: Annotated[str, Query(description="first or second")] = "first",
+) -> Any:
+    return stats.change_matrix(conn, _at(start, "start"), _at(end, "end"), level)
+
+
+@router.get(
+    "/stats/rights",
+    response_model=RightsStatsOut,
+    summary="Rights by mineral and status, and those expiring soon",
+)
+def stats_rights(
+    _: CurrentUser,
+    conn: ConnDep,
+    at: Annotated[str | None, Query(description="ISO 8601 time with offset; none: now")] = None,
+    months: Annotated[int, Query(ge=1, le=120, description="expiry horizon in months")] = 6,
+) -> Any:
+    return stats.rights_summary(conn, _at(at, "at"), months)

@@ -218,5 +218,100 @@ def asof_cmd(
     out.print(f"{found['numberReturned']} objects: {found['counts']}")
 
 
+@registry_app.command("certificate")
+def certificate_cmd(
+    license_no: Annotated[str, typer.Argument(help="licence number")],
+    out_file: Annotated[Path, typer.Option("--out", help="where to write the PDF")],
+) -> None:
+    """A right's certificate (采矿许可证) with its map and corner table, as PDF."""
+    from apps.registry import certificate
+
+    try:
+        with connect(get_settings().database_url) as conn:
+            right = certificate.right_in_force(conn, license_no)
+        out_file.write_bytes(certificate.certificate_pdf(right))
+    except _USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"wrote {escape(str(out_file))} (zone {right.zone})")
+
+
+@registry_app.command("corners")
+def corners_cmd(
+    license_no: Annotated[str, typer.Argument(help="licence number")],
+    out_file: Annotated[Path | None, typer.Option("--out", help="file; default: print")] = None,
+) -> None:
+    """A right's boundary as a corner-coordinate list (拐点坐标, zone-prefixed Y)."""
+    from apps.registry import certificate
+
+    try:
+        with connect(get_settings().database_url) as conn:
+            text = certificate.corner_list(certificate.right_in_force(conn, license_no))
+        if out_file is None:
+            sys.stdout.write(text)
+        else:
+            out_file.write_text(text, encoding="utf-8")
+    except _USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+
+
+@registry_app.command("stats")
+def stats_cmd(
+    what: Annotated[str, typer.Argument(help="landuse, change or rights")],
+    at: Annotated[str | None, typer.Option(help="date (ISO 8601); default now")] = None,
+    start: Annotated[str | None, typer.Option(help="change: the first date")] = None,
+    level: Annotated[str, typer.Option(help="GB/T 21010 level: first or second")] = "first",
+    months: Annotated[int, typer.Option(help="rights: expiry horizon in months")] = 6,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Land use by district and class, the change matrix, or rights by mineral and expiry."""
+    from apps.registry import stats
+
+    try:
+        when = _time(at, "at") or dt.datetime.now(dt.UTC)
+        with connect(get_settings().database_url) as conn:
+            if what == "landuse":
+                found = stats.land_use(conn, when, level)
+            elif what == "change":
+                first = _time(start, "start")
+                if first is None:
+                    raise ValueError("change needs --start (and --at for the end, default now)")
+                found = stats.change_matrix(conn, first, when, level)
+            elif what == "rights":
+                found = stats.rights_summary(conn, when, months)
+            else:
+                raise ValueError(f"unknown statistic {what!r}: landuse, change or rights")
+    except _USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        _json(found)
+        return
+    if what == "landuse":
+        table = Table("district", "class", "name", "parcels", "ha", "亩")
+        for r in found["rows"]:
+            table.add_row(
+                str(r["district"] or r["district_code"]),
+                r["class"],
+                str(r["class_zh"]),
+                str(r["parcels"]),
+                f"{r['hectares']:,.2f}",
+                f"{r['mu']:,.1f}",
+            )
+    elif what == "change":
+        table = Table("from", "to", "ha", "亩")
+        for c in found["cells"]:
+            table.add_row(c["from"], c["to"], f"{c['hectares']:,.2f}", f"{c['mu']:,.1f}")
+    else:
+        table = Table("mineral", "type", "rights", "km²")
+        for m in found["by_mineral"]:
+            table.add_row(str(m["mineral"]), m["right_type"], str(m["rights"]), f"{m['area_km2']}")
+        out.print(table)
+        table = Table("expiring", "holder", "mineral", "valid to")
+        for e in found["expiring"]:
+            table.add_row(
+                e["license_no"], str(e["holder"]), str(e["mineral"]), f"{e['valid_to']:%Y-%m-%d}"
+            )
+    out.print(table)
+
+
 def register(root: typer.Typer) -> None:
     root.add_typer(registry_app, name="registry")
