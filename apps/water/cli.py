@@ -134,6 +134,115 @@ def drought_cmd(
     out.print(f"{len(graded)} of {len(result['probes'])} probes graded ({result['standard']})")
     for x in result["left_out"]:
         out.print(f"[yellow]left out[/] {x['station']}: {escape(x['reason'])}")
+    if result["towns"]:
+        table = Table("town", "district", "cropland km²", "in drought", "mean R %", "grade")
+        for t in result["towns"]:
+            share = t["drought_share"]
+            table.add_row(
+                t["name_zh"] or str(t["town_id"]),
+                t["district_code"],
+                f"{t['cropland_km2']:.1f}",
+                "-" if share is None else f"{share:.0%}",
+                "-" if t["mean_relative_pct"] is None else f"{t['mean_relative_pct']:.0f}",
+                t["grade_zh"] or "-",
+            )
+        out.print(table)
+
+
+@water_app.command("drought-map")
+def drought_map_cmd(
+    out_file: Annotated[str, typer.Option("--out", help="GeoJSON file to write")],
+    stage: Annotated[str, typer.Option(help="sowing, seedling, critical or other")] = "other",
+    cell_m: Annotated[float, typer.Option(help="map cell size, m")] = 1000.0,
+) -> None:
+    """The drought map over cropland as GeoJSON: patches of equal GB/T 32136 grade."""
+    from apps.water import service
+
+    result = _run(lambda conn: service.drought_geojson(conn, stage, cell_m))
+    try:
+        with open(out_file, "w", encoding="utf-8") as f:
+            json.dump(result, f, ensure_ascii=False)
+    except OSError as exc:
+        raise _fail(f"cannot write {out_file}: {exc.strerror}") from None
+    out.print(f"{len(result['features'])} patches written to {out_file}")
+
+
+@water_app.command("spi")
+def spi_cmd(
+    scale: Annotated[int, typer.Option(help="months: 1, 3 or 6")] = 3,
+    month: Annotated[str | None, typer.Option(help="YYYY-MM (default: last full)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """SPI at each rain gauge and per district, graded by GB/T 20481."""
+    from apps.water import drought_service
+
+    try:
+        when = date.fromisoformat(f"{month}-01") if month else None
+    except ValueError:
+        raise _fail(f"--month {month!r} is not a month like 2026-06") from None
+    result = _run(lambda conn: drought_service.spi_status(conn, scale, when))
+    if as_json:
+        _json(result)
+        return
+    table = Table("gauge", "name", "district", f"{scale}-month mm", "SPI", "grade", "record")
+    for g in result["gauges"]:
+        table.add_row(
+            g["gauge"],
+            g["name_zh"],
+            g["district_code"] or "-",
+            f"{g['precip_mm']:.0f}",
+            f"{g['spi']:+.2f}",
+            g["grade_zh"],
+            f"{g['months_of_record']} months",
+        )
+    out.print(table)
+    for d in result["districts"]:
+        gauges = f"{d['gauges']} gauges"
+        out.print(f"{d['district_code']}: SPI {d['spi']:+.2f} {d['grade_zh']} ({gauges})")
+    for x in result["left_out"]:
+        out.print(f"[yellow]left out[/] {x['gauge']}: {escape(x['reason'])}")
+    out.print(f"SPI-{scale} for {result['month']} ({result['standard']})")
+
+
+@water_app.command("outlook")
+def outlook_cmd(
+    days: Annotated[int, typer.Option(help="days ahead, 1..14")] = 7,
+    rain_mm: Annotated[
+        str | None, typer.Option(help="forecast rain per day, comma-separated (default: none)")
+    ] = None,
+    stage: Annotated[str, typer.Option(help="sowing, seedling, critical or other")] = "other",
+    tmin_c: Annotated[float | None, typer.Option(help="daily minimum (default: observed)")] = None,
+    tmax_c: Annotated[float | None, typer.Option(help="daily maximum (default: observed)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The soil-moisture outlook per district from a soil water balance and the weather."""
+    from apps.water import drought, drought_service
+
+    try:
+        rain = None if rain_mm is None else [float(v) for v in rain_mm.split(",")]
+    except ValueError:
+        raise _fail(f"--rain-mm {rain_mm!r} must be numbers separated by commas") from None
+    result = _run(
+        lambda conn: drought_service.drought_outlook(conn, days, rain, stage, tmin_c, tmax_c)
+    )
+    if as_json:
+        _json(result)
+        return
+    table = Table("district", "today", *(d[5:] for d in result["dates"]), "enters")
+    for d in result["districts"]:
+        enters = d["enters"]
+        table.add_row(
+            d["district_code"],
+            f"{d['today_pct']:.0f}% {drought.GRADE_NAMES[d['today_grade']]}",
+            *(f"{v:.0f}" for v in d["relative_pct"]),
+            "-" if enters is None else f"{enters['grade_zh']} {enters['date']}",
+        )
+    out.print(table)
+    w = result["weather"]
+    out.print(
+        f"rain {sum(w['rain_mm']):g} mm over {days} days; {w['tmin_c']:g}..{w['tmax_c']:g} °C"
+        f" ({w['temperature']})"
+    )
 
 
 @water_app.command("permits")

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 import shapely
+import shapely.geometry
 from affine import Affine
 
 from apps.water import drought, quality, resources
@@ -253,11 +254,12 @@ def _metric_geoms(conn: psycopg.Connection) -> dict[str, Any]:
 _GEOMS: PerDatabase[dict[str, Any]] = PerDatabase(dataset_version, _metric_geoms)
 
 
-def drought_status(
+def drought_grid(
     conn: psycopg.Connection, stage: str = "other", cell_m: float = 1000.0
 ) -> dict[str, Any]:
-    """Relative soil moisture and GB/T 32136 grade at each probe (its latest reading), the
-    interpolated grade over cropland and km² per district and grade."""
+    """The probes' relative moisture and grade (their latest readings), what was left out,
+    and the interpolated map over cropland (``map`` None when no probe has a usable reading);
+    what :func:`drought_status`, the drought grid and the district alarms share."""
     if not 100.0 <= cell_m <= 10_000.0:
         raise InvalidParameter(f"cell_m must be within 100..10000 m, got {cell_m:g}")
     rows = conn.execute(
@@ -296,6 +298,7 @@ def drought_status(
             "lat": r[4],
             "ts": r[5].isoformat() if r[5] else None,
             "vwc_pct": r[6],
+            "field_capacity_pct": float(fc[k]),
             "relative_pct": None if math.isnan(percent[k]) else round(float(percent[k]), 1),
             "grade": int(grades[k]),
             "grade_zh": drought.GRADE_NAMES[grades[k]] if grades[k] >= 0 else None,
@@ -307,7 +310,7 @@ def drought_status(
             left_out.append(
                 {"station": r[0], "reason": f"{r[6]:g}% is below 0 or above saturation {sat[k]:g}%"}
             )
-    districts: list[dict[str, Any]] = []
+    result: drought.DroughtMap | None = None
     if np.isfinite(percent).any():
         plane = geoms["plane"]
         px, py = plane.to_xy(np.array([r[3] for r in rows]), np.array([r[4] for r in rows]))
@@ -323,26 +326,137 @@ def drought_status(
             list(geoms["cropland"]),
             dict(zip(geoms["district_codes"], geoms["districts"], strict=True)),
         )
-        for code, row in result.areas.iterrows():
-            graded = float(row["graded_km2"])
-            dry = graded - float(row[drought.GRADE_NAMES[0]])
-            districts.append(
+    return {
+        "stage": rel.stage.value,
+        "probes": probes,
+        "left_out": left_out,
+        "map": result,
+        "geoms": geoms,
+    }
+
+
+def _area_rows(areas: pd.DataFrame) -> list[dict[str, Any]]:
+    # one row of 抗旱统计: km² per grade, the graded cropland, the drought share, the mean R
+    out = []
+    for code, row in areas.iterrows():
+        graded = float(row["graded_km2"])
+        dry = graded - float(row[drought.GRADE_NAMES[0]])
+        mean = float(row["mean_percent"])
+        grade = int(row["grade"])
+        out.append(
+            {
+                "code": str(code),
+                "km2": {g: round(float(row[g]), 2) for g in drought.GRADE_NAMES},
+                "cropland_km2": round(graded, 2),
+                "drought_km2": round(dry, 2),
+                "drought_share": round(dry / graded, 4) if graded else None,
+                "mean_relative_pct": None if math.isnan(mean) else round(mean, 1),
+                "grade": grade,
+                "grade_zh": drought.GRADE_NAMES[grade] if grade >= 0 else None,
+            }
+        )
+    return out
+
+
+def _town_areas(conn: psycopg.Connection, grid: dict[str, Any]) -> list[dict[str, Any]]:
+    """抗旱统计 by town: each graded cell goes to the nearest town seat of its district."""
+    result: drought.DroughtMap = grid["map"]
+    geoms = grid["geoms"]
+    towns = conn.execute(
+        "SELECT id, name_zh, district_code, ST_X(geom), ST_Y(geom) FROM ref.town"
+        " WHERE district_code = ANY(%s) ORDER BY id",
+        (geoms["district_codes"],),
+    ).fetchall()
+    if not towns:
+        return []
+    index = {code: i for i, code in enumerate(geoms["district_codes"])}
+    tx, ty = geoms["plane"].to_xy(np.array([t[3] for t in towns]), np.array([t[4] for t in towns]))
+    cx, cy = result.cell_centres()
+    graded = result.grade >= 0
+    town_of = np.full(result.grade.shape, -1, dtype=np.int64)
+    town_of[graded] = drought.nearest_in_zone(
+        cx[graded],
+        cy[graded],
+        result.district[graded],
+        tx,
+        ty,
+        np.array([index[t[2]] for t in towns]),
+    )
+    t = result.transform
+    areas = drought.zone_areas(
+        town_of, [str(t[0]) for t in towns], result.grade, result.moisture, abs(t.a * t.e)
+    )
+    rows = _area_rows(areas)
+    for row, town in zip(rows, towns, strict=True):
+        row.update(town_id=town[0], name_zh=town[1], district_code=town[2])
+        del row["code"]
+    return rows
+
+
+def drought_status(
+    conn: psycopg.Connection, stage: str = "other", cell_m: float = 1000.0
+) -> dict[str, Any]:
+    """Relative soil moisture and GB/T 32136 grade at each probe (its latest reading), the
+    interpolated grade over cropland, and 抗旱统计: km² per grade, the drought share and the
+    grade of the mean relative moisture, per district and per town."""
+    grid = drought_grid(conn, stage, cell_m)
+    districts: list[dict[str, Any]] = []
+    towns: list[dict[str, Any]] = []
+    if grid["map"] is not None:
+        names = grid["geoms"]["district_names"]
+        for row in _area_rows(grid["map"].areas):
+            code = row.pop("code")
+            districts.append({"district_code": code, "name_zh": names.get(code), **row})
+        towns = _town_areas(conn, grid)
+    return {
+        "standard": drought.AGRICULTURAL_STANDARD,
+        "stage": grid["stage"],
+        "cell_m": cell_m,
+        "probes": grid["probes"],
+        "left_out": grid["left_out"],
+        "districts": districts,
+        "towns": towns,
+    }
+
+
+def drought_geojson(
+    conn: psycopg.Connection, stage: str = "other", cell_m: float = 1000.0
+) -> dict[str, Any]:
+    """The drought map as GeoJSON (WGS 84): the graded cropland cells merged into one polygon
+    per connected patch of equal grade (``grade``, ``grade_zh``, ``km2``)."""
+    from rasterio import features
+
+    grid = drought_grid(conn, stage, cell_m)
+    result: drought.DroughtMap | None = grid["map"]
+    out: list[dict[str, Any]] = []
+    if result is not None:
+        plane = grid["geoms"]["plane"]
+        grade = result.grade.astype(np.int16)
+        for patch, value in features.shapes(grade, mask=grade >= 0, transform=result.transform):
+            polygon = shapely.geometry.shape(patch)
+            km2 = polygon.area / 1e6
+            lonlat = shapely.transform(
+                polygon, lambda xy: np.column_stack(plane.to_lonlat(xy[:, 0], xy[:, 1]))
+            )
+            g = int(value)
+            out.append(
                 {
-                    "district_code": code,
-                    "name_zh": geoms["district_names"].get(code),
-                    "km2": {g: round(float(row[g]), 2) for g in drought.GRADE_NAMES},
-                    "cropland_km2": round(graded, 2),
-                    "drought_km2": round(dry, 2),
-                    "drought_share": round(dry / graded, 4) if graded else None,
+                    "type": "Feature",
+                    "geometry": shapely.geometry.mapping(lonlat),
+                    "properties": {
+                        "grade": g,
+                        "grade_zh": drought.GRADE_NAMES[g],
+                        "km2": round(km2, 3),
+                    },
                 }
             )
     return {
+        "type": "FeatureCollection",
         "standard": drought.AGRICULTURAL_STANDARD,
-        "stage": rel.stage.value,
+        "stage": grid["stage"],
         "cell_m": cell_m,
-        "probes": probes,
-        "left_out": left_out,
-        "districts": districts,
+        "features": out,
+        "left_out": grid["left_out"],
     }
 
 

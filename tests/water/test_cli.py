@@ -31,15 +31,20 @@ def run(reference, settings) -> Iterator[object]:
     get_settings.cache_clear()
 
 
-def test_every_command_answers(run) -> None:
+def test_every_command_answers(run, tmp_path) -> None:
     for args, expect in (
         (("classes",), "compliance"),
         (("drought",), "probes graded"),
         (("permits",), "permit"),
+        (("spi", "--scale", "1"), "SPI-1 for"),
+        (("outlook", "--days", "3", "--tmin-c", "8", "--tmax-c", "20"), "8..20 °C (given)"),
     ):
         result = run(*args)
         assert result.exit_code == 0, result.output
         assert expect in result.output
+    result = run("drought-map", "--out", str(tmp_path / "drought.geojson"))
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "drought.geojson").read_text())["type"] == "FeatureCollection"
     result = run("permits", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["permits"]
@@ -51,6 +56,10 @@ def test_user_errors_are_one_red_line(run) -> None:
         (("classes", "--date", "yesterday"), "is not a date"),
         (("drought", "--stage", "winter"), "crop stage 'winter'"),
         (("permits", "--base-rate", "-1"), "base rate must be positive"),
+        (("spi", "--scale", "12"), "scale must be one of 1, 3, 6"),
+        (("spi", "--month", "June"), "is not a month"),
+        (("outlook", "--rain-mm", "1,x"), "must be numbers"),
+        (("drought-map", "--out", "/nonexistent/dir/x.geojson"), "cannot write"),
     ):
         result = run(*args)
         assert result.exit_code == 1, result.output
