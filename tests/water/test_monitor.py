@@ -122,3 +122,59 @@ def test_the_worker_announces_a_passed_quota(reference, db_url: str, settings, m
             conn.execute("DELETE FROM water.quota_notice WHERE permit_id = %s", (permit,))
             conn.execute("DELETE FROM iot.device_state WHERE device_id = %s", (device,))
             conn.commit()
+
+
+def test_a_station_worse_than_its_target_is_traced_upstream(reference, db_url: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from apps.water import tracing
+    from apps.water.monitor import TARGET_RULE, check_quality
+
+    now = datetime.now(UTC)
+    with psycopg.connect(db_url) as conn:
+        stations = conn.execute(
+            "SELECT d.id, d.site_id, coalesce(t.target_class, 3) FROM iot.device d"
+            " LEFT JOIN water.station_target t ON t.site_id = d.site_id"
+            " WHERE d.kind = 'water_quality' ORDER BY d.id"
+        ).fetchall()
+        # a station the trace reaches with outfalls upstream, and a target better than V
+        on_river = next(
+            s
+            for s in stations
+            if s[2] < 5 and tracing.trace_station(conn, s[1], "nh3n", 0.0)["ranked"]
+        )
+        try:
+            # NH3-N 1.8 is class V (IV ends at 1.5): worse than any target but V
+            hours = [now - timedelta(hours=h) for h in range(1, 4)]
+            conn.cursor().executemany(
+                "INSERT INTO iot.telemetry (device_id, kind, ts, reading)"
+                " VALUES (%s, 'water_quality', %s, %s)",
+                [
+                    (
+                        on_river[0],
+                        ts,
+                        Jsonb({"ph": 7.5, "do_mgl": 7.0, "cod_mgl": 14.0, "nh3n_mgl": 1.8}),
+                    )
+                    for ts in hours
+                ],
+            )
+            announced, events = check_quality(conn, now)
+            mine = [e for e in events if e["device_id"] == on_river[0]]
+            assert [(e["event"], e["water_class"], e["deciding"]) for e in mine] == [
+                ("raised", 5, ["nh3n"])
+            ]
+            trace = mine[0]["trace"]
+            assert trace["factor"] == "nh3n"
+            assert trace["route"] == f"/water/trace/{on_river[1]}?factor=nh3n"
+            full = tracing.trace_station(conn, on_river[1], "nh3n", 0.0)["ranked"]
+            assert [o["outlet_id"] for o in trace["outlets"]] == [o["outlet_id"] for o in full[:5]]
+            stored = conn.execute(
+                "SELECT message_zh, value, threshold FROM iot.alarm WHERE id = %s",
+                (mine[0]["alarm_id"],),
+            ).fetchone()
+            assert "劣于目标" in stored[0] and (stored[1], stored[2]) == (5.0, on_river[2])
+            assert [a["rule"] for a in announced if a["device_id"] == on_river[0]] == [TARGET_RULE]
+            # the next round has nothing new to say of it
+            assert [e for e in check_quality(conn, now)[1] if e["device_id"] == on_river[0]] == []
+        finally:
+            conn.rollback()
