@@ -288,6 +288,45 @@ class PermitDetail(PermitUse):
     daily: list[DayUse]
 
 
+class BalanceRow(BaseModel):
+    supply_m3: dict[str, float]
+    use_m3: dict[str, float]
+    supply_total_m3: float
+    use_total_m3: float
+    permitted_m3: float
+
+
+class DistrictBalance(BalanceRow):
+    district_code: str
+    name_zh: str | None
+    difference_m3: float
+
+
+class MeteredPermit(BaseModel):
+    permit_id: str
+    holder_name: str
+    district_code: str
+    source_type: str
+    sector: str
+    annual_quota_m3: float
+    used_m3: float
+    ratio: float
+
+
+class PermitLeftOut(BaseModel):
+    permit_id: str
+    holder_name: str
+    reason: str
+
+
+class Balance(BaseModel):
+    year: int
+    districts: list[DistrictBalance]
+    total: BalanceRow
+    permits: list[MeteredPermit]
+    left_out: list[PermitLeftOut]
+
+
 class PermitIn(BaseModel):
     """A new water-use permit (取水许可)."""
 
@@ -456,3 +495,31 @@ def permit_register(body: PermitIn, _: Registrar, conn: ConnDep) -> Any:
     result = service.register_permit(conn, body.model_dump())
     conn.commit()
     return result
+
+
+@router.get(
+    "/balance",
+    summary="The year's water balance per district: supply by source, use by sector",
+    response_model=Balance,
+)
+def balance(_: CurrentUser, conn: ConnDep, year: Year = None) -> Any:
+    return service.water_balance(conn, year)
+
+
+@router.get(
+    "/report/{year}.pdf",
+    summary="The annual water-resources report (水资源年报) as PDF",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+def annual_report(year: int, _: CurrentUser, conn: ConnDep) -> Response:
+    from apps.water import report
+
+    if not 2000 <= year <= 2100:
+        raise InvalidParameter(f"year must be within 2000..2100, got {year}")
+    body = report.render(conn, year)
+    return Response(
+        body,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="water-report-{year}.pdf"'},
+    )

@@ -282,5 +282,54 @@ def permits_cmd(
     )
 
 
+@water_app.command("balance")
+def balance_cmd(
+    year: Annotated[int | None, typer.Option(help="year (default: this one)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The year's water balance per district from the meters: supply by source, use by
+    sector, against the permitted quotas (万m³)."""
+    from apps.water import report, service
+
+    result = _run(lambda conn: service.water_balance(conn, year))
+    if as_json:
+        _json(result)
+        return
+    table = Table("district", *report.SOURCE_ZH.values(), *report.SECTOR_ZH.values(),
+                  "total", "permitted")  # fmt: skip
+    for d in [*result["districts"], {**result["total"], "name_zh": "合计"}]:
+        table.add_row(
+            d["name_zh"] or d.get("district_code", ""),
+            *(report.wan(d["supply_m3"][k]) for k in report.SOURCE_ZH),
+            *(report.wan(d["use_m3"][k]) for k in report.SECTOR_ZH),
+            report.wan(d["use_total_m3"]),
+            report.wan(d["permitted_m3"]),
+        )
+    out.print(table)
+    out.print(
+        f"{result['year']}: {len(result['permits'])} metered permits,"
+        f" {len(result['left_out'])} without a usable reading (万m³)"
+    )
+
+
+@water_app.command("report")
+def report_cmd(
+    year: Annotated[int, typer.Option(help="the report's year")],
+    out_file: Annotated[str, typer.Option("--out", help="PDF file to write")],
+) -> None:
+    """The annual water-resources report (水资源年报) as a PDF, made offline."""
+    from apps.water import report
+
+    if not 2000 <= year <= 2100:
+        raise _fail(f"--year {year} must be within 2000..2100")
+    body = _run(lambda conn: {"pdf": report.render(conn, year)})["pdf"]
+    try:
+        with open(out_file, "wb") as f:
+            f.write(body)
+    except OSError as exc:
+        raise _fail(f"cannot write {out_file}: {exc.strerror}") from None
+    out.print(f"{year} report written to {out_file} ({len(body) / 1024:.0f} KiB)")
+
+
 def register(root: typer.Typer) -> None:
     root.add_typer(water_app, name="water")

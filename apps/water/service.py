@@ -693,3 +693,110 @@ def register_permit(conn: psycopg.Connection, permit: dict[str, Any]) -> dict[st
         ),
     )
     return permit_use(conn, new.permit_id)
+
+
+def water_balance(conn: psycopg.Connection, year: int | None = None) -> dict[str, Any]:
+    """The year's water balance per district from the meters: supply by source type and use
+    by sector (each permit's metered use counts under its source and its sector), with the
+    permitted quotas beside them.
+
+    A permit's use is its meter's last reading within the year (telemetry, else the latest
+    state if it falls in the year) less the year's opening reading. Permits without a meter
+    or a reading that year, or whose meter reads below the opening, are left out and listed.
+    The supply/use difference (conveyance losses, unmetered use) is zero by construction when
+    both sides come from the same meters: it shows only once other sources are recorded.
+    """
+    this_year = datetime.now(LOCAL).year
+    year = year or this_year
+    if not 2000 <= year <= this_year:
+        raise InvalidParameter(f"year must be within 2000..{this_year}, got {year}")
+    start, end = _year_start(year), _year_start(year + 1)
+    rows = conn.execute(
+        """
+        SELECT p.id, p.holder_name, p.source_type, p.sector, p.district_code,
+               p.annual_quota_m3, m.device_id, m.year_start_m3,
+               coalesce(
+                   (SELECT (t.reading->>'volume_m3')::float8 FROM iot.telemetry t
+                    WHERE t.device_id = m.device_id AND t.kind = 'water_meter'
+                      AND t.ts >= %(start)s AND t.ts < %(end)s
+                      AND jsonb_typeof(t.reading->'volume_m3') = 'number'
+                    ORDER BY t.ts DESC LIMIT 1),
+                   CASE WHEN st.ts >= %(start)s AND st.ts < %(end)s
+                         AND jsonb_typeof(st.reading->'volume_m3') = 'number'
+                        THEN (st.reading->>'volume_m3')::float8 END)
+        FROM water.permit p
+        LEFT JOIN water.meter m ON m.permit_id = p.id AND m.year = %(year)s
+        LEFT JOIN iot.device_state st ON st.device_id = m.device_id
+        WHERE p.valid_from < %(end)s::date AND p.valid_until >= %(start)s::date
+        ORDER BY p.id
+        """,
+        {"start": start, "end": end, "year": year},
+    ).fetchall()
+    supply, use, left_out, metered = [], [], [], []
+    quotas: dict[str, float] = {}
+    for pid, holder, source, sector, district, quota, meter, opening, latest in rows:
+        code = district or "unknown"
+        quotas[code] = quotas.get(code, 0.0) + float(quota)
+        if meter is None or latest is None:
+            left_out.append({"permit_id": pid, "holder_name": holder, "reason": "no reading"})
+            continue
+        volume = float(latest) - float(opening)
+        if volume < 0:
+            left_out.append(
+                {
+                    "permit_id": pid,
+                    "holder_name": holder,
+                    "reason": f"meter {meter} reads below its opening reading",
+                }
+            )
+            continue
+        supply.append(resources.SupplyRecord(code, source, volume))
+        use.append(resources.UseRecord(code, sector, volume))
+        metered.append(
+            {
+                "permit_id": pid,
+                "holder_name": holder,
+                "district_code": code,
+                "source_type": source,
+                "sector": sector,
+                "annual_quota_m3": float(quota),
+                "used_m3": round(volume, 1),
+                "ratio": round(volume / float(quota), 4),
+            }
+        )
+    table = resources.water_balance(supply, use)
+    table = table.reindex(sorted(set(table.index) | set(quotas)), fill_value=0.0)
+    names: dict[str, str] = dict(
+        conn.execute("SELECT code, name_zh FROM ref.admin_area WHERE level = 'district'").fetchall()
+    )
+    districts = []
+    for code, row in table.iterrows():
+        quota = quotas.get(str(code), 0.0)
+        districts.append(
+            {
+                "district_code": str(code),
+                "name_zh": names.get(code),
+                "supply_m3": {s.value: round(float(row[f"supply_{s}_m3"]), 1)
+                              for s in resources.SourceType},
+                "use_m3": {s.value: round(float(row[f"use_{s}_m3"]), 1) for s in resources.Sector},
+                "supply_total_m3": round(float(row["supply_total_m3"]), 1),
+                "use_total_m3": round(float(row["use_total_m3"]), 1),
+                "difference_m3": round(float(row["difference_m3"]), 1),
+                "permitted_m3": round(quota, 1),
+            }
+        )  # fmt: skip
+    totals = table.sum()
+    return {
+        "year": year,
+        "districts": districts,
+        "total": {
+            "supply_m3": {s.value: round(float(totals[f"supply_{s}_m3"]), 1)
+                          for s in resources.SourceType},
+            "use_m3": {s.value: round(float(totals[f"use_{s}_m3"]), 1) for s in resources.Sector},
+            "supply_total_m3": round(float(totals["supply_total_m3"]), 1),
+            "use_total_m3": round(float(totals["use_total_m3"]), 1),
+            "permitted_m3": round(sum(quotas.values()), 1),
+        },
+        "permits": metered,
+        "left_out": left_out,
+    }  # fmt: skip

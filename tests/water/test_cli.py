@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 import typer
+from pypdf import PdfReader
 from typer.testing import CliRunner
 
 from apps.water.cli import register
@@ -37,6 +39,7 @@ def test_every_command_answers(run, tmp_path) -> None:
         (("drought",), "probes graded"),
         (("permits",), "permit"),
         (("spi", "--scale", "1"), "SPI-1 for"),
+        (("balance",), "metered permits"),
         (("outlook", "--days", "3", "--tmin-c", "8", "--tmax-c", "20"), "8..20 °C (given)"),
     ):
         result = run(*args)
@@ -45,6 +48,10 @@ def test_every_command_answers(run, tmp_path) -> None:
     result = run("drought-map", "--out", str(tmp_path / "drought.geojson"))
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "drought.geojson").read_text())["type"] == "FeatureCollection"
+    year = str(datetime.now().year)
+    result = run("report", "--year", year, "--out", str(tmp_path / "report.pdf"))
+    assert result.exit_code == 0, result.output
+    assert PdfReader(tmp_path / "report.pdf").metadata.title.endswith(f"{year}年水资源年报")
     result = run("permits", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["permits"]
@@ -60,6 +67,8 @@ def test_user_errors_are_one_red_line(run) -> None:
         (("spi", "--month", "June"), "is not a month"),
         (("outlook", "--rain-mm", "1,x"), "must be numbers"),
         (("drought-map", "--out", "/nonexistent/dir/x.geojson"), "cannot write"),
+        (("report", "--year", "1999", "--out", "x.pdf"), "--year 1999 must be within"),
+        (("balance", "--year", "2099"), "year must be within 2000.."),
     ):
         result = run(*args)
         assert result.exit_code == 1, result.output
