@@ -77,6 +77,34 @@ class QualityTrend(BaseModel):
     trends: dict[str, Trend]
 
 
+class StationCompliance(Station):
+    days_judged: int
+    days_met: int
+    rate: float | None
+    worst_class: int | None
+    worst_label: str | None
+
+
+class ZoneCompliance(BaseModel):
+    zone_zh: str
+    target_class: int
+    stations: int
+    days_judged: int
+    days_met: int
+    rate: float | None
+
+
+class Compliance(BaseModel):
+    standard: str
+    since: str
+    until: str
+    stations: list[StationCompliance]
+    zones: list[ZoneCompliance]
+    days_judged: int
+    days_met: int
+    compliance_rate: float | None
+
+
 class LoadBasis(BaseModel):
     concentration: str | None
     flow: str | None
@@ -357,6 +385,20 @@ def quality_classes(
     ] = None,
 ) -> Any:
     return service.station_classes(conn, day)
+
+
+@router.get(
+    "/quality/compliance",
+    summary="Days meeting the target class per station and function zone, and the rate",
+    response_model=Compliance,
+)
+def quality_compliance(
+    _: CurrentUser,
+    conn: ConnDep,
+    days: Annotated[int, Query(ge=1, le=366, description="the last N days")] = 30,
+    year: Year = None,
+) -> Any:
+    return service.quality_compliance(conn, *service.compliance_window(days, year))
 
 
 @router.get(

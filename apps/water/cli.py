@@ -107,6 +107,41 @@ def trace_cmd(
     )
 
 
+@water_app.command("compliance")
+def compliance_cmd(
+    days: Annotated[int, typer.Option(help="the last N days")] = 30,
+    year: Annotated[int | None, typer.Option(help="a whole year instead (up to now)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Days each station and function zone met its target class, and the compliance rate."""
+    from apps.water import service
+
+    result = _run(
+        lambda conn: service.quality_compliance(conn, *service.compliance_window(days, year))
+    )
+    if as_json:
+        _json(result)
+        return
+    table = Table("station", "name", "zone", "target", "days", "met", "rate", "worst")
+    for s in result["stations"]:
+        table.add_row(
+            s["station"],
+            s["name_zh"],
+            s["zone_zh"] or "-",
+            str(s["target_class"]),
+            str(s["days_judged"]),
+            str(s["days_met"]),
+            "-" if s["rate"] is None else f"{s['rate']:.0%}",
+            s["worst_label"] or "-",
+        )
+    out.print(table)
+    rate = result["compliance_rate"]
+    out.print(
+        f"compliance {'-' if rate is None else f'{rate:.1%}'} of {result['days_judged']} station"
+        f" days ({result['standard']})"
+    )
+
+
 @water_app.command("drought")
 def drought_cmd(
     stage: Annotated[str, typer.Option(help="sowing, seedling, critical or other")] = "other",

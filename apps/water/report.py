@@ -77,24 +77,6 @@ def cjk_font() -> str:
     )
 
 
-def _quality_year(conn: psycopg.Connection, year: int) -> tuple[pd.DataFrame, list[dict]]:
-    """Per station: days judged, days meeting its target, the rate and the worst class."""
-    stations = service._stations(conn)
-    start, end = service._year_start(year), service._year_start(year + 1)
-    end = min(end, datetime.now(UTC) + timedelta(hours=1))
-    frames = []
-    for waterbody in sorted({s["waterbody"] for s in stations}):
-        mine = [s for s in stations if s["waterbody"] == waterbody]
-        hourly = service.hourly_quality(conn, [s["device_id"] for s in mine], start, end)
-        if len(hourly):
-            daily = quality.daily_classes(hourly, waterbody)
-            frames.append(
-                quality.compliance(daily, {s["device_id"]: s["target_class"] for s in mine})
-            )
-    table = pd.concat(frames) if frames else pd.DataFrame()
-    return table, stations
-
-
 def build(conn: psycopg.Connection, year: int) -> dict[str, Any]:
     """What the report prints, as data: the balance, the permits and the stations."""
     balance = service.water_balance(conn, year)
@@ -116,12 +98,12 @@ def build(conn: psycopg.Connection, year: int) -> dict[str, Any]:
         )
         .sort_index()
     )
-    compliance, stations = _quality_year(conn, year)
+    start = service._year_start(year)
+    until = min(service._year_start(year + 1), datetime.now(UTC))
+    compliance = service.quality_compliance(conn, start, max(until, start + timedelta(days=1)))
     city = conn.execute(
         "SELECT name_zh FROM ref.admin_area WHERE level = 'city' ORDER BY code LIMIT 1"
     ).fetchone()
-    judged = int(compliance["days_judged"].sum()) if len(compliance) else 0
-    met = int(compliance["days_met"].sum()) if len(compliance) else 0
     return {
         "year": year,
         "city": city[0] if city else "",
@@ -129,9 +111,6 @@ def build(conn: psycopg.Connection, year: int) -> dict[str, Any]:
         "permits": permits,
         "by_district": by_district,
         "compliance": compliance,
-        "stations": stations,
-        "days_judged": judged,
-        "days_met": met,
     }
 
 
@@ -194,10 +173,9 @@ def _maps(pdf: Any, conn: psycopg.Connection, data: dict[str, Any]) -> None:
         axes[0].scatter(xy[:, 0], xy[:, 1], s=size, c=colours, edgecolors="k", linewidths=0.3)
     axes[0].set_title("取水许可：用水量/许可量（绿 <90%，橙 90–100%，红 >100%；点大小为许可量）",
                       fontsize=9)  # fmt: skip
-    rate = data["compliance"]["rate"] if len(data["compliance"]) else pd.Series(dtype=float)
-    for s in data["stations"]:
-        r = rate.get(s["device_id"], np.nan)
-        colour = "#bfbfbf" if np.isnan(r) else plt.get_cmap("RdYlGn")(float(r))
+    for s in data["compliance"]["stations"]:
+        r = s["rate"]
+        colour = "#bfbfbf" if r is None else plt.get_cmap("RdYlGn")(float(r))
         axes[1].scatter(s["lon"], s["lat"], s=40, color=colour, marker="o", edgecolors="k",
                         linewidths=0.4)  # fmt: skip
     axes[1].set_title("水质站：达标天数比例（红 0% → 绿 100%，灰为无数据）", fontsize=9)
@@ -244,18 +222,16 @@ def render(conn: psycopg.Connection, year: int) -> bytes:
         ["合计", str(int(by.permits.sum())), wan(by.quota.sum()), wan(by.used.sum()),
          str(int(by.warning.sum())), str(int(by.exceeded.sum())), f"{by.fee.sum():,.0f}"]
     )  # fmt: skip
-    labels = {s["device_id"]: s for s in data["stations"]}
-    quality_rows = []
-    for device, r in data["compliance"].iterrows():
-        s = labels[device]
-        quality_rows.append(
-            [s["name_zh"], quality.CLASS_LABELS[int(s["target_class"])], str(int(r.days_judged)),
-             str(int(r.days_met)), "-" if np.isnan(r.rate) else f"{r.rate:.1%}",
-             quality.CLASS_LABELS.get(int(r.worst_class), "-")]
-        )  # fmt: skip
-    rate = data["days_met"] / data["days_judged"] if data["days_judged"] else None
+    compliance = data["compliance"]
+    quality_rows = [
+        [s["name_zh"], quality.CLASS_LABELS[s["target_class"]], str(s["days_judged"]),
+         str(s["days_met"]), "-" if s["rate"] is None else f"{s['rate']:.1%}",
+         s["worst_label"] or "-"]
+        for s in compliance["stations"]
+    ]  # fmt: skip
+    rate = compliance["compliance_rate"]
     quality_rows.append(
-        ["合计", "", str(data["days_judged"]), str(data["days_met"]),
+        ["合计", "", str(compliance["days_judged"]), str(compliance["days_met"]),
          "-" if rate is None else f"{rate:.1%}", ""]
     )  # fmt: skip
     title = f"{data['city']}{year}年水资源年报"

@@ -215,6 +215,79 @@ def quality_trend(
     return {"station": s, "days": days, "series": series, "trends": trends}
 
 
+def compliance_window(days: int = 30, year: int | None = None) -> tuple[datetime, datetime]:
+    """The period of a compliance question: local year ``year`` up to now, else the last
+    ``days`` days."""
+    now = datetime.now(UTC)
+    if year is None:
+        if not 1 <= days <= 366:
+            raise InvalidParameter(f"days must be within 1..366, got {days}")
+        return now - timedelta(days=days), now
+    if not 2000 <= year <= datetime.now(LOCAL).year:
+        raise InvalidParameter(f"year must be within 2000..{datetime.now(LOCAL).year}, got {year}")
+    return _year_start(year), min(_year_start(year + 1), now)
+
+
+def quality_compliance(conn: psycopg.Connection, start: datetime, end: datetime) -> dict[str, Any]:
+    """Days meeting the target class (daily GB 3838 classes) per station and per
+    water-function zone between ``start`` and ``end``, and the overall compliance rate."""
+    if end <= start:
+        raise InvalidParameter("the period must end after it starts")
+    stations = _stations(conn)
+    frames = []
+    for waterbody in sorted({s["waterbody"] for s in stations}):
+        mine = [s for s in stations if s["waterbody"] == waterbody]
+        hourly = hourly_quality(conn, [s["device_id"] for s in mine], start, end)
+        if len(hourly):
+            daily = quality.daily_classes(hourly, waterbody)
+            frames.append(
+                quality.compliance(daily, {s["device_id"]: s["target_class"] for s in mine})
+            )
+    table = pd.concat(frames).set_index("station") if frames else pd.DataFrame()
+    out = []
+    for s in stations:
+        row = table.loc[s["device_id"]] if s["device_id"] in table.index else None
+        judged = 0 if row is None else int(row["days_judged"])
+        met = 0 if row is None else int(row["days_met"])
+        worst = 0 if row is None or pd.isna(row["worst_class"]) else int(row["worst_class"])
+        out.append(
+            {
+                **s,
+                "days_judged": judged,
+                "days_met": met,
+                "rate": round(met / judged, 4) if judged else None,
+                "worst_class": worst or None,
+                "worst_label": quality.CLASS_LABELS.get(worst),
+            }
+        )
+    zones: dict[str, dict[str, Any]] = {}
+    for o in out:
+        if o["zone_zh"] is None:
+            continue
+        z = zones.setdefault(
+            o["zone_zh"],
+            {"zone_zh": o["zone_zh"], "target_class": o["target_class"], "stations": 0,
+             "days_judged": 0, "days_met": 0},
+        )  # fmt: skip
+        z["stations"] += 1
+        z["days_judged"] += o["days_judged"]
+        z["days_met"] += o["days_met"]
+    for z in zones.values():
+        z["rate"] = round(z["days_met"] / z["days_judged"], 4) if z["days_judged"] else None
+    judged = sum(o["days_judged"] for o in out)
+    met = sum(o["days_met"] for o in out)
+    return {
+        "standard": quality.STANDARD,
+        "since": start.isoformat(),
+        "until": end.isoformat(),
+        "stations": out,
+        "zones": sorted(zones.values(), key=lambda z: z["zone_zh"]),
+        "days_judged": judged,
+        "days_met": met,
+        "compliance_rate": round(met / judged, 4) if judged else None,
+    }
+
+
 # --------------------------------------------------------------------------- drought
 
 

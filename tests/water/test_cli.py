@@ -40,6 +40,7 @@ def test_every_command_answers(run, tmp_path) -> None:
         (("permits",), "permit"),
         (("spi", "--scale", "1"), "SPI-1 for"),
         (("balance",), "metered permits"),
+        (("compliance", "--days", "7"), "station days"),
         (("outlook", "--days", "3", "--tmin-c", "8", "--tmax-c", "20"), "8..20 °C (given)"),
     ):
         result = run(*args)
@@ -69,6 +70,7 @@ def test_user_errors_are_one_red_line(run) -> None:
         (("drought-map", "--out", "/nonexistent/dir/x.geojson"), "cannot write"),
         (("report", "--year", "1999", "--out", "x.pdf"), "--year 1999 must be within"),
         (("balance", "--year", "2099"), "year must be within 2000.."),
+        (("compliance", "--days", "0"), "days must be within 1..366"),
     ):
         result = run(*args)
         assert result.exit_code == 1, result.output

@@ -45,7 +45,46 @@ def _known_readings(conn: psycopg.Connection) -> dict:
             (c[5], at, Jsonb({"volume_m3": c[6] - 5.0})),
         ],
     )
-    return {"year": year, "a": a, "b": b, "c": c, "used": used}
+    # one station two days: class I, then COD 35 (class V), worse than its target
+    conn.execute(
+        "DELETE FROM iot.telemetry WHERE kind = 'water_quality' AND ts >= %s",
+        (service._year_start(year),),
+    )
+    station = conn.execute(
+        "SELECT d.id, d.site_id FROM iot.device d"
+        " LEFT JOIN water.station_target t ON t.site_id = d.site_id"
+        " WHERE d.kind = 'water_quality' AND coalesce(t.target_class, 3) < 5 ORDER BY d.id"
+    ).fetchone()
+    clean = {"ph": 7.5, "do_mgl": 8.0, "cod_mgl": 10.0, "nh3n_mgl": 0.1}
+    conn.cursor().executemany(
+        "INSERT INTO iot.telemetry (device_id, kind, ts, reading)"
+        " VALUES (%s, 'water_quality', %s, %s)",
+        [
+            (station[0], at - timedelta(hours=24), Jsonb(clean)),
+            (station[0], at, Jsonb({**clean, "cod_mgl": 35.0})),
+        ],
+    )
+    return {"year": year, "a": a, "b": b, "c": c, "used": used, "station": station}
+
+
+def test_compliance_by_station_and_zone(reference, db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        try:
+            known = _known_readings(conn)
+            result = service.quality_compliance(
+                conn, service._year_start(known["year"]), datetime.now(UTC)
+            )
+        finally:
+            conn.rollback()
+    mine = next(s for s in result["stations"] if s["device_id"] == known["station"][0])
+    assert (mine["days_judged"], mine["days_met"], mine["rate"]) == (2, 1, 0.5)
+    assert (mine["worst_class"], mine["worst_label"]) == (5, "V")
+    others = [s for s in result["stations"] if s is not mine]
+    assert all(s["days_judged"] == 0 and s["rate"] is None for s in others)
+    assert (result["days_judged"], result["days_met"], result["compliance_rate"]) == (2, 1, 0.5)
+    if mine["zone_zh"]:
+        zone = next(z for z in result["zones"] if z["zone_zh"] == mine["zone_zh"])
+        assert (zone["days_judged"], zone["days_met"]) == (2, 1)
 
 
 def test_balance_by_source_and_sector(reference, db_url: str) -> None:
@@ -77,6 +116,9 @@ def test_the_report_prints_the_figures(reference, db_url: str, artifacts) -> Non
         try:
             known = _known_readings(conn)
             balance = service.water_balance(conn)
+            quality = service.quality_compliance(
+                conn, service._year_start(known["year"]), datetime.now(UTC)
+            )
             pdf = report.render(conn, known["year"])
         finally:
             conn.rollback()
@@ -104,6 +146,11 @@ def test_the_report_prints_the_figures(reference, db_url: str, artifacts) -> Non
         "1",
     ]
     assert "表4" in pages[2]
+    name = next(s["name_zh"] for s in quality["stations"] if s["device_id"] == known["station"][0])
+    row = next(line for line in pages[2].splitlines() if line.startswith(name))
+    assert row.split()[-4:] == ["2", "1", "50.0%", "V"]
+    total_row = next(line for line in pages[2].splitlines() if line.startswith("合计"))
+    assert total_row.split()[1:] == ["2", "1", "50.0%"]
 
 
 def test_report_and_balance_routes(api, admin_headers) -> None:
@@ -121,6 +168,9 @@ def test_report_and_balance_routes(api, admin_headers) -> None:
         response = api.get(url, headers=admin_headers)
         assert response.status_code == status, (url, response.text)
         assert expect in response.text
+    response = api.get("/water/quality/compliance?days=7", headers=admin_headers)
+    assert response.status_code == 200, response.text
+    assert api.get("/water/quality/compliance?days=0", headers=admin_headers).status_code == 422
     response = api.get("/water/balance", headers=admin_headers)
     assert response.status_code == 200, response.text
     assert response.json()["year"] == year
