@@ -239,6 +239,31 @@ def spi_cmd(
     out.print(f"SPI-{scale} for {result['month']} ({result['standard']})")
 
 
+@water_app.command("rain-record")
+def rain_record_cmd(
+    path: Annotated[str, typer.Argument(help="CSV with the columns gauge, month (YYYY-MM), mm")],
+    source: Annotated[str, typer.Option(help="where the figures come from")] = "station record",
+) -> None:
+    """Import rain gauges' monthly totals (the station record SPI needs), all or nothing."""
+    import csv
+
+    from apps.water import drought_service
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise _fail(f"cannot read {path}: {exc}") from None
+
+    def work(conn: Any) -> dict[str, Any]:
+        result = drought_service.import_rain_record(conn, rows, source)
+        conn.commit()
+        return result
+
+    result = _run(work)
+    out.print(f"{result['months']} monthly totals of {result['gauges']} gauge(s) stored")
+
+
 @water_app.command("outlook")
 def outlook_cmd(
     days: Annotated[int, typer.Option(help="days ahead, 1..14")] = 7,

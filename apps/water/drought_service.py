@@ -364,3 +364,42 @@ def check_districts(conn: psycopg.Connection) -> tuple[list[dict[str, Any]], lis
         for a in announced
     ]
     return announced, events
+
+
+def import_rain_record(
+    conn: psycopg.Connection, rows: list[dict[str, str]], source: str
+) -> dict[str, Any]:
+    """Store monthly totals of rain gauges (``gauge``, ``month`` as YYYY-MM, ``mm``), all or
+    nothing: any bad row refuses the whole file, naming the first few. A month already
+    recorded is replaced. The caller commits."""
+    gauges = {g["gauge"] for g in rain_gauges(conn)}
+    good: list[tuple[str, date, float]] = []
+    bad: list[str] = []
+    for line, row in enumerate(rows, start=2):  # line 1 is the header
+        gauge = (row.get("gauge") or "").strip()
+        try:
+            month = date.fromisoformat(f"{(row.get('month') or '').strip()}-01")
+            mm = float(row.get("mm") or "nan")
+        except ValueError:
+            bad.append(f"line {line}: month must be YYYY-MM and mm a number")
+            continue
+        if gauge not in gauges:
+            bad.append(f"line {line}: {gauge!r} is not a rain gauge")
+        elif not math.isfinite(mm) or mm < 0:
+            bad.append(f"line {line}: mm {row.get('mm')!r} must be a number, not negative")
+        else:
+            good.append((gauge, month, mm))
+    if bad:
+        more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise InvalidInput("; ".join(bad[:3]) + more)
+    if not good:
+        raise InvalidInput("no rows: the file needs the columns gauge, month, mm")
+    with conn.cursor() as cur:
+        cur.executemany(
+            """
+            INSERT INTO water.rain_month (gauge_id, month, mm, source) VALUES (%s, %s, %s, %s)
+            ON CONFLICT (gauge_id, month) DO UPDATE SET mm = excluded.mm, source = excluded.source
+            """,
+            [(g, m, mm, source) for g, m, mm in good],
+        )
+    return {"months": len(good), "gauges": len({g for g, _, _ in good})}

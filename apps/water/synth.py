@@ -43,7 +43,7 @@ GROUNDWATER_SHARE = 0.65
 # The rain gauges' station record: a temperate monsoon climate's monthly means (mm, Jan..Dec;
 # about 550 mm a year, most of it in summer), monthly totals gamma-distributed about them with
 # a city-wide anomaly the gauges share. Synthetic, for SPI to have a record to stand on; a real
-# deployment imports the meteorological bureau's (`changzhi water rain-record import`).
+# deployment imports the meteorological bureau's (`changzhi water rain-record FILE.csv`).
 RECORD_YEARS = 30
 MONTHLY_MEAN_MM = np.array([4, 7, 15, 28, 45, 68, 130, 120, 62, 30, 12, 4], dtype=float)
 MONTHLY_SHAPE = 1.6  # gamma shape: a coefficient of variation near 0.8, usual for months

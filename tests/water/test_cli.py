@@ -75,3 +75,45 @@ def test_user_errors_are_one_red_line(run) -> None:
         result = run(*args)
         assert result.exit_code == 1, result.output
         assert expect in result.output and "Traceback" not in result.output
+
+
+def test_rain_record_import_is_all_or_nothing(run, settings, tmp_path) -> None:
+    import psycopg
+
+    with psycopg.connect(settings.database_url) as conn:
+        gauge = conn.execute(
+            "SELECT id FROM iot.device WHERE kind = 'rain' ORDER BY id"
+        ).fetchone()[0]
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"gauge,month,mm\n{gauge},1980-01,12.5\nNOPE,1980-02,3\n{gauge},1980-03,-1\n")
+    result = run("rain-record", str(bad))
+    assert result.exit_code == 1, result.output
+    assert "line 3: 'NOPE' is not a rain gauge" in result.output
+    assert "line 4: mm '-1' must be a number, not negative" in result.output
+    good = tmp_path / "good.csv"
+    good.write_text(f"gauge,month,mm\n{gauge},1980-01,12.5\n{gauge},1980-02,0\n")
+    try:
+        with psycopg.connect(settings.database_url) as conn:
+            stored = conn.execute(
+                "SELECT count(*) FROM water.rain_month"
+                " WHERE gauge_id = %s AND month < '1981-01-01'",
+                (gauge,),
+            ).fetchone()[0]
+            assert stored == 0  # the bad file stored nothing
+        result = run("rain-record", str(good), "--source", "test")
+        assert result.exit_code == 0, result.output
+        assert "2 monthly totals of 1 gauge(s) stored" in result.output
+        with psycopg.connect(settings.database_url) as conn:
+            rows = conn.execute(
+                "SELECT month::text, mm, source FROM water.rain_month"
+                " WHERE gauge_id = %s AND month < '1981-01-01' ORDER BY month",
+                (gauge,),
+            ).fetchall()
+        assert rows == [("1980-01-01", 12.5, "test"), ("1980-02-01", 0.0, "test")]
+    finally:
+        with psycopg.connect(settings.database_url) as conn:
+            conn.execute(
+                "DELETE FROM water.rain_month WHERE gauge_id = %s AND month < '1981-01-01'",
+                (gauge,),
+            )
+            conn.commit()
