@@ -102,9 +102,9 @@ def spi_status(
             continue
         first = min(record)
         index = pd.date_range(date(first.year, 1, 1), month, freq="MS")
-        series = pd.Series(np.nan, index=index)
-        for m, mm in record.items():
-            series[pd.Timestamp(m)] = mm
+        series = pd.Series(record, dtype=float)
+        series.index = pd.DatetimeIndex(series.index)
+        series = series.reindex(index)
         months = int(series.notna().sum())
         if months < SPI_MIN_MONTHS:
             left_out.append(
