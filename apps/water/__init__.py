@@ -45,6 +45,12 @@ def _quota_watch() -> Callable[[], None]:
     return spawn_quota_watch()
 
 
+def _watch() -> Callable[[], None]:
+    from apps.water.monitor import spawn_watch
+
+    return spawn_watch()
+
+
 def _layers() -> Iterable[Layer]:
     from apps.water.layers import layers
 
@@ -184,8 +190,8 @@ APP = Application(
     router=_router,
     cli=_cli,
     layers=_layers,
-    events=("quota",),
-    workers=(Worker("water-quota", _quota_watch),),
+    events=("quota", "drought", "exceedance"),
+    workers=(Worker("water-quota", _quota_watch), Worker("water-watch", _watch)),
     migrations=HERE / "migrations",
     models="apps.water.models",
     synthesize=_synthesize,

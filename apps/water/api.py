@@ -7,10 +7,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from apps.water import service, tracing
+from apps.water import drought_service, service, tracing
+from gis_core.errors import InvalidParameter
 from gis_core.identity import Principal
 from web.deps import ConnDep, CurrentUser, require_roles
 
@@ -74,6 +77,34 @@ class QualityTrend(BaseModel):
     trends: dict[str, Trend]
 
 
+class StationCompliance(Station):
+    days_judged: int
+    days_met: int
+    rate: float | None
+    worst_class: int | None
+    worst_label: str | None
+
+
+class ZoneCompliance(BaseModel):
+    zone_zh: str
+    target_class: int
+    stations: int
+    days_judged: int
+    days_met: int
+    rate: float | None
+
+
+class Compliance(BaseModel):
+    standard: str
+    since: str
+    until: str
+    stations: list[StationCompliance]
+    zones: list[ZoneCompliance]
+    days_judged: int
+    days_met: int
+    compliance_rate: float | None
+
+
 class LoadBasis(BaseModel):
     concentration: str | None
     flow: str | None
@@ -126,13 +157,28 @@ class LeftOut(BaseModel):
     reason: str
 
 
-class DistrictDrought(BaseModel):
-    district_code: str
-    name_zh: str | None
+class AreaDrought(BaseModel):
+    """抗旱统计 of one area: km² of cropland per grade, the drought share, the mean relative
+    moisture and its grade."""
+
     km2: dict[str, float]
     cropland_km2: float
     drought_km2: float
     drought_share: float | None
+    mean_relative_pct: float | None
+    grade: int
+    grade_zh: str | None
+
+
+class DistrictDrought(AreaDrought):
+    district_code: str
+    name_zh: str | None
+
+
+class TownDrought(AreaDrought):
+    town_id: int
+    name_zh: str | None
+    district_code: str
 
 
 class Drought(BaseModel):
@@ -142,6 +188,86 @@ class Drought(BaseModel):
     probes: list[Probe]
     left_out: list[LeftOut]
     districts: list[DistrictDrought]
+    towns: list[TownDrought]
+
+
+class GaugeSpi(BaseModel):
+    gauge: str
+    name_zh: str
+    district_code: str | None
+    lon: float
+    lat: float
+    months_of_record: int
+    first_month: str
+    precip_mm: float
+    spi: float
+    grade: int
+    grade_zh: str
+
+
+class GaugeLeftOut(BaseModel):
+    gauge: str
+    reason: str
+
+
+class DistrictSpi(BaseModel):
+    district_code: str
+    gauges: int
+    spi: float
+    grade: int
+    grade_zh: str
+
+
+class Spi(BaseModel):
+    standard: str
+    scale_months: int
+    month: str
+    gauges: list[GaugeSpi]
+    left_out: list[GaugeLeftOut]
+    districts: list[DistrictSpi]
+
+
+class OutlookWeather(BaseModel):
+    rain_mm: list[float]
+    tmin_c: float
+    tmax_c: float
+    temperature: str
+
+
+class ProbeOutlook(BaseModel):
+    station: str
+    district_code: str | None
+    today_pct: float
+    today_grade: int
+    relative_pct: list[float]
+    grade: list[int]
+    worsening: bool
+
+
+class GradeEntered(BaseModel):
+    date: str
+    grade: int
+    grade_zh: str
+
+
+class DistrictOutlook(BaseModel):
+    district_code: str
+    probes: int
+    today_pct: float
+    today_grade: int
+    relative_pct: list[float]
+    grade: list[int]
+    enters: GradeEntered | None
+
+
+class DroughtOutlook(BaseModel):
+    standard: str
+    stage: str
+    dates: list[str]
+    weather: OutlookWeather
+    probes: list[ProbeOutlook]
+    left_out: list[LeftOut]
+    districts: list[DistrictOutlook]
 
 
 class PermitUse(BaseModel):
@@ -190,6 +316,45 @@ class PermitDetail(PermitUse):
     daily: list[DayUse]
 
 
+class BalanceRow(BaseModel):
+    supply_m3: dict[str, float]
+    use_m3: dict[str, float]
+    supply_total_m3: float
+    use_total_m3: float
+    permitted_m3: float
+
+
+class DistrictBalance(BalanceRow):
+    district_code: str
+    name_zh: str | None
+    difference_m3: float
+
+
+class MeteredPermit(BaseModel):
+    permit_id: str
+    holder_name: str
+    district_code: str
+    source_type: str
+    sector: str
+    annual_quota_m3: float
+    used_m3: float
+    ratio: float
+
+
+class PermitLeftOut(BaseModel):
+    permit_id: str
+    holder_name: str
+    reason: str
+
+
+class Balance(BaseModel):
+    year: int
+    districts: list[DistrictBalance]
+    total: BalanceRow
+    permits: list[MeteredPermit]
+    left_out: list[PermitLeftOut]
+
+
 class PermitIn(BaseModel):
     """A new water-use permit (取水许可)."""
 
@@ -220,6 +385,20 @@ def quality_classes(
     ] = None,
 ) -> Any:
     return service.station_classes(conn, day)
+
+
+@router.get(
+    "/quality/compliance",
+    summary="Days meeting the target class per station and function zone, and the rate",
+    response_model=Compliance,
+)
+def quality_compliance(
+    _: CurrentUser,
+    conn: ConnDep,
+    days: Annotated[int, Query(ge=1, le=366, description="the last N days")] = 30,
+    year: Year = None,
+) -> Any:
+    return service.quality_compliance(conn, *service.compliance_window(days, year))
 
 
 @router.get(
@@ -261,6 +440,77 @@ def drought_status(
     return service.drought_status(conn, stage, cell_m)
 
 
+Stage = Annotated[str, Query(description="sowing, seedling, critical or other")]
+
+
+@router.get(
+    "/drought/grid",
+    summary="The drought map over cropland as GeoJSON patches of equal grade",
+    response_class=Response,
+    responses={200: {"content": {"application/geo+json": {}}}},
+)
+def drought_grid(
+    _: CurrentUser,
+    conn: ConnDep,
+    stage: Stage = "other",
+    cell_m: Annotated[float, Query(ge=100, le=10_000, description="map cell, m")] = 1000.0,
+) -> Any:
+    body = orjson.dumps(service.drought_geojson(conn, stage, cell_m))
+    return Response(body, media_type="application/geo+json")
+
+
+@router.get(
+    "/drought/spi",
+    summary="SPI per rain gauge and district (GB/T 20481 grades)",
+    response_model=Spi,
+)
+def drought_spi(
+    _: CurrentUser,
+    conn: ConnDep,
+    scale: Annotated[int, Query(description="months: 1, 3 or 6")] = 3,
+    month: Annotated[
+        str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM (default: last full)")
+    ] = None,
+) -> Any:
+    when = None if month is None else _month(month)
+    return drought_service.spi_status(conn, scale, when)
+
+
+def _month(text: str) -> date:
+    try:
+        return date.fromisoformat(f"{text}-01")
+    except ValueError:
+        raise InvalidParameter(f"month {text!r} is not a month like 2026-06") from None
+
+
+@router.get(
+    "/drought/outlook",
+    summary="7-day soil-moisture outlook per probe and district from a soil water balance",
+    response_model=DroughtOutlook,
+)
+def drought_outlook(
+    _: CurrentUser,
+    conn: ConnDep,
+    days: Annotated[int, Query(ge=1, le=14)] = 7,
+    rain_mm: Annotated[
+        str | None, Query(description="forecast rain per day, comma-separated (default: none)")
+    ] = None,
+    stage: Stage = "other",
+    tmin_c: Annotated[float | None, Query(ge=-50, le=50)] = None,
+    tmax_c: Annotated[float | None, Query(ge=-50, le=60)] = None,
+) -> Any:
+    rain = None if rain_mm is None else _numbers("rain_mm", rain_mm)
+    return drought_service.drought_outlook(conn, days, rain, stage, tmin_c, tmax_c)
+
+
+def _numbers(name: str, text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        message = f"{name} must be numbers separated by commas, got {text!r}"
+        raise InvalidParameter(message) from None
+
+
 @router.get("/permits", summary="Water-use permits and their use", response_model=Permits)
 def permits(_: CurrentUser, conn: ConnDep, year: Year = None, base_rate: Rate = None) -> Any:
     return service.permits(conn, year, base_rate)
@@ -287,3 +537,31 @@ def permit_register(body: PermitIn, _: Registrar, conn: ConnDep) -> Any:
     result = service.register_permit(conn, body.model_dump())
     conn.commit()
     return result
+
+
+@router.get(
+    "/balance",
+    summary="The year's water balance per district: supply by source, use by sector",
+    response_model=Balance,
+)
+def balance(_: CurrentUser, conn: ConnDep, year: Year = None) -> Any:
+    return service.water_balance(conn, year)
+
+
+@router.get(
+    "/report/{year}.pdf",
+    summary="The annual water-resources report (水资源年报) as PDF",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+def annual_report(year: int, _: CurrentUser, conn: ConnDep) -> Response:
+    from apps.water import report
+
+    if not 2000 <= year <= 2100:
+        raise InvalidParameter(f"year must be within 2000..2100, got {year}")
+    body = report.render(conn, year)
+    return Response(
+        body,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="water-report-{year}.pdf"'},
+    )

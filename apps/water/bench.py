@@ -7,6 +7,9 @@
 - ``classes_ms``: a year of hourly water-quality data for ``stations`` stations (in memory) to
   daily classes and, per station and factor, the Mann–Kendall trend of the monthly means;
   ``peer_classes_ms`` is the plain pandas row-wise peer of the same daily classes.
+- ``spi_ms`` (SPI-3 at every rain gauge from its 30-year monthly record), ``outlook_ms`` (the
+  7-day outlook at every probe), ``drought_grid_ms`` (the map as GeoJSON patches) and
+  ``report_ms`` (the annual report's PDF), each the median of three warm runs.
 - ``trace_ms``: an upstream trace from a water-quality station to ranked outlets, through the
   service (network cached; its build is ``river_network_build_ms``), median over stations.
 
@@ -65,6 +68,35 @@ def _classes_and_trends(readings: pd.DataFrame) -> tuple[pd.DataFrame, int]:
             concentration_trend(group[factor].to_numpy())
             trends += 1
     return daily, trends
+
+
+def _drought_extras(conn: Any) -> dict[str, Any]:
+    """SPI-3 at every gauge from its 30-year record, the 7-day outlook, the drought grid as
+    GeoJSON and the annual report, each timed once warm (median of three)."""
+    from datetime import datetime
+
+    from apps.water import drought_service, report, service
+
+    year = datetime.now(service.LOCAL).year
+    work: dict[str, Callable[[], Any]] = {
+        "spi_ms": lambda: drought_service.spi_status(conn, 3),
+        "outlook_ms": lambda: drought_service.drought_outlook(conn, 7, None, "other", 8.0, 22.0),
+        "drought_grid_ms": lambda: service.drought_geojson(conn),
+        "report_ms": lambda: report.render(conn, year),
+    }
+    out: dict[str, Any] = {}
+    for name, run in work.items():
+        runs = []
+        for _ in range(3):
+            t = time.perf_counter()
+            result = run()
+            runs.append((time.perf_counter() - t) * 1000)
+        out[name] = round(median(runs), 1)
+        if name == "spi_ms":
+            out["spi_gauges"] = len(result["gauges"])
+        if name == "drought_grid_ms":
+            out["drought_grid_patches"] = len(result["features"])
+    return out
 
 
 def bench_water(log: Log, stations: int = 50, scale: float = 1.0) -> dict[str, Any]:
@@ -127,6 +159,8 @@ def bench_water(log: Log, stations: int = 50, scale: float = 1.0) -> dict[str, A
                 runs.append((time.perf_counter() - t) * 1000)
             drought_ms = median(runs)
             districts = len(result["districts"])
+            towns = len(result["towns"])
+            extra = _drought_extras(conn)
 
             wq = [
                 r[0]
@@ -164,6 +198,8 @@ def bench_water(log: Log, stations: int = 50, scale: float = 1.0) -> dict[str, A
         "trace_ms": None if trace_ms is None else round(trace_ms, 1),
         "peer_classes_ms": round(peer_ms, 1),
         "drought_map_cold_ms": round(cold_ms, 1),
+        **extra,
+        "towns": towns,
         "river_network_build_ms": round(build_ms, 1),
         "probes": probes[0] if probes else 0,
         "districts": districts,

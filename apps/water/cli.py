@@ -107,6 +107,41 @@ def trace_cmd(
     )
 
 
+@water_app.command("compliance")
+def compliance_cmd(
+    days: Annotated[int, typer.Option(help="the last N days")] = 30,
+    year: Annotated[int | None, typer.Option(help="a whole year instead (up to now)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Days each station and function zone met its target class, and the compliance rate."""
+    from apps.water import service
+
+    result = _run(
+        lambda conn: service.quality_compliance(conn, *service.compliance_window(days, year))
+    )
+    if as_json:
+        _json(result)
+        return
+    table = Table("station", "name", "zone", "target", "days", "met", "rate", "worst")
+    for s in result["stations"]:
+        table.add_row(
+            s["station"],
+            s["name_zh"],
+            s["zone_zh"] or "-",
+            str(s["target_class"]),
+            str(s["days_judged"]),
+            str(s["days_met"]),
+            "-" if s["rate"] is None else f"{s['rate']:.0%}",
+            s["worst_label"] or "-",
+        )
+    out.print(table)
+    rate = result["compliance_rate"]
+    out.print(
+        f"compliance {'-' if rate is None else f'{rate:.1%}'} of {result['days_judged']} station"
+        f" days ({result['standard']})"
+    )
+
+
 @water_app.command("drought")
 def drought_cmd(
     stage: Annotated[str, typer.Option(help="sowing, seedling, critical or other")] = "other",
@@ -134,6 +169,140 @@ def drought_cmd(
     out.print(f"{len(graded)} of {len(result['probes'])} probes graded ({result['standard']})")
     for x in result["left_out"]:
         out.print(f"[yellow]left out[/] {x['station']}: {escape(x['reason'])}")
+    if result["towns"]:
+        table = Table("town", "district", "cropland km²", "in drought", "mean R %", "grade")
+        for t in result["towns"]:
+            share = t["drought_share"]
+            table.add_row(
+                t["name_zh"] or str(t["town_id"]),
+                t["district_code"],
+                f"{t['cropland_km2']:.1f}",
+                "-" if share is None else f"{share:.0%}",
+                "-" if t["mean_relative_pct"] is None else f"{t['mean_relative_pct']:.0f}",
+                t["grade_zh"] or "-",
+            )
+        out.print(table)
+
+
+@water_app.command("drought-map")
+def drought_map_cmd(
+    out_file: Annotated[str, typer.Option("--out", help="GeoJSON file to write")],
+    stage: Annotated[str, typer.Option(help="sowing, seedling, critical or other")] = "other",
+    cell_m: Annotated[float, typer.Option(help="map cell size, m")] = 1000.0,
+) -> None:
+    """The drought map over cropland as GeoJSON: patches of equal GB/T 32136 grade."""
+    from apps.water import service
+
+    result = _run(lambda conn: service.drought_geojson(conn, stage, cell_m))
+    try:
+        with open(out_file, "w", encoding="utf-8") as f:
+            json.dump(result, f, ensure_ascii=False)
+    except OSError as exc:
+        raise _fail(f"cannot write {out_file}: {exc.strerror}") from None
+    out.print(f"{len(result['features'])} patches written to {out_file}")
+
+
+@water_app.command("spi")
+def spi_cmd(
+    scale: Annotated[int, typer.Option(help="months: 1, 3 or 6")] = 3,
+    month: Annotated[str | None, typer.Option(help="YYYY-MM (default: last full)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """SPI at each rain gauge and per district, graded by GB/T 20481."""
+    from apps.water import drought_service
+
+    try:
+        when = date.fromisoformat(f"{month}-01") if month else None
+    except ValueError:
+        raise _fail(f"--month {month!r} is not a month like 2026-06") from None
+    result = _run(lambda conn: drought_service.spi_status(conn, scale, when))
+    if as_json:
+        _json(result)
+        return
+    table = Table("gauge", "name", "district", f"{scale}-month mm", "SPI", "grade", "record")
+    for g in result["gauges"]:
+        table.add_row(
+            g["gauge"],
+            g["name_zh"],
+            g["district_code"] or "-",
+            f"{g['precip_mm']:.0f}",
+            f"{g['spi']:+.2f}",
+            g["grade_zh"],
+            f"{g['months_of_record']} months",
+        )
+    out.print(table)
+    for d in result["districts"]:
+        gauges = f"{d['gauges']} gauges"
+        out.print(f"{d['district_code']}: SPI {d['spi']:+.2f} {d['grade_zh']} ({gauges})")
+    for x in result["left_out"]:
+        out.print(f"[yellow]left out[/] {x['gauge']}: {escape(x['reason'])}")
+    out.print(f"SPI-{scale} for {result['month']} ({result['standard']})")
+
+
+@water_app.command("rain-record")
+def rain_record_cmd(
+    path: Annotated[str, typer.Argument(help="CSV with the columns gauge, month (YYYY-MM), mm")],
+    source: Annotated[str, typer.Option(help="where the figures come from")] = "station record",
+) -> None:
+    """Import rain gauges' monthly totals (the station record SPI needs), all or nothing."""
+    import csv
+
+    from apps.water import drought_service
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise _fail(f"cannot read {path}: {exc}") from None
+
+    def work(conn: Any) -> dict[str, Any]:
+        result = drought_service.import_rain_record(conn, rows, source)
+        conn.commit()
+        return result
+
+    result = _run(work)
+    out.print(f"{result['months']} monthly totals of {result['gauges']} gauge(s) stored")
+
+
+@water_app.command("outlook")
+def outlook_cmd(
+    days: Annotated[int, typer.Option(help="days ahead, 1..14")] = 7,
+    rain_mm: Annotated[
+        str | None, typer.Option(help="forecast rain per day, comma-separated (default: none)")
+    ] = None,
+    stage: Annotated[str, typer.Option(help="sowing, seedling, critical or other")] = "other",
+    tmin_c: Annotated[float | None, typer.Option(help="daily minimum (default: observed)")] = None,
+    tmax_c: Annotated[float | None, typer.Option(help="daily maximum (default: observed)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The soil-moisture outlook per district from a soil water balance and the weather."""
+    from apps.water import drought, drought_service
+
+    try:
+        rain = None if rain_mm is None else [float(v) for v in rain_mm.split(",")]
+    except ValueError:
+        raise _fail(f"--rain-mm {rain_mm!r} must be numbers separated by commas") from None
+    result = _run(
+        lambda conn: drought_service.drought_outlook(conn, days, rain, stage, tmin_c, tmax_c)
+    )
+    if as_json:
+        _json(result)
+        return
+    table = Table("district", "today", *(d[5:] for d in result["dates"]), "enters")
+    for d in result["districts"]:
+        enters = d["enters"]
+        table.add_row(
+            d["district_code"],
+            f"{d['today_pct']:.0f}% {drought.GRADE_NAMES[d['today_grade']]}",
+            *(f"{v:.0f}" for v in d["relative_pct"]),
+            "-" if enters is None else f"{enters['grade_zh']} {enters['date']}",
+        )
+    out.print(table)
+    w = result["weather"]
+    out.print(
+        f"rain {sum(w['rain_mm']):g} mm over {days} days; {w['tmin_c']:g}..{w['tmax_c']:g} °C"
+        f" ({w['temperature']})"
+    )
 
 
 @water_app.command("permits")
@@ -171,6 +340,55 @@ def permits_cmd(
         + ", ".join(f"{k} {v}" for k, v in sorted(result["states"].items()))
         + f" (as of {datetime.now():%Y-%m-%d %H:%M})"
     )
+
+
+@water_app.command("balance")
+def balance_cmd(
+    year: Annotated[int | None, typer.Option(help="year (default: this one)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The year's water balance per district from the meters: supply by source, use by
+    sector, against the permitted quotas (万m³)."""
+    from apps.water import report, service
+
+    result = _run(lambda conn: service.water_balance(conn, year))
+    if as_json:
+        _json(result)
+        return
+    table = Table("district", *report.SOURCE_ZH.values(), *report.SECTOR_ZH.values(),
+                  "total", "permitted")  # fmt: skip
+    for d in [*result["districts"], {**result["total"], "name_zh": "合计"}]:
+        table.add_row(
+            d["name_zh"] or d.get("district_code", ""),
+            *(report.wan(d["supply_m3"][k]) for k in report.SOURCE_ZH),
+            *(report.wan(d["use_m3"][k]) for k in report.SECTOR_ZH),
+            report.wan(d["use_total_m3"]),
+            report.wan(d["permitted_m3"]),
+        )
+    out.print(table)
+    out.print(
+        f"{result['year']}: {len(result['permits'])} metered permits,"
+        f" {len(result['left_out'])} without a usable reading (万m³)"
+    )
+
+
+@water_app.command("report")
+def report_cmd(
+    year: Annotated[int, typer.Option(help="the report's year")],
+    out_file: Annotated[str, typer.Option("--out", help="PDF file to write")],
+) -> None:
+    """The annual water-resources report (水资源年报) as a PDF, made offline."""
+    from apps.water import report
+
+    if not 2000 <= year <= 2100:
+        raise _fail(f"--year {year} must be within 2000..2100")
+    body = _run(lambda conn: {"pdf": report.render(conn, year)})["pdf"]
+    try:
+        with open(out_file, "wb") as f:
+            f.write(body)
+    except OSError as exc:
+        raise _fail(f"cannot write {out_file}: {exc.strerror}") from None
+    out.print(f"{year} report written to {out_file} ({len(body) / 1024:.0f} KiB)")
 
 
 def register(root: typer.Typer) -> None:

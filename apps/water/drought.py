@@ -280,8 +280,85 @@ class DroughtMap:
     moisture: np.ndarray  # R %, NaN off cropland
     grade: np.ndarray  # 0..4, -1 off cropland or without a probe in reach
     transform: Affine
-    areas: pd.DataFrame  # district x grade name, km²
+    areas: pd.DataFrame  # district x grade name, km²; graded_km2, mean_percent, grade
+    district: np.ndarray  # index into ``areas`` of each cell's district, -1 outside them
     standard: str = AGRICULTURAL_STANDARD
+
+    def cell_centres(self) -> tuple[np.ndarray, np.ndarray]:
+        """x and y of every cell's centre, in the grid's metric CRS."""
+        rows, cols = self.grade.shape
+        col_idx, row_idx = np.meshgrid(np.arange(cols) + 0.5, np.arange(rows) + 0.5)
+        t = self.transform
+        return t.c + t.a * col_idx + t.b * row_idx, t.f + t.d * col_idx + t.e * row_idx
+
+
+def zone_areas(
+    zone: np.ndarray,
+    names: Sequence[str],
+    grade: np.ndarray,
+    moisture: np.ndarray,
+    cell_area_m2: float,
+) -> pd.DataFrame:
+    """km² of each grade per zone, the graded total, the mean R and the grade of that mean.
+
+    ``zone`` holds each cell's index into ``names`` (-1: no zone). A zone's grade is the
+    GB/T 32136 grade of its cells' mean relative moisture (the area-weighted mean, cells being
+    equal), -1 for a zone without graded cells.
+
+    >>> a = zone_areas(np.array([0, 0, 1, -1]), ["a", "b"], np.array([0, 2, 1, 0]),
+    ...                np.array([70.0, 45.0, 55.0, 80.0]), 1e6)
+    >>> a["中旱"].tolist(), a["mean_percent"].tolist(), a["grade"].tolist()
+    ([1.0, 0.0], [57.5, 55.0], [1, 1])
+    """
+    n = len(names)
+    graded = (grade >= 0) & (zone >= 0)
+    z = zone[graded].astype(np.int64)
+    # one bincount over (zone, grade) pairs instead of a loop over zones
+    pair = z * len(GRADE_NAMES) + grade[graded]
+    counts = np.bincount(pair, minlength=n * len(GRADE_NAMES)).reshape(n, len(GRADE_NAMES))
+    areas = pd.DataFrame(counts * cell_area_m2 / 1e6, index=list(names), columns=list(GRADE_NAMES))
+    areas.index.name = "zone"
+    areas["graded_km2"] = areas.sum(axis=1)
+    cells = np.bincount(z, minlength=n)
+    total = np.bincount(z, weights=moisture[graded], minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(cells > 0, total / cells, np.nan)
+    areas["mean_percent"] = mean
+    areas["grade"] = moisture_grade(mean)
+    return areas
+
+
+def nearest_in_zone(
+    x: np.ndarray,
+    y: np.ndarray,
+    zone: np.ndarray,
+    site_x: np.ndarray,
+    site_y: np.ndarray,
+    site_zone: np.ndarray,
+) -> np.ndarray:
+    """Index of the nearest site in the same zone for each point (-1 where the zone has none).
+
+    Splits a district's cells among its towns (each cell to the closest town seat of its
+    district), the usual way to report by town when only the seats' points are known.
+
+    >>> nearest_in_zone(np.array([0.0, 9.0, 8.6]), np.zeros(3), np.array([0, 0, 1]),
+    ...                 np.array([1.0, 10.0, 8.0]), np.zeros(3), np.array([0, 1, 1])).tolist()
+    [0, 0, 2]
+    """
+    from scipy.spatial import cKDTree
+
+    out = np.full(np.shape(x), -1, dtype=np.int64)
+    sx, sy, sz = (np.asarray(a) for a in (site_x, site_y, site_zone))
+    for z in np.unique(sz):
+        mine = np.flatnonzero(sz == z)
+        cells = zone == z
+        if not cells.any():
+            continue
+        _, k = cKDTree(np.column_stack([sx[mine], sy[mine]])).query(
+            np.column_stack([x[cells], y[cells]])
+        )
+        out[cells] = mine[k]
+    return out
 
 
 def drought_map(
@@ -311,8 +388,9 @@ def drought_map(
     Returns
     -------
     DroughtMap
-        ``areas`` has one row per district and one column per grade name (km²), plus
-        ``graded_km2``; cell area is ``|a × e|`` of the transform.
+        ``areas`` (see :func:`zone_areas`) has one row per district and one column per grade
+        name (km²), plus ``graded_km2``, ``mean_percent`` and ``grade``; cell area is
+        ``|a × e|`` of the transform.
     """
     rows, cols = shape
     if rows <= 0 or cols <= 0:
@@ -345,16 +423,10 @@ def drought_map(
         )
         if names
         else np.zeros(shape, dtype=np.int32)
-    )
-    graded = grade >= 0
-    # one bincount over (district, grade) pairs instead of a loop over districts
-    pair = zone[graded].astype(np.int64) * len(GRADE_NAMES) + grade[graded]
-    counts = np.bincount(pair, minlength=(len(names) + 1) * len(GRADE_NAMES))
-    counts = counts.reshape(len(names) + 1, len(GRADE_NAMES))[1:]
-    areas = pd.DataFrame(counts * cell_area_m2 / 1e6, index=names, columns=list(GRADE_NAMES))
+    ) - 1
+    areas = zone_areas(zone, names, grade, moisture, cell_area_m2)
     areas.index.name = "district"
-    areas["graded_km2"] = areas.sum(axis=1)
-    return DroughtMap(moisture, grade, transform, areas)
+    return DroughtMap(moisture, grade, transform, areas, zone)
 
 
 def extraterrestrial_radiation(latitude_deg: float, day_of_year: np.ndarray) -> np.ndarray:

@@ -7,12 +7,14 @@ hold what the readings are judged against.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Date,
+    DateTime,
     Double,
     ForeignKey,
     Identity,
@@ -21,6 +23,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
@@ -122,3 +125,39 @@ class Meter(Base):
     # The cumulative reading at the start of the permit year (the bureau's annual read).
     year_start_m3: Mapped[float] = mapped_column(Double)
     year: Mapped[int] = mapped_column(Integer)
+
+
+class RainMonth(Base):
+    """A rain gauge's monthly total from its station record (the meteorological bureau's or
+    the hydrology yearbook's), kept for SPI: the telemetry holds only about a year."""
+
+    __tablename__ = "rain_month"
+    __table_args__ = (
+        CheckConstraint("mm >= 0", name="mm_not_negative"),
+        CheckConstraint("extract(day FROM month) = 1", name="month_first_day"),
+        {"schema": "water"},
+    )
+
+    gauge_id: Mapped[str] = mapped_column(
+        ForeignKey("iot.device.id", ondelete="CASCADE"), primary_key=True
+    )
+    month: Mapped[date] = mapped_column(Date, primary_key=True)  # its first day
+    mm: Mapped[float] = mapped_column(Double)
+    source: Mapped[str] = mapped_column(Text)  # where the figure comes from
+
+
+class QuotaNotice(Base):
+    """A quota level (90 or 100 %) a permit reached in a year: noted once, so its alarm is
+    raised once per permit, level and year whatever the meter does afterwards."""
+
+    __tablename__ = "quota_notice"
+    __table_args__ = (CheckConstraint("level IN (90, 100)", name="level"), {"schema": "water"})
+
+    permit_id: Mapped[str] = mapped_column(
+        ForeignKey("water.permit.id", ondelete="CASCADE"), primary_key=True
+    )
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    used_m3: Mapped[float] = mapped_column(Double)
+    alarm_id: Mapped[int | None] = mapped_column(BigInteger)
+    noted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 import shapely
+import shapely.geometry
 from affine import Affine
 
 from apps.water import drought, quality, resources
@@ -214,6 +215,79 @@ def quality_trend(
     return {"station": s, "days": days, "series": series, "trends": trends}
 
 
+def compliance_window(days: int = 30, year: int | None = None) -> tuple[datetime, datetime]:
+    """The period of a compliance question: local year ``year`` up to now, else the last
+    ``days`` days."""
+    now = datetime.now(UTC)
+    if year is None:
+        if not 1 <= days <= 366:
+            raise InvalidParameter(f"days must be within 1..366, got {days}")
+        return now - timedelta(days=days), now
+    if not 2000 <= year <= datetime.now(LOCAL).year:
+        raise InvalidParameter(f"year must be within 2000..{datetime.now(LOCAL).year}, got {year}")
+    return _year_start(year), min(_year_start(year + 1), now)
+
+
+def quality_compliance(conn: psycopg.Connection, start: datetime, end: datetime) -> dict[str, Any]:
+    """Days meeting the target class (daily GB 3838 classes) per station and per
+    water-function zone between ``start`` and ``end``, and the overall compliance rate."""
+    if end <= start:
+        raise InvalidParameter("the period must end after it starts")
+    stations = _stations(conn)
+    frames = []
+    for waterbody in sorted({s["waterbody"] for s in stations}):
+        mine = [s for s in stations if s["waterbody"] == waterbody]
+        hourly = hourly_quality(conn, [s["device_id"] for s in mine], start, end)
+        if len(hourly):
+            daily = quality.daily_classes(hourly, waterbody)
+            frames.append(
+                quality.compliance(daily, {s["device_id"]: s["target_class"] for s in mine})
+            )
+    table = pd.concat(frames).set_index("station") if frames else pd.DataFrame()
+    out = []
+    for s in stations:
+        row = table.loc[s["device_id"]] if s["device_id"] in table.index else None
+        judged = 0 if row is None else int(row["days_judged"])
+        met = 0 if row is None else int(row["days_met"])
+        worst = 0 if row is None or pd.isna(row["worst_class"]) else int(row["worst_class"])
+        out.append(
+            {
+                **s,
+                "days_judged": judged,
+                "days_met": met,
+                "rate": round(met / judged, 4) if judged else None,
+                "worst_class": worst or None,
+                "worst_label": quality.CLASS_LABELS.get(worst),
+            }
+        )
+    zones: dict[str, dict[str, Any]] = {}
+    for o in out:
+        if o["zone_zh"] is None:
+            continue
+        z = zones.setdefault(
+            o["zone_zh"],
+            {"zone_zh": o["zone_zh"], "target_class": o["target_class"], "stations": 0,
+             "days_judged": 0, "days_met": 0},
+        )  # fmt: skip
+        z["stations"] += 1
+        z["days_judged"] += o["days_judged"]
+        z["days_met"] += o["days_met"]
+    for z in zones.values():
+        z["rate"] = round(z["days_met"] / z["days_judged"], 4) if z["days_judged"] else None
+    judged = sum(o["days_judged"] for o in out)
+    met = sum(o["days_met"] for o in out)
+    return {
+        "standard": quality.STANDARD,
+        "since": start.isoformat(),
+        "until": end.isoformat(),
+        "stations": out,
+        "zones": sorted(zones.values(), key=lambda z: z["zone_zh"]),
+        "days_judged": judged,
+        "days_met": met,
+        "compliance_rate": round(met / judged, 4) if judged else None,
+    }
+
+
 # --------------------------------------------------------------------------- drought
 
 
@@ -253,11 +327,12 @@ def _metric_geoms(conn: psycopg.Connection) -> dict[str, Any]:
 _GEOMS: PerDatabase[dict[str, Any]] = PerDatabase(dataset_version, _metric_geoms)
 
 
-def drought_status(
+def drought_grid(
     conn: psycopg.Connection, stage: str = "other", cell_m: float = 1000.0
 ) -> dict[str, Any]:
-    """Relative soil moisture and GB/T 32136 grade at each probe (its latest reading), the
-    interpolated grade over cropland and km² per district and grade."""
+    """The probes' relative moisture and grade (their latest readings), what was left out,
+    and the interpolated map over cropland (``map`` None when no probe has a usable reading);
+    what :func:`drought_status`, the drought grid and the district alarms share."""
     if not 100.0 <= cell_m <= 10_000.0:
         raise InvalidParameter(f"cell_m must be within 100..10000 m, got {cell_m:g}")
     rows = conn.execute(
@@ -296,6 +371,7 @@ def drought_status(
             "lat": r[4],
             "ts": r[5].isoformat() if r[5] else None,
             "vwc_pct": r[6],
+            "field_capacity_pct": float(fc[k]),
             "relative_pct": None if math.isnan(percent[k]) else round(float(percent[k]), 1),
             "grade": int(grades[k]),
             "grade_zh": drought.GRADE_NAMES[grades[k]] if grades[k] >= 0 else None,
@@ -307,7 +383,7 @@ def drought_status(
             left_out.append(
                 {"station": r[0], "reason": f"{r[6]:g}% is below 0 or above saturation {sat[k]:g}%"}
             )
-    districts: list[dict[str, Any]] = []
+    result: drought.DroughtMap | None = None
     if np.isfinite(percent).any():
         plane = geoms["plane"]
         px, py = plane.to_xy(np.array([r[3] for r in rows]), np.array([r[4] for r in rows]))
@@ -323,26 +399,137 @@ def drought_status(
             list(geoms["cropland"]),
             dict(zip(geoms["district_codes"], geoms["districts"], strict=True)),
         )
-        for code, row in result.areas.iterrows():
-            graded = float(row["graded_km2"])
-            dry = graded - float(row[drought.GRADE_NAMES[0]])
-            districts.append(
+    return {
+        "stage": rel.stage.value,
+        "probes": probes,
+        "left_out": left_out,
+        "map": result,
+        "geoms": geoms,
+    }
+
+
+def _area_rows(areas: pd.DataFrame) -> list[dict[str, Any]]:
+    # one row of 抗旱统计: km² per grade, the graded cropland, the drought share, the mean R
+    out = []
+    for code, row in areas.iterrows():
+        graded = float(row["graded_km2"])
+        dry = graded - float(row[drought.GRADE_NAMES[0]])
+        mean = float(row["mean_percent"])
+        grade = int(row["grade"])
+        out.append(
+            {
+                "code": str(code),
+                "km2": {g: round(float(row[g]), 2) for g in drought.GRADE_NAMES},
+                "cropland_km2": round(graded, 2),
+                "drought_km2": round(dry, 2),
+                "drought_share": round(dry / graded, 4) if graded else None,
+                "mean_relative_pct": None if math.isnan(mean) else round(mean, 1),
+                "grade": grade,
+                "grade_zh": drought.GRADE_NAMES[grade] if grade >= 0 else None,
+            }
+        )
+    return out
+
+
+def _town_areas(conn: psycopg.Connection, grid: dict[str, Any]) -> list[dict[str, Any]]:
+    """抗旱统计 by town: each graded cell goes to the nearest town seat of its district."""
+    result: drought.DroughtMap = grid["map"]
+    geoms = grid["geoms"]
+    towns = conn.execute(
+        "SELECT id, name_zh, district_code, ST_X(geom), ST_Y(geom) FROM ref.town"
+        " WHERE district_code = ANY(%s) ORDER BY id",
+        (geoms["district_codes"],),
+    ).fetchall()
+    if not towns:
+        return []
+    index = {code: i for i, code in enumerate(geoms["district_codes"])}
+    tx, ty = geoms["plane"].to_xy(np.array([t[3] for t in towns]), np.array([t[4] for t in towns]))
+    cx, cy = result.cell_centres()
+    graded = result.grade >= 0
+    town_of = np.full(result.grade.shape, -1, dtype=np.int64)
+    town_of[graded] = drought.nearest_in_zone(
+        cx[graded],
+        cy[graded],
+        result.district[graded],
+        tx,
+        ty,
+        np.array([index[t[2]] for t in towns]),
+    )
+    t = result.transform
+    areas = drought.zone_areas(
+        town_of, [str(t[0]) for t in towns], result.grade, result.moisture, abs(t.a * t.e)
+    )
+    rows = _area_rows(areas)
+    for row, town in zip(rows, towns, strict=True):
+        row.update(town_id=town[0], name_zh=town[1], district_code=town[2])
+        del row["code"]
+    return rows
+
+
+def drought_status(
+    conn: psycopg.Connection, stage: str = "other", cell_m: float = 1000.0
+) -> dict[str, Any]:
+    """Relative soil moisture and GB/T 32136 grade at each probe (its latest reading), the
+    interpolated grade over cropland, and 抗旱统计: km² per grade, the drought share and the
+    grade of the mean relative moisture, per district and per town."""
+    grid = drought_grid(conn, stage, cell_m)
+    districts: list[dict[str, Any]] = []
+    towns: list[dict[str, Any]] = []
+    if grid["map"] is not None:
+        names = grid["geoms"]["district_names"]
+        for row in _area_rows(grid["map"].areas):
+            code = row.pop("code")
+            districts.append({"district_code": code, "name_zh": names.get(code), **row})
+        towns = _town_areas(conn, grid)
+    return {
+        "standard": drought.AGRICULTURAL_STANDARD,
+        "stage": grid["stage"],
+        "cell_m": cell_m,
+        "probes": grid["probes"],
+        "left_out": grid["left_out"],
+        "districts": districts,
+        "towns": towns,
+    }
+
+
+def drought_geojson(
+    conn: psycopg.Connection, stage: str = "other", cell_m: float = 1000.0
+) -> dict[str, Any]:
+    """The drought map as GeoJSON (WGS 84): the graded cropland cells merged into one polygon
+    per connected patch of equal grade (``grade``, ``grade_zh``, ``km2``)."""
+    from rasterio import features
+
+    grid = drought_grid(conn, stage, cell_m)
+    result: drought.DroughtMap | None = grid["map"]
+    out: list[dict[str, Any]] = []
+    if result is not None:
+        plane = grid["geoms"]["plane"]
+        grade = result.grade.astype(np.int16)
+        for patch, value in features.shapes(grade, mask=grade >= 0, transform=result.transform):
+            polygon = shapely.geometry.shape(patch)
+            km2 = polygon.area / 1e6
+            lonlat = shapely.transform(
+                polygon, lambda xy: np.column_stack(plane.to_lonlat(xy[:, 0], xy[:, 1]))
+            )
+            g = int(value)
+            out.append(
                 {
-                    "district_code": code,
-                    "name_zh": geoms["district_names"].get(code),
-                    "km2": {g: round(float(row[g]), 2) for g in drought.GRADE_NAMES},
-                    "cropland_km2": round(graded, 2),
-                    "drought_km2": round(dry, 2),
-                    "drought_share": round(dry / graded, 4) if graded else None,
+                    "type": "Feature",
+                    "geometry": shapely.geometry.mapping(lonlat),
+                    "properties": {
+                        "grade": g,
+                        "grade_zh": drought.GRADE_NAMES[g],
+                        "km2": round(km2, 3),
+                    },
                 }
             )
     return {
+        "type": "FeatureCollection",
         "standard": drought.AGRICULTURAL_STANDARD,
-        "stage": rel.stage.value,
+        "stage": grid["stage"],
         "cell_m": cell_m,
-        "probes": probes,
-        "left_out": left_out,
-        "districts": districts,
+        "features": out,
+        "left_out": grid["left_out"],
     }
 
 
@@ -579,3 +766,110 @@ def register_permit(conn: psycopg.Connection, permit: dict[str, Any]) -> dict[st
         ),
     )
     return permit_use(conn, new.permit_id)
+
+
+def water_balance(conn: psycopg.Connection, year: int | None = None) -> dict[str, Any]:
+    """The year's water balance per district from the meters: supply by source type and use
+    by sector (each permit's metered use counts under its source and its sector), with the
+    permitted quotas beside them.
+
+    A permit's use is its meter's last reading within the year (telemetry, else the latest
+    state if it falls in the year) less the year's opening reading. Permits without a meter
+    or a reading that year, or whose meter reads below the opening, are left out and listed.
+    The supply/use difference (conveyance losses, unmetered use) is zero by construction when
+    both sides come from the same meters: it shows only once other sources are recorded.
+    """
+    this_year = datetime.now(LOCAL).year
+    year = year or this_year
+    if not 2000 <= year <= this_year:
+        raise InvalidParameter(f"year must be within 2000..{this_year}, got {year}")
+    start, end = _year_start(year), _year_start(year + 1)
+    rows = conn.execute(
+        """
+        SELECT p.id, p.holder_name, p.source_type, p.sector, p.district_code,
+               p.annual_quota_m3, m.device_id, m.year_start_m3,
+               coalesce(
+                   (SELECT (t.reading->>'volume_m3')::float8 FROM iot.telemetry t
+                    WHERE t.device_id = m.device_id AND t.kind = 'water_meter'
+                      AND t.ts >= %(start)s AND t.ts < %(end)s
+                      AND jsonb_typeof(t.reading->'volume_m3') = 'number'
+                    ORDER BY t.ts DESC LIMIT 1),
+                   CASE WHEN st.ts >= %(start)s AND st.ts < %(end)s
+                         AND jsonb_typeof(st.reading->'volume_m3') = 'number'
+                        THEN (st.reading->>'volume_m3')::float8 END)
+        FROM water.permit p
+        LEFT JOIN water.meter m ON m.permit_id = p.id AND m.year = %(year)s
+        LEFT JOIN iot.device_state st ON st.device_id = m.device_id
+        WHERE p.valid_from < %(end)s::date AND p.valid_until >= %(start)s::date
+        ORDER BY p.id
+        """,
+        {"start": start, "end": end, "year": year},
+    ).fetchall()
+    supply, use, left_out, metered = [], [], [], []
+    quotas: dict[str, float] = {}
+    for pid, holder, source, sector, district, quota, meter, opening, latest in rows:
+        code = district or "unknown"
+        quotas[code] = quotas.get(code, 0.0) + float(quota)
+        if meter is None or latest is None:
+            left_out.append({"permit_id": pid, "holder_name": holder, "reason": "no reading"})
+            continue
+        volume = float(latest) - float(opening)
+        if volume < 0:
+            left_out.append(
+                {
+                    "permit_id": pid,
+                    "holder_name": holder,
+                    "reason": f"meter {meter} reads below its opening reading",
+                }
+            )
+            continue
+        supply.append(resources.SupplyRecord(code, source, volume))
+        use.append(resources.UseRecord(code, sector, volume))
+        metered.append(
+            {
+                "permit_id": pid,
+                "holder_name": holder,
+                "district_code": code,
+                "source_type": source,
+                "sector": sector,
+                "annual_quota_m3": float(quota),
+                "used_m3": round(volume, 1),
+                "ratio": round(volume / float(quota), 4),
+            }
+        )
+    table = resources.water_balance(supply, use)
+    table = table.reindex(sorted(set(table.index) | set(quotas)), fill_value=0.0)
+    names: dict[str, str] = dict(
+        conn.execute("SELECT code, name_zh FROM ref.admin_area WHERE level = 'district'").fetchall()
+    )
+    districts = []
+    for code, row in table.iterrows():
+        quota = quotas.get(str(code), 0.0)
+        districts.append(
+            {
+                "district_code": str(code),
+                "name_zh": names.get(code),
+                "supply_m3": {s.value: round(float(row[f"supply_{s}_m3"]), 1)
+                              for s in resources.SourceType},
+                "use_m3": {s.value: round(float(row[f"use_{s}_m3"]), 1) for s in resources.Sector},
+                "supply_total_m3": round(float(row["supply_total_m3"]), 1),
+                "use_total_m3": round(float(row["use_total_m3"]), 1),
+                "difference_m3": round(float(row["difference_m3"]), 1),
+                "permitted_m3": round(quota, 1),
+            }
+        )  # fmt: skip
+    totals = table.sum()
+    return {
+        "year": year,
+        "districts": districts,
+        "total": {
+            "supply_m3": {s.value: round(float(totals[f"supply_{s}_m3"]), 1)
+                          for s in resources.SourceType},
+            "use_m3": {s.value: round(float(totals[f"use_{s}_m3"]), 1) for s in resources.Sector},
+            "supply_total_m3": round(float(totals["supply_total_m3"]), 1),
+            "use_total_m3": round(float(totals["use_total_m3"]), 1),
+            "permitted_m3": round(sum(quotas.values()), 1),
+        },
+        "permits": metered,
+        "left_out": left_out,
+    }  # fmt: skip

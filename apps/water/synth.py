@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import psycopg
 from psycopg.types.json import Jsonb
 
@@ -39,9 +40,47 @@ PERMITS_AT_FULL_SCALE = 120
 GROUNDWATER_SHARE = 0.65
 
 
+# The rain gauges' station record: a temperate monsoon climate's monthly means (mm, Jan..Dec;
+# about 550 mm a year, most of it in summer), monthly totals gamma-distributed about them with
+# a city-wide anomaly the gauges share. Synthetic, for SPI to have a record to stand on; a real
+# deployment imports the meteorological bureau's (`changzhi water rain-record FILE.csv`).
+RECORD_YEARS = 30
+MONTHLY_MEAN_MM = np.array([4, 7, 15, 28, 45, 68, 130, 120, 62, 30, 12, 4], dtype=float)
+MONTHLY_SHAPE = 1.6  # gamma shape: a coefficient of variation near 0.8, usual for months
+RECORD_SOURCE = "synthetic record (reference dataset)"
+
+
+def _rain_record(conn: psycopg.Connection, rng: np.random.Generator) -> int:
+    """Monthly totals per rain gauge from January thirty years back to last month."""
+    gauges = [r[0] for r in conn.execute("SELECT id FROM iot.device WHERE kind = 'rain'")]
+    if not gauges:
+        return 0
+    today = date.today()
+    months = [
+        m.date()
+        for m in pd.date_range(date(today.year - RECORD_YEARS, 1, 1), today, freq="MS")[:-1]
+    ]
+    mean = MONTHLY_MEAN_MM[[m.month - 1 for m in months]]
+    common = rng.gamma(MONTHLY_SHAPE, 1.0 / MONTHLY_SHAPE, len(months))  # mean 1
+    local = rng.gamma(8.0, 1.0 / 8.0, (len(gauges), len(months)))  # the gauge's own scatter
+    totals = np.round(mean * common * local, 1)
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO water.rain_month (gauge_id, month, mm, source) VALUES (%s, %s, %s, %s)",
+            [
+                (g, m, float(totals[i, k]), RECORD_SOURCE)
+                for i, g in enumerate(sorted(gauges))
+                for k, m in enumerate(months)
+            ],
+        )
+    return totals.size
+
+
 def _delete_previous(conn: psycopg.Connection) -> None:
     kinds = [WELL.name, WATER_METER.name]
     for sql in (
+        "DELETE FROM water.quota_notice",
+        "DELETE FROM water.rain_month",
         "DELETE FROM water.meter",
         "DELETE FROM water.permit",
         "DELETE FROM water.well",
@@ -242,7 +281,9 @@ def synthesize(conn: psycopg.Connection, context: SynthContext) -> dict[str, int
             " VALUES (%s, %s, %s, %s)",
             meters,
         )
+    record = _rain_record(conn, rng)
     return {
+        "water.rain_month": record,
         "water.function_zone": zones,
         "water.permit": len(permits),
         "water.well": len(wells),
