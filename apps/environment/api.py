@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from apps.environment import airquality, inspection, registry, release
+from apps.environment import airquality, evacuation, inspection, registry, release
 from gis_core.identity import Principal
 from web.deps import ConnDep, CurrentUser, require_roles
 
@@ -24,6 +24,8 @@ Viewer = Annotated[
     Principal, Depends(require_roles("planner", "inspector", "supervisor", "dispatcher"))
 ]
 Inspector = Annotated[Principal, Depends(require_roles("inspector", "supervisor"))]
+# Who may open a dispatch incident: dispatch's own operators.
+Operator = Annotated[Principal, Depends(require_roles("dispatcher", "supervisor"))]
 
 
 def _announce(request: Request, body: dict[str, Any]) -> None:
@@ -161,6 +163,40 @@ class PlumeOut(BaseModel):
     total_ms: float
 
 
+class PlumeIncidentIn(PlumeIn):
+    """A release to model and hand to dispatch as a hazmat incident."""
+
+    evacuate_ugm3: float = Field(
+        evacuation.DEFAULT_EVACUATE_UGM3,
+        gt=0,
+        description="evacuate the ground at or above this concentration, µg/m³",
+    )
+    priority: int | None = Field(None, ge=1, le=4, description="default: the hazmat plan's")
+    description: str | None = Field(None, max_length=2000)
+
+
+class EvacuationOut(BaseModel):
+    id: int
+    incident_id: int
+    threshold_ugm3: float
+    area_km2: float
+    population: int
+    schools: int
+    hospitals: int
+    stability: str
+    geometry: dict[str, Any] = Field(description="the evacuation area, GeoJSON (lon/lat)")
+    places: list[dict[str, Any]] | None = None
+    release: dict[str, Any] | None = None
+    created_by: str | None = None
+    created_at: datetime | None = None
+
+
+class PlumeIncidentOut(BaseModel):
+    incident: dict[str, Any] = Field(description="the dispatch incident, as dispatch shows it")
+    evacuation: EvacuationOut
+    plume: PlumeOut
+
+
 class ExceedanceOut(BaseModel):
     id: int
     kind: str
@@ -269,6 +305,45 @@ def post_plume(body: PlumeIn, _: CurrentUser, conn: ConnDep) -> Any:
     fields = body.model_dump()
     fields["thresholds"] = tuple(fields["thresholds"])
     return release.simulate(conn, release.Release(**fields))
+
+
+@router.post(
+    "/plume/incident",
+    response_model=PlumeIncidentOut,
+    status_code=201,
+    summary="Plume → hazmat incident in dispatch with its evacuation area",
+    responses={409: {"description": "the dispatch application is not installed"}},
+)
+def post_plume_incident(
+    body: PlumeIncidentIn, user: Operator, conn: ConnDep, request: Request
+) -> Any:
+    """Model the release as ``POST /plume`` does, then open a ``hazmat`` incident in dispatch
+    at the release point with the ground at or above ``evacuate_ugm3`` as its evacuation area
+    (kept here and on the incident's timeline); dispatch's recommendations work for it."""
+    fields = body.model_dump(exclude={"evacuate_ugm3", "priority", "description"})
+    fields["thresholds"] = tuple(fields["thresholds"])
+    made = evacuation.open_hazmat_incident(
+        conn,
+        user,
+        release.Release(**fields),
+        evacuate_ugm3=body.evacuate_ugm3,
+        priority=body.priority,
+        description=body.description,
+    )
+    conn.commit()
+    live = getattr(request.app.state, "live", None)
+    if live is not None:  # dispatch's consoles see it as any new incident
+        live.publish_event({"type": "incident", "event": "created", "incident": made["incident"]})
+    return made
+
+
+@router.get(
+    "/plume/incidents/{incident_id}",
+    response_model=EvacuationOut,
+    summary="The evacuation area of a hazmat incident",
+)
+def get_evacuation(incident_id: int, _: CurrentUser, conn: ConnDep) -> Any:
+    return evacuation.evacuation_of(conn, incident_id)
 
 
 @router.get("/exceedances", response_model=list[ExceedanceOut], summary="Exceedance events")

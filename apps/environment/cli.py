@@ -87,8 +87,16 @@ def plume_cmd(
     terrain: Annotated[str, typer.Option(help="rural or urban")] = "rural",
     thresholds: Annotated[str, typer.Option(help="contour levels, µg/m³")] = "50,150,500",
     geojson: Annotated[Path | None, typer.Option(help="write the contours here")] = None,
+    incident: Annotated[
+        bool, typer.Option("--incident", help="open a hazmat incident in dispatch")
+    ] = False,
+    evacuate_ugm3: Annotated[
+        float, typer.Option(help="with --incident: evacuate at or above this, µg/m³")
+    ] = 150.0,
 ) -> None:
-    """Plume of a release: contours and the residents, schools and hospitals inside."""
+    """Plume of a release: contours and the residents, schools and hospitals inside; with
+    --incident, a hazmat incident in dispatch with the evacuation area."""
+    from apps.environment.evacuation import open_hazmat_incident
     from apps.environment.release import Release, simulate
 
     try:
@@ -99,8 +107,14 @@ def plume_cmd(
             elapsed_s=elapsed_s, wind_ms=wind_ms, wind_from_deg=wind_from_deg, temp_c=temp_c,
             cloud_oktas=cloud_oktas, stability=stability, terrain=terrain, thresholds=levels,
         )  # fmt: skip
+        made = None
         with connect(get_settings().database_url) as conn:
-            result = simulate(conn, spec)
+            if incident:
+                made = open_hazmat_incident(conn, None, spec, evacuate_ugm3=evacuate_ugm3)
+                result = made["plume"]
+                conn.commit()
+            else:
+                result = simulate(conn, spec)
         if geojson is not None:
             geojson.write_text(json.dumps(result, ensure_ascii=False, default=str))
     except _USER_ERRORS as exc:
@@ -119,6 +133,13 @@ def plume_cmd(
             str(p["hospitals"]),
         )  # fmt: skip
     out.print(table)
+    if made is not None:
+        e = made["evacuation"]
+        out.print(
+            f"hazmat incident {made['incident']['id']} opened in dispatch: evacuate "
+            f"≥ {e['threshold_ugm3']:g} µg/m³, {e['area_km2']:g} km², {e['population']:,} "
+            f"residents, {e['schools']} schools, {e['hospitals']} hospitals"
+        )
 
 
 @environment_app.command("hj212")

@@ -210,3 +210,33 @@ class Hj212Aggregate(Base):
     data_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     factors: Mapped[dict[str, Any]] = mapped_column(JSONB)  # {"a21026": {"Avg": 12.3, ...}}
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+# --------------------------------------------------------------------------- round 3: evacuation
+
+
+class EvacuationArea(Base):
+    """The area a plume model said to evacuate for a dispatch incident (a hazmat release): the
+    ground the concentration reaches at or above the chosen threshold, with who lives there.
+
+    ``incident_id`` names dispatch's incident without a foreign key: the environment
+    application installs without dispatch, and its tables must not need dispatch's."""
+
+    __tablename__ = "evacuation_area"
+    __table_args__ = (
+        Index("ix_evacuation_area_incident_id", "incident_id"),
+        Index("ix_evacuation_area_geom", "geom", postgresql_using="gist"),
+        {"schema": "env"},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    incident_id: Mapped[int] = mapped_column(BigInteger)
+    threshold_ugm3: Mapped[float] = mapped_column(Double)
+    population: Mapped[int] = mapped_column(Integer)
+    schools: Mapped[int] = mapped_column(Integer)
+    hospitals: Mapped[int] = mapped_column(Integer)
+    stability: Mapped[str] = mapped_column(String(4))
+    release: Mapped[dict[str, Any]] = mapped_column(JSONB)  # the release and weather modelled
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    geom: Mapped[Any] = mapped_column(geom("MULTIPOLYGON"))

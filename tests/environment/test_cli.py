@@ -56,3 +56,29 @@ def test_plume_and_logger_password(cli: Any, settings: Settings) -> None:
     assert pw.exit_code == 0 and "PW=654321" in pw.output
     missing = cli("logger-password", "NOPE")
     assert missing.exit_code == 1 and "no outlet" in missing.output
+
+
+def test_plume_incident_opens_dispatch_incident(cli: Any, settings: Settings) -> None:
+    from gis_core.db import connect
+
+    with connect(settings.database_url) as conn:
+        lon, lat = conn.execute(
+            "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_PointOnSurface(geom) c FROM ref.admin_area"
+            " WHERE level = 'city') x"
+        ).fetchone()
+    where = ["--lon", str(lon), "--lat", str(lat), "--emission-gs", "300"]
+    weather = ["--wind-ms", "2", "--wind-from-deg", "180", "--temp-c", "10", "--stability", "D"]
+    run = cli("plume", *where, *weather, "--incident", "--evacuate-ugm3", "200")
+    assert run.exit_code == 0, run.output
+    assert "hazmat incident" in run.output
+    incident_id = int(run.output.split("hazmat incident ")[1].split()[0])
+    with connect(settings.database_url) as conn:
+        row = conn.execute(
+            "SELECT i.incident_type, i.source, e.threshold_ugm3, ST_Y(ST_Centroid(e.geom)) > %s"
+            " FROM ops.incident i JOIN env.evacuation_area e ON e.incident_id = i.id"
+            " WHERE i.id = %s",
+            (lat, incident_id),
+        ).fetchone()
+    assert row == ("hazmat", "system", 200.0, True)  # a south wind: evacuate northwards
+    nothing = cli("plume", *where, *weather, "--incident", "--evacuate-ugm3", "1e9")
+    assert nothing.exit_code == 1 and "nothing to evacuate" in nothing.output
