@@ -14,7 +14,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from apps.environment import airquality, evacuation, inspection, registry, release
+from apps.environment import (
+    airquality,
+    attribution,
+    evacuation,
+    inspection,
+    registry,
+    release,
+)
 from gis_core.identity import Principal
 from web.deps import ConnDep, CurrentUser, require_roles
 
@@ -197,6 +204,54 @@ class PlumeIncidentOut(BaseModel):
     plume: PlumeOut
 
 
+class UpwindSource(BaseModel):
+    rank: int
+    source_id: int
+    source: str
+    enterprise_id: int | None
+    enterprise: str | None
+    stack_height_m: float
+    lon: float
+    lat: float
+    distance_m: float
+    downwind_m: float = Field(description="how far downwind of this stack the station lies")
+    crosswind_m: float
+    emission_gs: float = Field(description="concentration × flue-gas flow of its outlets")
+    contribution_ugm3: float = Field(description="its modelled ground-level µg/m³ there")
+    share: float = Field(description="of the modelled total of all stacks")
+    outlets: list[dict[str, Any]]
+
+
+class UpwindOut(BaseModel):
+    exceedance_id: int | None = None
+    monitor: dict[str, Any]
+    pollutant: str
+    emitted_as: str = Field(description="the outlet monitors' field credited with it")
+    at: str
+    weather: dict[str, Any]
+    modelled_ugm3: float
+    observed_ugm3: float | None = Field(description="the station's mean over the hour before")
+    sources: list[UpwindSource]
+    downwind_of: int = Field(description="stacks whose plume reaches the station")
+    measured: int = Field(description="stacks with an emission reading at that time")
+    unmeasured: list[int] = Field(description="source ids with no reading then")
+
+
+def _upwind_options(
+    wind_ms: Annotated[float | None, Query(ge=0, le=75, description="default: station")] = None,
+    wind_from_deg: Annotated[float | None, Query(ge=0, le=360)] = None,
+    stability: Annotated[str | None, Query(description="A..F; default: from weather")] = None,
+    terrain: Annotated[str, Query(description="rural or urban")] = "rural",
+    radius_m: Annotated[float, Query(ge=100, le=attribution.MAX_RADIUS_M)] = 20_000.0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 20,
+) -> dict[str, Any]:
+    return {"wind_ms": wind_ms, "wind_from_deg": wind_from_deg, "stability": stability,
+            "terrain": terrain, "radius_m": radius_m, "limit": limit}  # fmt: skip
+
+
+UpwindOptions = Annotated[dict[str, Any], Depends(_upwind_options)]
+
+
 class ExceedanceOut(BaseModel):
     id: int
     kind: str
@@ -344,6 +399,36 @@ def post_plume_incident(
 )
 def get_evacuation(incident_id: int, _: CurrentUser, conn: ConnDep) -> Any:
     return evacuation.evacuation_of(conn, incident_id)
+
+
+@router.get(
+    "/upwind", response_model=UpwindOut, summary="Stacks ranked by contribution at a station"
+)
+def get_upwind(
+    _: Viewer,
+    conn: ConnDep,
+    options: UpwindOptions,
+    device_id: Annotated[str, Query(max_length=64, description="the air station")],
+    pollutant: Annotated[str, Query(description="so2, no2, pm10 or pm25")],
+    at: Annotated[datetime, Query(description="the moment, with its offset")],
+) -> Any:
+    """The registered stacks near an air station ranked by their modelled contribution to a
+    pollutant there at a moment: each stack's plume (its outlet monitor's concentration ×
+    flow, the nearest weather station's wind and stability then) evaluated at the station."""
+    return attribution.upwind_sources(conn, device_id, pollutant, at, **options)
+
+
+@router.get(
+    "/exceedances/{exceedance_id}/upwind",
+    response_model=UpwindOut,
+    summary="The stacks upwind of an ambient exceedance, ranked",
+)
+def get_exceedance_upwind(
+    exceedance_id: int, _: Viewer, conn: ConnDep, options: UpwindOptions
+) -> Any:
+    """As ``/upwind``, for an ambient exceedance's station and pollutant at the middle of
+    its first exceeding hour."""
+    return attribution.for_exceedance(conn, exceedance_id, **options)
 
 
 @router.get("/exceedances", response_model=list[ExceedanceOut], summary="Exceedance events")

@@ -9,7 +9,7 @@ import json
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -140,6 +140,53 @@ def plume_cmd(
             f"≥ {e['threshold_ugm3']:g} µg/m³, {e['area_km2']:g} km², {e['population']:,} "
             f"residents, {e['schools']} schools, {e['hospitals']} hospitals"
         )
+
+
+@environment_app.command("upwind")
+def upwind_cmd(
+    station: Annotated[str | None, typer.Argument(help="air station device id")] = None,
+    pollutant: Annotated[str, typer.Option(help="so2, no2, pm10 or pm25")] = "so2",
+    at: Annotated[str | None, typer.Option(help="moment, ISO 8601 with offset")] = None,
+    exceedance: Annotated[int | None, typer.Option(help="an ambient exceedance's id")] = None,
+    wind_ms: Annotated[float | None, typer.Option(help="10 m wind (default: station)")] = None,
+    wind_from_deg: Annotated[float | None, typer.Option(help="wind direction, from")] = None,
+    stability: Annotated[str | None, typer.Option(help="A..F (default: from weather)")] = None,
+    limit: Annotated[int, typer.Option(help="show this many")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="print the answer as JSON")] = False,
+) -> None:
+    """Stacks ranked by their modelled contribution at an air station (溯源)."""
+    from apps.environment.attribution import for_exceedance, upwind_sources
+
+    try:
+        options: dict[str, Any] = {"wind_ms": wind_ms, "wind_from_deg": wind_from_deg,
+                   "stability": stability, "limit": limit}  # fmt: skip
+        with connect(get_settings().database_url) as conn:
+            if exceedance is not None:
+                found = for_exceedance(conn, exceedance, **options)
+            elif station is None:
+                raise _fail("give an air station's device id or --exceedance ID")
+            else:
+                moment = datetime.fromisoformat(at) if at else datetime.now(UTC)
+                found = upwind_sources(conn, station, pollutant, moment, **options)
+    except _USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(json.dumps(found, ensure_ascii=False) + "\n")
+        return
+    w = found["weather"]
+    out.print(
+        f"{found['monitor']['name']} {found['pollutant']} at {found['at']}: wind "
+        f"{w['wind_ms']:g} m/s from {w['wind_from_deg']:g}°, stability {w['stability']}; "
+        f"modelled {found['modelled_ugm3']:.1f} µg/m³"
+        + (f", observed {found['observed_ugm3']:.1f}" if found["observed_ugm3"] else "")
+    )
+    table = Table("#", "source", "enterprise", "km", "g/s", "µg/m³", "share")
+    for s in found["sources"]:
+        table.add_row(
+            str(s["rank"]), s["source"], s["enterprise"] or "", f"{s['distance_m'] / 1000:.1f}",
+            f"{s['emission_gs']:.2f}", f"{s['contribution_ugm3']:.2f}", f"{s['share']:.0%}",
+        )  # fmt: skip
+    out.print(table)
 
 
 @environment_app.command("hj212")

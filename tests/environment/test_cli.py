@@ -82,3 +82,25 @@ def test_plume_incident_opens_dispatch_incident(cli: Any, settings: Settings) ->
     assert row == ("hazmat", "system", 200.0, True)  # a south wind: evacuate northwards
     nothing = cli("plume", *where, *weather, "--incident", "--evacuate-ugm3", "1e9")
     assert nothing.exit_code == 1 and "nothing to evacuate" in nothing.output
+
+
+def test_upwind_ranks_and_refuses(cli: Any, settings: Settings) -> None:
+    from gis_core.db import connect
+
+    with connect(settings.database_url) as conn:
+        station = conn.execute(
+            "SELECT id FROM iot.device WHERE kind = 'air' ORDER BY id LIMIT 1"
+        ).fetchone()[0]
+    weather = ["--wind-ms", "3", "--wind-from-deg", "0", "--stability", "D"]
+    run = cli("upwind", station, "--pollutant", "no2", *weather, "--json")
+    assert run.exit_code == 0, run.output
+    answer = json.loads(run.output.strip().splitlines()[-1])
+    assert answer["emitted_as"] == "nox_mgm3" and answer["weather"]["stability"] == "D"
+    shown = [s["contribution_ugm3"] for s in answer["sources"]]
+    assert shown == sorted(shown, reverse=True)
+    assert cli("upwind").exit_code == 1
+    missing = cli("upwind", "--exceedance", "999999999")
+    assert missing.exit_code == 1 and "no exceedance 999999999" in missing.output
+    o3 = cli("upwind", station, "--pollutant", "o3", *weather)
+    assert o3.exit_code == 1 and "no registered source emits" in o3.output
+    assert "Traceback" not in o3.output + missing.output
