@@ -11,19 +11,21 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, UploadFile
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from apps.environment import (
     airquality,
     attribution,
+    casework,
     evacuation,
     inspection,
     registry,
     release,
 )
 from gis_core.identity import Principal
-from web.deps import ConnDep, CurrentUser, require_roles
+from web.deps import ConnDep, CurrentUser, SettingsDep, require_roles
 
 router = APIRouter(tags=["environment"])
 
@@ -495,3 +497,137 @@ def post_transition(
     conn.commit()
     _announce(request, {"type": "task", "event": body.state, "task_id": task_id})
     return task
+
+
+# --------------------------------------------------------------------------- casework
+
+
+class RecordIn(BaseModel):
+    findings: str = Field(min_length=1, max_length=20_000, description="what was found on site")
+    visited_at: datetime | None = Field(None, description="default: now; with its offset")
+
+
+class ViolationIn(BaseModel):
+    clause: str = Field(min_length=1, max_length=500, examples=["大气污染防治法第九十九条"])
+    description: str = Field(min_length=1, max_length=4000)
+    penalty_yuan: float | None = Field(None, ge=0, le=1e9)
+    state: str = Field("found", description="found, decided, paid or rectified")
+
+
+class ComplaintIn(BaseModel):
+    content: str = Field(min_length=1, max_length=4000)
+    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90)
+    source: str = Field("phone", description="hotline, phone, letter, visit or online")
+    ticket_id: str | None = Field(None, max_length=64)
+    received_at: datetime | None = None
+    open_task: bool = Field(True, description="open an inspection task for the matched one")
+    radius_m: float = Field(casework.MATCH_RADIUS_M, ge=10, le=10_000)
+
+
+class HotlineIn(BaseModel):
+    open_task: bool = True
+
+
+@router.post("/tasks/{task_id}/records", status_code=201, summary="An on-site inspection record")
+def post_record(task_id: int, body: RecordIn, user: Inspector, conn: ConnDep) -> Any:
+    record = casework.add_record(
+        conn, user, task_id, findings=body.findings, visited_at=body.visited_at
+    )
+    conn.commit()
+    return record
+
+
+@router.get("/tasks/{task_id}/records", summary="A task's records, photos and violations")
+def get_records(task_id: int, _: CurrentUser, conn: ConnDep) -> Any:
+    return casework.records_of(conn, task_id)
+
+
+@router.post(
+    "/records/{record_id}/photos",
+    status_code=201,
+    summary="Attach a photo (JPEG or PNG, ≤ 10 MB) to a record",
+    responses={413: {"description": "too large"}, 415: {"description": "not JPEG or PNG"}},
+)
+async def post_photo(
+    record_id: int, file: UploadFile, user: Inspector, conn: ConnDep, settings: SettingsDep
+) -> Any:
+    data = await file.read(casework.MAX_PHOTO_BYTES + 1)
+    photo = casework.add_photo(
+        conn,
+        user,
+        record_id,
+        filename=file.filename or "photo",
+        data=data,
+        var_dir=settings.platform.var_dir,
+    )
+    conn.commit()
+    return photo
+
+
+@router.get("/photos/{photo_id}", summary="A record's photo", response_class=FileResponse)
+def get_photo(photo_id: int, _: CurrentUser, conn: ConnDep, settings: SettingsDep) -> Any:
+    path, content_type, name = casework.photo_file(conn, photo_id, settings.platform.var_dir)
+    return FileResponse(path, media_type=content_type, filename=name)
+
+
+@router.post(
+    "/records/{record_id}/violations", status_code=201, summary="A violation and its penalty"
+)
+def post_violation(record_id: int, body: ViolationIn, user: Inspector, conn: ConnDep) -> Any:
+    violation = casework.add_violation(conn, user, record_id, **body.model_dump())
+    conn.commit()
+    return violation
+
+
+@router.post("/complaints", status_code=201, summary="A complaint (信访), matched to enterprises")
+def post_complaint(body: ComplaintIn, user: Inspector, conn: ConnDep, request: Request) -> Any:
+    """Matched to the nearest enterprise within ``radius_m``; with ``open_task``, an inspection
+    task for it."""
+    complaint = casework.create_complaint(conn, user, **body.model_dump())
+    conn.commit()
+    if complaint["task_id"] is not None:
+        _announce(request, {"type": "task", "event": "created", "task_id": complaint["task_id"]})
+    return complaint
+
+
+@router.get("/complaints", summary="Complaints, newest first")
+def get_complaints(
+    _: Viewer,
+    conn: ConnDep,
+    since: Annotated[datetime | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 200,
+) -> Any:
+    return casework.list_complaints(conn, since=since, limit=limit)
+
+
+@router.post("/complaints/hotline", summary="12345 hotline tickets about the environment")
+def post_hotline(body: HotlineIn, user: Inspector, conn: ConnDep) -> Any:
+    """The hotline tickets dispatch imported whose text is about the environment (odour,
+    smoke, dust, noise, sewage...), as complaints matched to the enterprises near them."""
+    made = casework.import_hotline(conn, user, open_task=body.open_task)
+    conn.commit()
+    return made
+
+
+@router.post("/tasks/escalate", summary="Escalate overdue tasks (超时催办)")
+def post_escalate(_: Inspector, conn: ConnDep, request: Request) -> Any:
+    """Each task past its due time, once a local day; the watcher does this every round."""
+    made = casework.escalate_overdue(conn)
+    conn.commit()
+    for e in made:
+        _announce(request, {"type": "task", "event": "escalated", **e})
+    return {"escalated": made}
+
+
+@router.get("/reports/inspection", summary="The quarterly inspection report")
+def get_inspection_report(
+    _: Viewer,
+    conn: ConnDep,
+    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+    quarter: Annotated[int | None, Query(ge=1, le=4)] = None,
+) -> Any:
+    """Tasks by state, overdue and escalated, records, photos, violations and penalties,
+    complaints by channel (default: the current quarter, China Standard Time)."""
+    now_year, now_quarter = casework.this_quarter()
+    return casework.quarterly_report(conn, year or now_year, quarter or now_quarter)

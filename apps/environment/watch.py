@@ -14,6 +14,7 @@ from types import FrameType
 
 import orjson
 
+from apps.environment.casework import escalate_overdue
 from apps.environment.inspection import scan
 from gis_core.db import connect
 from gis_core.settings import get_settings
@@ -54,17 +55,22 @@ def run_watch() -> None:
 
 
 def watch_once(database_url: str, publish: Callable[[bytes], object]) -> int:
-    """One round: scan, commit, then announce each new event; returns how many."""
+    """One round: scan, escalate the overdue tasks, commit, then announce each new event and
+    escalation; returns how many new events."""
     until = datetime.now(UTC)
     try:
         with connect(database_url) as conn:
             found = scan(conn, until - LOOK_BACK, until, None)
+            conn.commit()
+            escalated = escalate_overdue(conn, until)
             conn.commit()
     except Exception as exc:  # the database away for a while: try again next round
         log.warning("exceedance scan failed: %s", exc)
         return 0
     for item in found["new"]:
         publish(orjson.dumps({"type": "exceedance", "exceedance": item}))
+    for e in escalated:
+        publish(orjson.dumps({"type": "task", "event": "escalated", **e}))
     return len(found["new"])
 
 
