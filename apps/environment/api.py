@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
 from apps.environment import (
@@ -21,8 +21,10 @@ from apps.environment import (
     casework,
     evacuation,
     inspection,
+    monthly,
     registry,
     release,
+    statistics,
 )
 from gis_core.identity import Principal
 from web.deps import ConnDep, CurrentUser, SettingsDep, require_roles
@@ -631,3 +633,62 @@ def get_inspection_report(
     complaints by channel (default: the current quarter, China Standard Time)."""
     now_year, now_quarter = casework.this_quarter()
     return casework.quarterly_report(conn, year or now_year, quarter or now_quarter)
+
+
+# --------------------------------------------------------------------------- statistics
+
+StatsBy = Annotated[str, Query(description="outlet, enterprise, industry or district")]
+StatsPeriod = Annotated[str, Query(description="month, quarter or year (local time)")]
+
+
+@router.get("/stats/loads", summary="Emission loads, kg, by group and period")
+def get_loads(
+    _: Viewer, conn: ConnDep, start: date, end: date, by: StatsBy = "district",
+    period: StatsPeriod = "month",
+) -> Any:  # fmt: skip
+    """Σ over measured hours of each outlet's hourly mean concentration × flow."""
+    return statistics.loads(conn, by=by, period=period, start=start, end=end)
+
+
+@router.get("/stats/exceedance-rates", summary="Hours above permit limits, by group and period")
+def get_rates(
+    _: Viewer, conn: ConnDep, start: date, end: date, by: StatsBy = "industry",
+    period: StatsPeriod = "month",
+) -> Any:  # fmt: skip
+    return statistics.exceedance_rates(conn, by=by, period=period, start=start, end=end)
+
+
+@router.get("/stats/aqi-days", summary="Days at each AQI level, by station/district/city")
+def get_aqi_days(
+    _: CurrentUser,
+    conn: ConnDep,
+    start: date,
+    end: date,
+    scope: Annotated[str, Query(description="station, district or city")] = "district",
+    period: StatsPeriod = "month",
+    standard: Annotated[str, Query(description="HJ 633-2012, HJ 633-2026 or auto")] = "auto",
+) -> Any:
+    return statistics.aqi_days(
+        conn, scope=scope, period=period, start=start, end=end, standard=standard
+    )
+
+
+@router.get(
+    "/reports/monthly.pdf",
+    summary="The monthly report as PDF",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+def get_monthly_pdf(
+    _: Viewer,
+    conn: ConnDep,
+    month: Annotated[str, Query(pattern=r"^\d{4}-\d{2}$", examples=["2026-11"])],
+) -> Response:
+    """AQI days by level and the city's daily AQI; loads by district and industry, SO2
+    exceedance rates, the month's inspection work (made here, offline)."""
+    pdf, _figures = monthly.monthly_pdf(conn, month)
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="environment-{month}.pdf"'},
+    )

@@ -189,6 +189,58 @@ def upwind_cmd(
     out.print(table)
 
 
+@environment_app.command("stats")
+def stats_cmd(
+    what: Annotated[str, typer.Argument(help="loads, rates or aqi-days")],
+    start: Annotated[str, typer.Option(help="first local day, YYYY-MM-DD")],
+    end: Annotated[str, typer.Option(help="last local day, YYYY-MM-DD")],
+    by: Annotated[str, typer.Option(help="outlet, enterprise, industry or district")] = "district",
+    period: Annotated[str, typer.Option(help="month, quarter or year")] = "month",
+    scope: Annotated[str, typer.Option(help="aqi-days: station, district or city")] = "district",
+) -> None:
+    """Statistics as JSON lines: emission loads, exceedance rates or AQI days by level."""
+    from apps.environment import statistics
+
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+        with connect(get_settings().database_url) as conn:
+            if what == "loads":
+                rows = statistics.loads(conn, by=by, period=period, start=first, end=last)
+            elif what == "rates":
+                rows = statistics.exceedance_rates(
+                    conn, by=by, period=period, start=first, end=last
+                )
+            elif what == "aqi-days":
+                rows = statistics.aqi_days(conn, scope=scope, period=period, start=first, end=last)
+            else:
+                raise _fail(f"what must be loads, rates or aqi-days, not {what!r}")
+    except _USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+    for row in rows:
+        sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+@environment_app.command("report")
+def report_cmd(
+    month: Annotated[str, typer.Option(help="the month, YYYY-MM")],
+    out_file: Annotated[Path, typer.Option("--out", help="the PDF to write")],
+) -> None:
+    """The monthly report as a PDF, made offline."""
+    from apps.environment.monthly import monthly_pdf
+
+    try:
+        with connect(get_settings().database_url) as conn:
+            pdf, figures = monthly_pdf(conn, month)
+        out_file.write_bytes(pdf)
+    except _USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+    work = figures["inspection"]
+    out.print(
+        f"{out_file}: {len(pdf):,} bytes, {len(figures['aqi_days'])} districts with AQI days, "
+        f"{work['tasks']} tasks, {work['complaints']} complaints"
+    )
+
+
 @environment_app.command("hj212")
 def hj212_cmd(
     host: Annotated[str, typer.Option(help="address to listen on")] = "0.0.0.0",

@@ -104,3 +104,17 @@ def test_upwind_ranks_and_refuses(cli: Any, settings: Settings) -> None:
     o3 = cli("upwind", station, "--pollutant", "o3", *weather)
     assert o3.exit_code == 1 and "no registered source emits" in o3.output
     assert "Traceback" not in o3.output + missing.output
+
+
+def test_report_and_stats_commands(cli: Any, tmp_path: Any) -> None:
+    pdf = tmp_path / "month.pdf"
+    run = cli("report", "--month", "2026-11", "--out", str(pdf))
+    assert run.exit_code == 0, run.output
+    assert pdf.read_bytes().startswith(b"%PDF")
+    bad = cli("report", "--month", "11/2026", "--out", str(pdf))
+    assert bad.exit_code == 1 and "YYYY-MM" in bad.output
+    stats = cli("stats", "loads", "--start", "2026-11-01", "--end", "2026-11-30")
+    assert stats.exit_code == 0, stats.output
+    assert all(json.loads(line)["period"] == "2026-11-01" for line in stats.output.splitlines())
+    wrong = cli("stats", "weights", "--start", "2026-11-01", "--end", "2026-11-30")
+    assert wrong.exit_code == 1 and "loads, rates or aqi-days" in wrong.output
