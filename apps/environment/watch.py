@@ -1,7 +1,8 @@
 """The exceedance watcher ``changzhi up`` starts: every few minutes it scans the recent
 telemetry (:func:`apps.environment.inspection.scan`), so each new emission exceedance opens an
-inspection task without anyone asking, and tells the consoles on the application's event
-topic (the live hub forwards it as it is)."""
+inspection task without anyone asking; it escalates overdue tasks and takes in the 12345
+hotline tickets about the environment as complaints; and it tells the consoles on the
+application's event topic (the live hub forwards it as it is)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from types import FrameType
 
 import orjson
 
-from apps.environment.casework import escalate_overdue
+from apps.environment.casework import escalate_overdue, import_hotline
 from apps.environment.inspection import scan
 from gis_core.db import connect
 from gis_core.settings import get_settings
@@ -55,14 +56,17 @@ def run_watch() -> None:
 
 
 def watch_once(database_url: str, publish: Callable[[bytes], object]) -> int:
-    """One round: scan, escalate the overdue tasks, commit, then announce each new event and
-    escalation; returns how many new events."""
+    """One round: scan, escalate the overdue tasks, take in the new 12345 tickets about the
+    environment as complaints (each opening a task when an enterprise is near), commit, then
+    announce; returns how many new exceedance events."""
     until = datetime.now(UTC)
     try:
         with connect(database_url) as conn:
             found = scan(conn, until - LOOK_BACK, until, None)
             conn.commit()
             escalated = escalate_overdue(conn, until)
+            conn.commit()
+            hotline = import_hotline(conn, None)
             conn.commit()
     except Exception as exc:  # the database away for a while: try again next round
         log.warning("exceedance scan failed: %s", exc)
@@ -71,6 +75,9 @@ def watch_once(database_url: str, publish: Callable[[bytes], object]) -> int:
         publish(orjson.dumps({"type": "exceedance", "exceedance": item}))
     for e in escalated:
         publish(orjson.dumps({"type": "task", "event": "escalated", **e}))
+    for c in hotline["complaints"]:
+        if c["task_id"] is not None:
+            publish(orjson.dumps({"type": "task", "event": "created", "task_id": c["task_id"]}))
     return len(found["new"])
 
 

@@ -186,3 +186,24 @@ def test_complaints_matched_to_enterprises_and_hotline(
     assert smoke not in {c["ticket_id"] for c in again["complaints"]}
     listed = api.get("/environment/complaints?limit=5000", headers=insp).json()
     assert {ticket, smoke} <= {c["ticket_id"] for c in listed}
+
+
+def test_watcher_takes_in_hotline_tickets(
+    api: Any, staff: dict[str, dict[str, str]], db_url: str
+) -> None:
+    from apps.environment.watch import watch_once
+
+    _, lon, lat = _enterprise(db_url)
+    ticket = f"H-{uuid.uuid4().hex[:10]}"
+    csv = f"工单编号,诉求内容,经度,纬度\n{ticket},夜里噪声扰民 粉尘大,{lon},{lat}\n".encode()
+    imported = api.post("/dispatch/hotline/import", headers=staff["case-disp"],
+                        files={"file": ("12345.csv", csv, "text/csv")})  # fmt: skip
+    assert imported.status_code == 200 and imported.json()["created"] == 1, imported.text
+    published: list[bytes] = []
+    watch_once(db_url, published.append)
+    with connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT source, task_id FROM env.complaint WHERE ticket_id = %s", (ticket,)
+        ).fetchone()
+    assert row is not None and row[0] == "hotline" and row[1] is not None
+    assert any(f'"task_id":{row[1]}'.encode() in p for p in published)
