@@ -10,7 +10,9 @@ one the report is refused with a message saying so, never printed as empty boxes
 from __future__ import annotations
 
 import io
+import os
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -168,3 +170,23 @@ def monthly_pdf(conn: psycopg.Connection, month: str) -> tuple[bytes, dict[str, 
     """The month's PDF and the figures in it."""
     figures = gather(conn, month)
     return render_pdf(figures), figures
+
+
+def archive_dir(var_dir: Path) -> Path:
+    return Path(var_dir) / "environment" / "reports"
+
+
+def archive_last_month(conn: psycopg.Connection, var_dir: Path, today: date) -> Path | None:
+    """Write last month's report to ``<var>/environment/reports/YYYY-MM.pdf`` unless it is
+    there already (the watcher calls this every round); returns the file written, if any."""
+    last = today.replace(day=1) - timedelta(days=1)
+    month = f"{last.year:04d}-{last.month:02d}"
+    target = archive_dir(var_dir) / f"{month}.pdf"
+    if target.exists():
+        return None
+    pdf, _ = monthly_pdf(conn, month)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.part")
+    partial.write_bytes(pdf)
+    partial.replace(target)  # a reader sees the whole report or none
+    return target

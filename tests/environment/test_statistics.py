@@ -160,3 +160,17 @@ def test_monthly_pdf(api: Any, admin_headers: dict[str, str], measured: dict[str
     assert r.content.count(b"/Type /Page") - r.content.count(b"/Type /Pages") == 2
     bad = api.get("/environment/reports/monthly.pdf?month=2025-13", headers=admin_headers)
     assert bad.status_code == 422 and "YYYY-MM" in bad.json()["detail"]
+
+
+def test_last_month_archived_once(db_url: str, measured: dict[str, Any], tmp_path: Any) -> None:
+    from datetime import date
+
+    from apps.environment.monthly import archive_dir, archive_last_month
+
+    with connect(db_url) as conn:
+        written = archive_last_month(conn, tmp_path, date(2025, 2, 10))
+        assert written == archive_dir(tmp_path) / "2025-01.pdf"
+        assert written.read_bytes().startswith(b"%PDF")
+        assert archive_last_month(conn, tmp_path, date(2025, 2, 28)) is None
+        january = archive_last_month(conn, tmp_path, date(2025, 1, 1))  # December 2024
+    assert january is not None and january.name == "2024-12.pdf"
