@@ -241,6 +241,39 @@ def report_cmd(
     )
 
 
+@environment_app.command("inspection-report")
+def inspection_report_cmd(
+    year: Annotated[int | None, typer.Option(help="default: this quarter's")] = None,
+    quarter: Annotated[int | None, typer.Option(help="1..4")] = None,
+) -> None:
+    """The quarterly inspection report as JSON."""
+    from apps.environment.casework import quarterly_report, this_quarter
+
+    try:
+        now_year, now_quarter = this_quarter()
+        with connect(get_settings().database_url) as conn:
+            found = quarterly_report(conn, year or now_year, quarter or now_quarter)
+    except _USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+    sys.stdout.write(json.dumps(found, ensure_ascii=False, default=str) + "\n")
+
+
+@environment_app.command("escalate")
+def escalate_cmd() -> None:
+    """Escalate the overdue inspection tasks (once per task and local day)."""
+    from apps.environment.casework import escalate_overdue
+
+    try:
+        with connect(get_settings().database_url) as conn:
+            made = escalate_overdue(conn)
+            conn.commit()
+    except _USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"{len(made)} overdue tasks escalated")
+    for e in made:
+        out.print(f"  task {e['task_id']}: {e['overdue_hours']:g} h late, {e['assignee'] or '-'}")
+
+
 @environment_app.command("hj212")
 def hj212_cmd(
     host: Annotated[str, typer.Option(help="address to listen on")] = "0.0.0.0",

@@ -118,3 +118,14 @@ def test_report_and_stats_commands(cli: Any, tmp_path: Any) -> None:
     assert all(json.loads(line)["period"] == "2026-11-01" for line in stats.output.splitlines())
     wrong = cli("stats", "weights", "--start", "2026-11-01", "--end", "2026-11-30")
     assert wrong.exit_code == 1 and "loads, rates or aqi-days" in wrong.output
+
+
+def test_inspection_report_and_escalate(cli: Any) -> None:
+    run = cli("inspection-report", "--year", "2026", "--quarter", "4")
+    assert run.exit_code == 0, run.output
+    report = json.loads(run.output.strip().splitlines()[-1])
+    assert report["start"] == "2026-10-01T00:00:00+08:00" and "tasks_by_state" in report
+    bad = cli("inspection-report", "--year", "2026", "--quarter", "5")
+    assert bad.exit_code == 1 and "quarter must be 1..4" in bad.output
+    esc = cli("escalate")
+    assert esc.exit_code == 0 and "overdue tasks escalated" in esc.output
