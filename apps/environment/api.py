@@ -11,12 +11,23 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, UploadFile
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
-from apps.environment import airquality, inspection, registry, release
+from apps.environment import (
+    airquality,
+    attribution,
+    casework,
+    evacuation,
+    inspection,
+    monthly,
+    registry,
+    release,
+    statistics,
+)
 from gis_core.identity import Principal
-from web.deps import ConnDep, CurrentUser, require_roles
+from web.deps import ConnDep, CurrentUser, SettingsDep, require_roles
 
 router = APIRouter(tags=["environment"])
 
@@ -24,6 +35,8 @@ Viewer = Annotated[
     Principal, Depends(require_roles("planner", "inspector", "supervisor", "dispatcher"))
 ]
 Inspector = Annotated[Principal, Depends(require_roles("inspector", "supervisor"))]
+# Who may open a dispatch incident: dispatch's own operators.
+Operator = Annotated[Principal, Depends(require_roles("dispatcher", "supervisor"))]
 
 
 def _announce(request: Request, body: dict[str, Any]) -> None:
@@ -161,6 +174,88 @@ class PlumeOut(BaseModel):
     total_ms: float
 
 
+class PlumeIncidentIn(PlumeIn):
+    """A release to model and hand to dispatch as a hazmat incident."""
+
+    evacuate_ugm3: float = Field(
+        evacuation.DEFAULT_EVACUATE_UGM3,
+        gt=0,
+        description="evacuate the ground at or above this concentration, µg/m³",
+    )
+    priority: int | None = Field(None, ge=1, le=4, description="default: the hazmat plan's")
+    description: str | None = Field(None, max_length=2000)
+
+
+class EvacuationOut(BaseModel):
+    id: int
+    incident_id: int
+    threshold_ugm3: float
+    area_km2: float
+    population: int
+    schools: int
+    hospitals: int
+    stability: str
+    geometry: dict[str, Any] = Field(description="the evacuation area, GeoJSON (lon/lat)")
+    places: list[dict[str, Any]] | None = None
+    release: dict[str, Any] | None = None
+    created_by: str | None = None
+    created_at: datetime | None = None
+
+
+class PlumeIncidentOut(BaseModel):
+    incident: dict[str, Any] = Field(description="the dispatch incident, as dispatch shows it")
+    evacuation: EvacuationOut
+    plume: PlumeOut
+
+
+class UpwindSource(BaseModel):
+    rank: int
+    source_id: int
+    source: str
+    enterprise_id: int | None
+    enterprise: str | None
+    stack_height_m: float
+    lon: float
+    lat: float
+    distance_m: float
+    downwind_m: float = Field(description="how far downwind of this stack the station lies")
+    crosswind_m: float
+    emission_gs: float = Field(description="concentration × flue-gas flow of its outlets")
+    contribution_ugm3: float = Field(description="its modelled ground-level µg/m³ there")
+    share: float = Field(description="of the modelled total of all stacks")
+    outlets: list[dict[str, Any]]
+
+
+class UpwindOut(BaseModel):
+    exceedance_id: int | None = None
+    monitor: dict[str, Any]
+    pollutant: str
+    emitted_as: str = Field(description="the outlet monitors' field credited with it")
+    at: str
+    weather: dict[str, Any]
+    modelled_ugm3: float
+    observed_ugm3: float | None = Field(description="the station's mean over the hour before")
+    sources: list[UpwindSource]
+    downwind_of: int = Field(description="stacks whose plume reaches the station")
+    measured: int = Field(description="stacks with an emission reading at that time")
+    unmeasured: list[int] = Field(description="source ids with no reading then")
+
+
+def _upwind_options(
+    wind_ms: Annotated[float | None, Query(ge=0, le=75, description="default: station")] = None,
+    wind_from_deg: Annotated[float | None, Query(ge=0, le=360)] = None,
+    stability: Annotated[str | None, Query(description="A..F; default: from weather")] = None,
+    terrain: Annotated[str, Query(description="rural or urban")] = "rural",
+    radius_m: Annotated[float, Query(ge=100, le=attribution.MAX_RADIUS_M)] = 20_000.0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 20,
+) -> dict[str, Any]:
+    return {"wind_ms": wind_ms, "wind_from_deg": wind_from_deg, "stability": stability,
+            "terrain": terrain, "radius_m": radius_m, "limit": limit}  # fmt: skip
+
+
+UpwindOptions = Annotated[dict[str, Any], Depends(_upwind_options)]
+
+
 class ExceedanceOut(BaseModel):
     id: int
     kind: str
@@ -271,6 +366,75 @@ def post_plume(body: PlumeIn, _: CurrentUser, conn: ConnDep) -> Any:
     return release.simulate(conn, release.Release(**fields))
 
 
+@router.post(
+    "/plume/incident",
+    response_model=PlumeIncidentOut,
+    status_code=201,
+    summary="Plume → hazmat incident in dispatch with its evacuation area",
+    responses={409: {"description": "the dispatch application is not installed"}},
+)
+def post_plume_incident(
+    body: PlumeIncidentIn, user: Operator, conn: ConnDep, request: Request
+) -> Any:
+    """Model the release as ``POST /plume`` does, then open a ``hazmat`` incident in dispatch
+    at the release point with the ground at or above ``evacuate_ugm3`` as its evacuation area
+    (kept here and on the incident's timeline); dispatch's recommendations work for it."""
+    fields = body.model_dump(exclude={"evacuate_ugm3", "priority", "description"})
+    fields["thresholds"] = tuple(fields["thresholds"])
+    made = evacuation.open_hazmat_incident(
+        conn,
+        user,
+        release.Release(**fields),
+        evacuate_ugm3=body.evacuate_ugm3,
+        priority=body.priority,
+        description=body.description,
+    )
+    conn.commit()
+    live = getattr(request.app.state, "live", None)
+    if live is not None:  # dispatch's consoles see it as any new incident
+        live.publish_event({"type": "incident", "event": "created", "incident": made["incident"]})
+    return made
+
+
+@router.get(
+    "/plume/incidents/{incident_id}",
+    response_model=EvacuationOut,
+    summary="The evacuation area of a hazmat incident",
+)
+def get_evacuation(incident_id: int, _: CurrentUser, conn: ConnDep) -> Any:
+    return evacuation.evacuation_of(conn, incident_id)
+
+
+@router.get(
+    "/upwind", response_model=UpwindOut, summary="Stacks ranked by contribution at a station"
+)
+def get_upwind(
+    _: Viewer,
+    conn: ConnDep,
+    options: UpwindOptions,
+    device_id: Annotated[str, Query(max_length=64, description="the air station")],
+    pollutant: Annotated[str, Query(description="so2, no2, pm10 or pm25")],
+    at: Annotated[datetime, Query(description="the moment, with its offset")],
+) -> Any:
+    """The registered stacks near an air station ranked by their modelled contribution to a
+    pollutant there at a moment: each stack's plume (its outlet monitor's concentration ×
+    flow, the nearest weather station's wind and stability then) evaluated at the station."""
+    return attribution.upwind_sources(conn, device_id, pollutant, at, **options)
+
+
+@router.get(
+    "/exceedances/{exceedance_id}/upwind",
+    response_model=UpwindOut,
+    summary="The stacks upwind of an ambient exceedance, ranked",
+)
+def get_exceedance_upwind(
+    exceedance_id: int, _: Viewer, conn: ConnDep, options: UpwindOptions
+) -> Any:
+    """As ``/upwind``, for an ambient exceedance's station and pollutant at the middle of
+    its first exceeding hour."""
+    return attribution.for_exceedance(conn, exceedance_id, **options)
+
+
 @router.get("/exceedances", response_model=list[ExceedanceOut], summary="Exceedance events")
 def get_exceedances(
     _: CurrentUser,
@@ -335,3 +499,196 @@ def post_transition(
     conn.commit()
     _announce(request, {"type": "task", "event": body.state, "task_id": task_id})
     return task
+
+
+# --------------------------------------------------------------------------- casework
+
+
+class RecordIn(BaseModel):
+    findings: str = Field(min_length=1, max_length=20_000, description="what was found on site")
+    visited_at: datetime | None = Field(None, description="default: now; with its offset")
+
+
+class ViolationIn(BaseModel):
+    clause: str = Field(min_length=1, max_length=500, examples=["大气污染防治法第九十九条"])
+    description: str = Field(min_length=1, max_length=4000)
+    penalty_yuan: float | None = Field(None, ge=0, le=1e9)
+    state: str = Field("found", description="found, decided, paid or rectified")
+
+
+class ComplaintIn(BaseModel):
+    content: str = Field(min_length=1, max_length=4000)
+    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90)
+    source: str = Field("phone", description="hotline, phone, letter, visit or online")
+    ticket_id: str | None = Field(None, max_length=64)
+    received_at: datetime | None = None
+    open_task: bool = Field(True, description="open an inspection task for the matched one")
+    radius_m: float = Field(casework.MATCH_RADIUS_M, ge=10, le=10_000)
+
+
+class HotlineIn(BaseModel):
+    open_task: bool = True
+
+
+@router.post("/tasks/{task_id}/records", status_code=201, summary="An on-site inspection record")
+def post_record(task_id: int, body: RecordIn, user: Inspector, conn: ConnDep) -> Any:
+    record = casework.add_record(
+        conn, user, task_id, findings=body.findings, visited_at=body.visited_at
+    )
+    conn.commit()
+    return record
+
+
+@router.get("/tasks/{task_id}/records", summary="A task's records, photos and violations")
+def get_records(task_id: int, _: CurrentUser, conn: ConnDep) -> Any:
+    return casework.records_of(conn, task_id)
+
+
+@router.post(
+    "/records/{record_id}/photos",
+    status_code=201,
+    summary="Attach a photo (JPEG or PNG, ≤ 10 MB) to a record",
+    responses={413: {"description": "too large"}, 415: {"description": "not JPEG or PNG"}},
+)
+async def post_photo(
+    record_id: int, file: UploadFile, user: Inspector, conn: ConnDep, settings: SettingsDep
+) -> Any:
+    data = await file.read(casework.MAX_PHOTO_BYTES + 1)
+    photo = casework.add_photo(
+        conn,
+        user,
+        record_id,
+        filename=file.filename or "photo",
+        data=data,
+        var_dir=settings.platform.var_dir,
+    )
+    conn.commit()
+    return photo
+
+
+@router.get("/photos/{photo_id}", summary="A record's photo", response_class=FileResponse)
+def get_photo(photo_id: int, _: CurrentUser, conn: ConnDep, settings: SettingsDep) -> Any:
+    path, content_type, name = casework.photo_file(conn, photo_id, settings.platform.var_dir)
+    return FileResponse(path, media_type=content_type, filename=name)
+
+
+@router.post(
+    "/records/{record_id}/violations", status_code=201, summary="A violation and its penalty"
+)
+def post_violation(record_id: int, body: ViolationIn, user: Inspector, conn: ConnDep) -> Any:
+    violation = casework.add_violation(conn, user, record_id, **body.model_dump())
+    conn.commit()
+    return violation
+
+
+@router.post("/complaints", status_code=201, summary="A complaint (信访), matched to enterprises")
+def post_complaint(body: ComplaintIn, user: Inspector, conn: ConnDep, request: Request) -> Any:
+    """Matched to the nearest enterprise within ``radius_m``; with ``open_task``, an inspection
+    task for it."""
+    complaint = casework.create_complaint(conn, user, **body.model_dump())
+    conn.commit()
+    if complaint["task_id"] is not None:
+        _announce(request, {"type": "task", "event": "created", "task_id": complaint["task_id"]})
+    return complaint
+
+
+@router.get("/complaints", summary="Complaints, newest first")
+def get_complaints(
+    _: Viewer,
+    conn: ConnDep,
+    since: Annotated[datetime | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 200,
+) -> Any:
+    return casework.list_complaints(conn, since=since, limit=limit)
+
+
+@router.post("/complaints/hotline", summary="12345 hotline tickets about the environment")
+def post_hotline(body: HotlineIn, user: Inspector, conn: ConnDep) -> Any:
+    """The hotline tickets dispatch imported whose text is about the environment (odour,
+    smoke, dust, noise, sewage...), as complaints matched to the enterprises near them."""
+    made = casework.import_hotline(conn, user, open_task=body.open_task)
+    conn.commit()
+    return made
+
+
+@router.post("/tasks/escalate", summary="Escalate overdue tasks (超时催办)")
+def post_escalate(_: Inspector, conn: ConnDep, request: Request) -> Any:
+    """Each task past its due time, once a local day; the watcher does this every round."""
+    made = casework.escalate_overdue(conn)
+    conn.commit()
+    for e in made:
+        _announce(request, {"type": "task", "event": "escalated", **e})
+    return {"escalated": made}
+
+
+@router.get("/reports/inspection", summary="The quarterly inspection report")
+def get_inspection_report(
+    _: Viewer,
+    conn: ConnDep,
+    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+    quarter: Annotated[int | None, Query(ge=1, le=4)] = None,
+) -> Any:
+    """Tasks by state, overdue and escalated, records, photos, violations and penalties,
+    complaints by channel (default: the current quarter, China Standard Time)."""
+    now_year, now_quarter = casework.this_quarter()
+    return casework.quarterly_report(conn, year or now_year, quarter or now_quarter)
+
+
+# --------------------------------------------------------------------------- statistics
+
+StatsBy = Annotated[str, Query(description="outlet, enterprise, industry or district")]
+StatsPeriod = Annotated[str, Query(description="month, quarter or year (local time)")]
+
+
+@router.get("/stats/loads", summary="Emission loads, kg, by group and period")
+def get_loads(
+    _: Viewer, conn: ConnDep, start: date, end: date, by: StatsBy = "district",
+    period: StatsPeriod = "month",
+) -> Any:  # fmt: skip
+    """Σ over measured hours of each outlet's hourly mean concentration × flow."""
+    return statistics.loads(conn, by=by, period=period, start=start, end=end)
+
+
+@router.get("/stats/exceedance-rates", summary="Hours above permit limits, by group and period")
+def get_rates(
+    _: Viewer, conn: ConnDep, start: date, end: date, by: StatsBy = "industry",
+    period: StatsPeriod = "month",
+) -> Any:  # fmt: skip
+    return statistics.exceedance_rates(conn, by=by, period=period, start=start, end=end)
+
+
+@router.get("/stats/aqi-days", summary="Days at each AQI level, by station/district/city")
+def get_aqi_days(
+    _: CurrentUser,
+    conn: ConnDep,
+    start: date,
+    end: date,
+    scope: Annotated[str, Query(description="station, district or city")] = "district",
+    period: StatsPeriod = "month",
+    standard: Annotated[str, Query(description="HJ 633-2012, HJ 633-2026 or auto")] = "auto",
+) -> Any:
+    return statistics.aqi_days(
+        conn, scope=scope, period=period, start=start, end=end, standard=standard
+    )
+
+
+@router.get(
+    "/reports/monthly.pdf",
+    summary="The monthly report as PDF",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+def get_monthly_pdf(
+    _: Viewer,
+    conn: ConnDep,
+    month: Annotated[str, Query(pattern=r"^\d{4}-\d{2}$", examples=["2026-11"])],
+) -> Response:
+    """AQI days by level and the city's daily AQI; loads by district and industry, SO2
+    exceedance rates, the month's inspection work (made here, offline)."""
+    pdf, _figures = monthly.monthly_pdf(conn, month)
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="environment-{month}.pdf"'},
+    )

@@ -8,7 +8,12 @@
   rate counts packets from the first byte sent to the last answer received; ``lost`` is the
   packets sent minus the readings found in ``iot.telemetry`` afterwards.
 - ``raw_tcp_packets_per_s``: the same packets, clients and machine, to a TCP server (its own
-  process) that only counts packet ends and answers each: the ceiling of the transport.
+  process, asyncio like the HJ 212 server) that frames each packet by its header and length
+  field and answers it with an answer of a 9014's size, without CRC, parsing or storing: the
+  ceiling of the transport.
+- ``hj212_parse_packets_per_s``: the HJ 212 server's own per-read work (framing, CRC, parsing,
+  password, conversion, the answer) on the same packets in one thread of the bench's process,
+  without the database: what bounds the server before storage does.
 - ``aqi_rows_per_s``: a year of hourly rows for every air station, written to ``iot.telemetry``,
   read back to hourly means and turned into hourly and daily AQI by both editions; the rate is
   station-hours over the whole (read and both reports by both editions).
@@ -50,14 +55,27 @@ def _hj212_process(url: str, port: int) -> None:
 
 
 def _raw_process(port: int) -> None:
+    """The transport's ceiling, honestly framed: each packet found by its ``##`` and length
+    field and its CRLF checked where the length says, then answered with an answer of a 9014's
+    size, as the HJ 212 server answers; no CRC, no parsing, no storing."""
+    answer = hj212.build_packet(cn=hj212.CN_DATA_ANSWER, mn="0" * 14, pw=PASSWORD,
+                                st=hj212.ST_SYSTEM, qn="0" * 17, cp=hj212.CpData())  # fmt: skip
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        tail = b""
+        buffer = bytearray()
         while chunk := await reader.read(65536):
-            data = tail + chunk
-            ends = data.count(b"\r\n")
-            tail = data[data.rfind(b"\r\n") + 2 :] if ends else data
-            if ends:
-                writer.write(b"##0000OK\r\n" * ends)
+            buffer += chunk
+            framed, at = 0, 0
+            while (start := buffer.find(b"##", at)) >= 0 and start + 6 <= len(buffer):
+                end = start + 12 + int(buffer[start + 2 : start + 6])
+                if end > len(buffer):
+                    break
+                if buffer[end - 2 : end] == b"\r\n":
+                    framed += 1
+                at = end
+            del buffer[:at]
+            if framed:
+                writer.write(answer * framed)
                 await writer.drain()
         writer.close()
 
@@ -138,6 +156,29 @@ def _stop(process: Any) -> None:
         process.join(10)
 
 
+def _parse_rate(conn: psycopg.Connection, url: str, streams: list[list[bytes]]) -> float:
+    """Packets a second the server's own per-read work takes in one thread, without storing:
+    framing, CRC, parsing, password (each logger verified once first), conversion, answer."""
+    from apps.environment.hj212_server import Directory, Server, load_outlets
+
+    server = Server(url)  # its pool is never opened: nothing here touches the database
+    outlets = load_outlets(conn)
+    server.directory = Directory(lambda: outlets)
+    server.directory.refresh()
+    readers = [hj212.PacketReader() for _ in streams]
+    for reader, stream in zip(readers, streams, strict=True):
+        server.handle(stream[0], reader, "bench")
+    reads = [
+        (reader, b"".join(stream[i : i + WRITE_PACKETS]))
+        for reader, stream in zip(readers, streams, strict=True)
+        for i in range(1, len(stream), WRITE_PACKETS)
+    ]
+    started = time.perf_counter()
+    for reader, chunk in reads:
+        server.handle(chunk, reader, "bench")
+    return sum(len(s) - 1 for s in streams) / (time.perf_counter() - started)
+
+
 def bench_hj212(conn: psycopg.Connection, url: str, log: Log) -> dict[str, Any]:
     outlets = conn.execute(
         "SELECT id, device_id FROM env.outlet WHERE device_id IS NOT NULL ORDER BY id"
@@ -171,6 +212,7 @@ def bench_hj212(conn: psycopg.Connection, url: str, log: Log) -> dict[str, Any]:
     finally:
         _stop(server)
     hj_answers += hj_first
+    parse_rate = _parse_rate(conn, url, streams)
     raw_answers += raw_first
     devices = [d for _, d in outlets]
     first = t0.replace(tzinfo=UTC) - timedelta(hours=8)
@@ -179,7 +221,10 @@ def bench_hj212(conn: psycopg.Connection, url: str, log: Log) -> dict[str, Any]:
         (devices, first, first + timedelta(seconds=30 * PACKETS_PER_LOGGER)),
     ).fetchone()
     stored_n = int(stored[0]) if stored else 0
-    log(f"HJ 212 {timed / hj_s:,.0f} packets/s ({hj_answers} answers), raw {timed / raw_s:,.0f}")
+    log(
+        f"HJ 212 {timed / hj_s:,.0f} packets/s ({hj_answers} answers), raw {timed / raw_s:,.0f},"
+        f" parsing alone {parse_rate:,.0f}"
+    )
     return {
         "loggers": len(mns),
         "sent": sent,
@@ -187,6 +232,7 @@ def bench_hj212(conn: psycopg.Connection, url: str, log: Log) -> dict[str, Any]:
         "stored": stored_n,
         "hj212_packets_per_s": round(timed / hj_s, 1),
         "raw_tcp_packets_per_s": round(timed / raw_s, 1),
+        "hj212_parse_packets_per_s": round(parse_rate, 1),
         "hj212_login_s": round(login_s, 2),
         "raw_answered": raw_answers,
         "lost": sent - stored_n,

@@ -9,7 +9,7 @@ import json
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -87,8 +87,16 @@ def plume_cmd(
     terrain: Annotated[str, typer.Option(help="rural or urban")] = "rural",
     thresholds: Annotated[str, typer.Option(help="contour levels, µg/m³")] = "50,150,500",
     geojson: Annotated[Path | None, typer.Option(help="write the contours here")] = None,
+    incident: Annotated[
+        bool, typer.Option("--incident", help="open a hazmat incident in dispatch")
+    ] = False,
+    evacuate_ugm3: Annotated[
+        float, typer.Option(help="with --incident: evacuate at or above this, µg/m³")
+    ] = 150.0,
 ) -> None:
-    """Plume of a release: contours and the residents, schools and hospitals inside."""
+    """Plume of a release: contours and the residents, schools and hospitals inside; with
+    --incident, a hazmat incident in dispatch with the evacuation area."""
+    from apps.environment.evacuation import open_hazmat_incident
     from apps.environment.release import Release, simulate
 
     try:
@@ -99,8 +107,14 @@ def plume_cmd(
             elapsed_s=elapsed_s, wind_ms=wind_ms, wind_from_deg=wind_from_deg, temp_c=temp_c,
             cloud_oktas=cloud_oktas, stability=stability, terrain=terrain, thresholds=levels,
         )  # fmt: skip
+        made = None
         with connect(get_settings().database_url) as conn:
-            result = simulate(conn, spec)
+            if incident:
+                made = open_hazmat_incident(conn, None, spec, evacuate_ugm3=evacuate_ugm3)
+                result = made["plume"]
+                conn.commit()
+            else:
+                result = simulate(conn, spec)
         if geojson is not None:
             geojson.write_text(json.dumps(result, ensure_ascii=False, default=str))
     except _USER_ERRORS as exc:
@@ -119,6 +133,145 @@ def plume_cmd(
             str(p["hospitals"]),
         )  # fmt: skip
     out.print(table)
+    if made is not None:
+        e = made["evacuation"]
+        out.print(
+            f"hazmat incident {made['incident']['id']} opened in dispatch: evacuate "
+            f"≥ {e['threshold_ugm3']:g} µg/m³, {e['area_km2']:g} km², {e['population']:,} "
+            f"residents, {e['schools']} schools, {e['hospitals']} hospitals"
+        )
+
+
+@environment_app.command("upwind")
+def upwind_cmd(
+    station: Annotated[str | None, typer.Argument(help="air station device id")] = None,
+    pollutant: Annotated[str, typer.Option(help="so2, no2, pm10 or pm25")] = "so2",
+    at: Annotated[str | None, typer.Option(help="moment, ISO 8601 with offset")] = None,
+    exceedance: Annotated[int | None, typer.Option(help="an ambient exceedance's id")] = None,
+    wind_ms: Annotated[float | None, typer.Option(help="10 m wind (default: station)")] = None,
+    wind_from_deg: Annotated[float | None, typer.Option(help="wind direction, from")] = None,
+    stability: Annotated[str | None, typer.Option(help="A..F (default: from weather)")] = None,
+    limit: Annotated[int, typer.Option(help="show this many")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="print the answer as JSON")] = False,
+) -> None:
+    """Stacks ranked by their modelled contribution at an air station (溯源)."""
+    from apps.environment.attribution import for_exceedance, upwind_sources
+
+    try:
+        options: dict[str, Any] = {"wind_ms": wind_ms, "wind_from_deg": wind_from_deg,
+                   "stability": stability, "limit": limit}  # fmt: skip
+        with connect(get_settings().database_url) as conn:
+            if exceedance is not None:
+                found = for_exceedance(conn, exceedance, **options)
+            elif station is None:
+                raise _fail("give an air station's device id or --exceedance ID")
+            else:
+                moment = datetime.fromisoformat(at) if at else datetime.now(UTC)
+                found = upwind_sources(conn, station, pollutant, moment, **options)
+    except _USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(json.dumps(found, ensure_ascii=False) + "\n")
+        return
+    w = found["weather"]
+    out.print(
+        f"{found['monitor']['name']} {found['pollutant']} at {found['at']}: wind "
+        f"{w['wind_ms']:g} m/s from {w['wind_from_deg']:g}°, stability {w['stability']}; "
+        f"modelled {found['modelled_ugm3']:.1f} µg/m³"
+        + (f", observed {found['observed_ugm3']:.1f}" if found["observed_ugm3"] else "")
+    )
+    table = Table("#", "source", "enterprise", "km", "g/s", "µg/m³", "share")
+    for s in found["sources"]:
+        table.add_row(
+            str(s["rank"]), s["source"], s["enterprise"] or "", f"{s['distance_m'] / 1000:.1f}",
+            f"{s['emission_gs']:.2f}", f"{s['contribution_ugm3']:.2f}", f"{s['share']:.0%}",
+        )  # fmt: skip
+    out.print(table)
+
+
+@environment_app.command("stats")
+def stats_cmd(
+    what: Annotated[str, typer.Argument(help="loads, rates or aqi-days")],
+    start: Annotated[str, typer.Option(help="first local day, YYYY-MM-DD")],
+    end: Annotated[str, typer.Option(help="last local day, YYYY-MM-DD")],
+    by: Annotated[str, typer.Option(help="outlet, enterprise, industry or district")] = "district",
+    period: Annotated[str, typer.Option(help="month, quarter or year")] = "month",
+    scope: Annotated[str, typer.Option(help="aqi-days: station, district or city")] = "district",
+) -> None:
+    """Statistics as JSON lines: emission loads, exceedance rates or AQI days by level."""
+    from apps.environment import statistics
+
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+        with connect(get_settings().database_url) as conn:
+            if what == "loads":
+                rows = statistics.loads(conn, by=by, period=period, start=first, end=last)
+            elif what == "rates":
+                rows = statistics.exceedance_rates(
+                    conn, by=by, period=period, start=first, end=last
+                )
+            elif what == "aqi-days":
+                rows = statistics.aqi_days(conn, scope=scope, period=period, start=first, end=last)
+            else:
+                raise _fail(f"what must be loads, rates or aqi-days, not {what!r}")
+    except _USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+    for row in rows:
+        sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+@environment_app.command("report")
+def report_cmd(
+    month: Annotated[str, typer.Option(help="the month, YYYY-MM")],
+    out_file: Annotated[Path, typer.Option("--out", help="the PDF to write")],
+) -> None:
+    """The monthly report as a PDF, made offline."""
+    from apps.environment.monthly import monthly_pdf
+
+    try:
+        with connect(get_settings().database_url) as conn:
+            pdf, figures = monthly_pdf(conn, month)
+        out_file.write_bytes(pdf)
+    except _USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+    work = figures["inspection"]
+    out.print(
+        f"{out_file}: {len(pdf):,} bytes, {len(figures['aqi_days'])} districts with AQI days, "
+        f"{work['tasks']} tasks, {work['complaints']} complaints"
+    )
+
+
+@environment_app.command("inspection-report")
+def inspection_report_cmd(
+    year: Annotated[int | None, typer.Option(help="default: this quarter's")] = None,
+    quarter: Annotated[int | None, typer.Option(help="1..4")] = None,
+) -> None:
+    """The quarterly inspection report as JSON."""
+    from apps.environment.casework import quarterly_report, this_quarter
+
+    try:
+        now_year, now_quarter = this_quarter()
+        with connect(get_settings().database_url) as conn:
+            found = quarterly_report(conn, year or now_year, quarter or now_quarter)
+    except _USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+    sys.stdout.write(json.dumps(found, ensure_ascii=False, default=str) + "\n")
+
+
+@environment_app.command("escalate")
+def escalate_cmd() -> None:
+    """Escalate the overdue inspection tasks (once per task and local day)."""
+    from apps.environment.casework import escalate_overdue
+
+    try:
+        with connect(get_settings().database_url) as conn:
+            made = escalate_overdue(conn)
+            conn.commit()
+    except _USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"{len(made)} overdue tasks escalated")
+    for e in made:
+        out.print(f"  task {e['task_id']}: {e['overdue_hours']:g} h late, {e['assignee'] or '-'}")
 
 
 @environment_app.command("hj212")

@@ -3,12 +3,13 @@ discharge outlets with permit limits, exceedance events and inspection tasks."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Date,
     DateTime,
     Double,
     ForeignKey,
@@ -210,3 +211,146 @@ class Hj212Aggregate(Base):
     data_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     factors: Mapped[dict[str, Any]] = mapped_column(JSONB)  # {"a21026": {"Avg": 12.3, ...}}
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+# --------------------------------------------------------------------------- round 3: evacuation
+
+
+class EvacuationArea(Base):
+    """The area a plume model said to evacuate for a dispatch incident (a hazmat release): the
+    ground the concentration reaches at or above the chosen threshold, with who lives there.
+
+    ``incident_id`` names dispatch's incident without a foreign key: the environment
+    application installs without dispatch, and its tables must not need dispatch's."""
+
+    __tablename__ = "evacuation_area"
+    __table_args__ = (
+        Index("ix_evacuation_area_incident_id", "incident_id"),
+        Index("ix_evacuation_area_geom", "geom", postgresql_using="gist"),
+        {"schema": "env"},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    incident_id: Mapped[int] = mapped_column(BigInteger)
+    threshold_ugm3: Mapped[float] = mapped_column(Double)
+    population: Mapped[int] = mapped_column(Integer)
+    schools: Mapped[int] = mapped_column(Integer)
+    hospitals: Mapped[int] = mapped_column(Integer)
+    stability: Mapped[str] = mapped_column(String(4))
+    release: Mapped[dict[str, Any]] = mapped_column(JSONB)  # the release and weather modelled
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    geom: Mapped[Any] = mapped_column(geom("MULTIPOLYGON"))
+
+
+# --------------------------------------------------------------------------- round 3: casework
+
+COMPLAINT_SOURCES = ("hotline", "phone", "letter", "visit", "online")
+VIOLATION_STATES = ("found", "decided", "paid", "rectified")
+
+
+class InspectionRecord(Base):
+    """An on-site inspection record (现场检查笔录) of a task: who went, when, what was found."""
+
+    __tablename__ = "inspection_record"
+    __table_args__ = (Index("ix_inspection_record_task_id", "task_id"), {"schema": "env"})
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("env.inspection_task.id", ondelete="CASCADE"))
+    inspector: Mapped[str] = mapped_column(Text)
+    visited_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    findings: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class RecordPhoto(Base):
+    """A photo of an inspection record, stored on disk under its SHA-256."""
+
+    __tablename__ = "record_photo"
+    __table_args__ = (Index("ix_record_photo_record_id", "record_id"), {"schema": "env"})
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    record_id: Mapped[int] = mapped_column(
+        ForeignKey("env.inspection_record.id", ondelete="CASCADE")
+    )
+    filename: Mapped[str] = mapped_column(Text)
+    content_type: Mapped[str] = mapped_column(String(32))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class Violation(Base):
+    """A violation found at an inspection and its penalty (行政处罚)."""
+
+    __tablename__ = "violation"
+    __table_args__ = (
+        CheckConstraint("state IN ('found', 'decided', 'paid', 'rectified')", name="state"),
+        CheckConstraint("penalty_yuan IS NULL OR penalty_yuan >= 0", name="penalty_yuan"),
+        Index("ix_violation_record_id", "record_id"),
+        Index("ix_violation_enterprise_id", "enterprise_id"),
+        {"schema": "env"},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    record_id: Mapped[int] = mapped_column(
+        ForeignKey("env.inspection_record.id", ondelete="CASCADE")
+    )
+    enterprise_id: Mapped[int | None] = mapped_column(
+        ForeignKey("env.enterprise.id", ondelete="SET NULL")
+    )
+    clause: Mapped[str] = mapped_column(Text)  # the provision broken, e.g. 大气污染防治法第九十九条
+    description: Mapped[str] = mapped_column(Text)
+    penalty_yuan: Mapped[float | None] = mapped_column(Double)
+    state: Mapped[str] = mapped_column(String(16), server_default=text("'found'"))
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class Complaint(Base):
+    """A complaint (信访/投诉), from the 12345 hotline or any other channel, matched to the
+    enterprise nearest to where it was made."""
+
+    __tablename__ = "complaint"
+    __table_args__ = (
+        CheckConstraint(
+            "source IN ('hotline', 'phone', 'letter', 'visit', 'online')", name="source"
+        ),
+        Index("uq_complaint_ticket_id", "ticket_id", unique=True),
+        Index("ix_complaint_received_at", "received_at"),
+        Index("ix_complaint_geom", "geom", postgresql_using="gist"),
+        {"schema": "env"},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    ticket_id: Mapped[str | None] = mapped_column(Text)  # the hotline's ticket number
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    content: Mapped[str] = mapped_column(Text)
+    enterprise_id: Mapped[int | None] = mapped_column(
+        ForeignKey("env.enterprise.id", ondelete="SET NULL")
+    )
+    distance_m: Mapped[float | None] = mapped_column(Double)
+    candidates: Mapped[list[Any]] = mapped_column(JSONB)  # the enterprises near, nearest first
+    task_id: Mapped[int | None] = mapped_column(
+        ForeignKey("env.inspection_task.id", ondelete="SET NULL")
+    )
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    geom: Mapped[Any] = mapped_column(geom("POINT"))
+
+
+class TaskEscalation(Base):
+    """An overdue task escalated (超时催办): once per task and day it stays late."""
+
+    __tablename__ = "task_escalation"
+    __table_args__ = ({"schema": "env"},)
+
+    task_id: Mapped[int] = mapped_column(
+        ForeignKey("env.inspection_task.id", ondelete="CASCADE"), primary_key=True
+    )
+    escalated_on: Mapped[date] = mapped_column(Date, primary_key=True)  # local day
+    overdue_hours: Mapped[float] = mapped_column(Double)
+    assignee: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())

@@ -223,6 +223,13 @@ def affected(conn: psycopg.Connection, area: MultiPolygon) -> dict[str, Any]:
 
 def simulate(conn: psycopg.Connection, release: Release) -> dict[str, Any]:
     """The whole answer: contours as GeoJSON with the affected counts of each."""
+    return simulate_areas(conn, release)[0]
+
+
+def simulate_areas(
+    conn: psycopg.Connection, release: Release
+) -> tuple[dict[str, Any], PlumeResult]:
+    """`simulate`'s answer and the model result it came from (its areas as shapely)."""
     _check(release)
     if inside_city(conn, release.lon, release.lat) is False:
         raise InvalidInput(
@@ -265,4 +272,4 @@ def simulate(conn: psycopg.Connection, release: Release) -> dict[str, Any]:
         },
         "model_ms": round(result.compute_ms, 2),
         "total_ms": round((time.perf_counter() - started) * 1000, 2),
-    }
+    }, result

@@ -274,11 +274,19 @@ def test_watcher_round_stores_opens_a_task_and_announces(db_url: str, reference:
                     for k in range(6)
                 ],
             )  # fmt: skip
+        late = inspection.create_task(
+            conn, None, title="overdue", due_at=datetime.now(UTC) - timedelta(hours=1)
+        )
         conn.commit()
     published: list[bytes] = []
     assert watch_once(db_url, published.append) >= 1
     events = [orjson.loads(p) for p in published]
-    mine = [e for e in events if e["exceedance"]["device_id"] == device]
-    assert len(mine) == 1 and mine[0]["type"] == "exceedance"
+    mine = [e for e in events if e["type"] == "exceedance" and
+            e["exceedance"]["device_id"] == device]  # fmt: skip
+    assert len(mine) == 1
     assert mine[0]["exceedance"]["pollutant"] == "nox_mgm3" and mine[0]["exceedance"]["task_id"]
+    escalated = [e for e in events if e["type"] == "task" and e["task_id"] == late["id"]]
+    assert len(escalated) == 1 and escalated[0]["event"] == "escalated"
+    published.clear()
     assert watch_once(db_url, published.append) == 0  # the next round finds nothing new
+    assert not [e for e in map(orjson.loads, published) if e.get("task_id") == late["id"]]

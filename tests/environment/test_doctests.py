@@ -6,10 +6,10 @@ import doctest
 
 import pytest
 
-from apps.environment import aqi, exceedance, hj212, plume
+from apps.environment import aqi, attribution, casework, exceedance, hj212, monthly, plume
 
 
-@pytest.mark.parametrize("module", [aqi, hj212, plume, exceedance])
+@pytest.mark.parametrize("module", [aqi, hj212, plume, exceedance, attribution, casework, monthly])
 def test_docstring_examples(module: object) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)  # type: ignore[arg-type]
     assert result.attempted > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -139,6 +140,12 @@ def test_answers() -> None:
     assert hj212.data_answer(request).endswith(
         b"CP=&&&&" + b"%04X\r\n" % hj212.crc16(hj212.data_answer(request)[6:-6])
     )
+    # The server's directly formatted answer is byte for byte the general builder's.
+    for qn in ("20260301080000123", None):
+        asked = replace(request, qn=qn)
+        built = hj212.build_packet(cn="9014", mn=asked.mn, pw=asked.pw, st="91", qn=qn,
+                                   cp=hj212.CpData())  # fmt: skip
+        assert hj212.data_answer(asked) == built
 
 
 def test_reader_split_across_reads_byte_by_byte() -> None:
