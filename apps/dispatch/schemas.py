@@ -26,6 +26,13 @@ class PlanItem(Out):
     count: int
 
 
+class StoredPlanItem(Out):
+    """A plan line as the incident stored it (jsonb, which orders keys by length)."""
+
+    count: int
+    unit_type: str
+
+
 class IncidentTypeOut(Out):
     code: str
     name_zh: str
@@ -76,7 +83,7 @@ class IncidentOut(Out):
     lat: float
     area_class: str | None
     response_target_s: float | None
-    plan: list[PlanItem] | None
+    plan: list[StoredPlanItem] | None
     ticket_id: str | None
 
 
