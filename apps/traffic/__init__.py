@@ -42,7 +42,7 @@ SIGNAL = DeviceKind(
     department="traffic",
     id_prefix="SIG",
     vendors=("畅行交通", "智联信号"),
-    simulator="sensors.stations:SignalController",
+    simulator="apps.traffic.stations:SignalController",
 )
 
 APP = Application(
