@@ -6,6 +6,8 @@ No services needed: the OpenAPI document is built from the routes alone.
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -100,3 +102,26 @@ def test_the_walk_tells_a_typed_route_from_an_untyped_one() -> None:
     assert not _typed({}, components)
     assert not _typed({"type": "array", "items": {}}, components)
     assert _typed({"anyOf": [{"$ref": "#/components/schemas/Gauge"}, {"type": "null"}]}, components)
+
+
+def test_the_services_behind_the_routers_know_nothing_of_http() -> None:
+    """web/services takes a connection and raises domain errors; FastAPI stays in routers."""
+    services = Path(__file__).resolve().parents[1] / "web" / "services"
+    modules = sorted(services.glob("*.py"))
+    assert len(modules) >= 5
+    offenders = []
+    for path in modules:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            offenders += [
+                f"{path.name} imports {n}"
+                for n in names
+                if n.split(".")[0] in ("fastapi", "starlette") or n.startswith("web.routers")
+            ]
+    assert offenders == []
