@@ -17,6 +17,7 @@ read the installed list from here and never name an application: like Django's
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 import re
 import threading
@@ -44,6 +45,67 @@ SHAPES: tuple[str, ...] = ("arrow", "circle", "diamond", "square", "dot", "trian
 
 class SeamError(RuntimeError):
     """An installation the platform refuses to start with; the message names the culprit."""
+
+
+# "package.module:attribute", the form of every deferred target.
+TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def target(spec: str) -> Any:
+    """The object ``"package.module:attribute"`` names, imported now; a SeamError naming
+    ``spec`` (one line) when the module does not import or lacks the attribute.
+
+    >>> target("gis_core.application:SeamError") is SeamError
+    True
+    """
+    if not TARGET.match(spec):
+        raise SeamError(f"{spec!r} is not a target: write it as 'package.module:attribute'")
+    module_name, _, name = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # any failure to import is the application's, named here
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SeamError(f"{spec}: {module_name} does not import ({reason})") from exc
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        raise SeamError(f"{spec}: {module_name} has no {name!r}") from None
+
+
+def deferred(spec: str) -> Callable[..., Any]:
+    """A stand-in for ``"package.module:attribute"`` that imports it on first call, so a
+    descriptor names its router, command group, layers, workers and benches without importing
+    them (and what they import) when the platform only lists the applications.
+
+    Called, the stand-in calls the target with the arguments when it is a function, and
+    returns the target itself otherwise (an ``APIRouter``, a class). A target that does not
+    import raises a one-line SeamError naming it. The format is checked at once.
+
+    >>> router = deferred("gis_core.application:SeamError")
+    >>> router() is SeamError
+    True
+    >>> deferred("gis_core.plane:router")()
+    Traceback (most recent call last):
+    ...
+    gis_core.application.SeamError: gis_core.plane:router: gis_core.plane has no 'router'
+    """
+    if not TARGET.match(spec):
+        raise SeamError(f"{spec!r} is not a target: write it as 'package.module:attribute'")
+    found: list[Any] = []
+
+    def load(*args: Any, **kwargs: Any) -> Any:
+        if not found:
+            found.append(target(spec))
+        obj = found[0]
+        if inspect.isroutine(obj):
+            return obj(*args, **kwargs)
+        if args or kwargs:
+            raise SeamError(f"{spec} is not a function; it takes no arguments")
+        return obj
+
+    load.__name__ = load.__qualname__ = f"deferred({spec})"
+    load.__doc__ = f"Imports and uses {spec} (see gis_core.application.deferred)."
+    return load
 
 
 @dataclass(frozen=True)

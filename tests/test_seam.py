@@ -28,6 +28,7 @@ from gis_core.application import (
     Installed,
     SeamError,
     TelemetryField,
+    deferred,
     installed,
     load,
     shipped,
@@ -140,6 +141,92 @@ def test_a_layer_clashing_with_the_core_is_refused() -> None:
 
     with pytest.raises(ValueError, match="'roads' is registered twice"):
         builtin_catalog(_app("roadsy", layers=("roads",)).layers())  # type: ignore[misc]
+
+
+# ------------------------------------------------------------------ deferred imports
+
+LAZY_MODULE = """
+IMPORTED = True
+ROUTER = object()
+
+
+def register(root, *, name="probe"):
+    root.append(name)
+    return len(root)
+"""
+
+
+def test_a_deferred_target_is_imported_on_first_call_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "lazy_probe.py").write_text(LAZY_MODULE, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "lazy_probe", raising=False)
+    register = deferred("lazy_probe:register")
+    router = deferred("lazy_probe:ROUTER")
+    assert "lazy_probe" not in sys.modules  # naming a target imports nothing
+    root: list[str] = []
+    # A function is called with the arguments; anything else is handed back as it is.
+    assert register(root, name="seam") == 1 and root == ["seam"]
+    assert "lazy_probe" in sys.modules
+    assert router() is sys.modules["lazy_probe"].ROUTER
+    with pytest.raises(SeamError, match=r"^lazy_probe:ROUTER is not a function"):
+        router(root)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("apps.dispatch.api.router", r"^'apps\.dispatch\.api\.router' is not a target: write"),
+        ("apps.dispatch:", r"is not a target"),
+    ],
+)
+def test_a_malformed_target_is_refused_where_it_is_named(spec: str, message: str) -> None:
+    with pytest.raises(SeamError, match=message):
+        deferred(spec)
+
+
+@pytest.mark.parametrize(
+    ("source", "spec", "message"),
+    [
+        (None, "apps.nosuch_app.api:router", r"apps\.nosuch_app\.api does not import \(No module"),
+        ("ROUTER = 1\n", "lazy_bad:router", r"^lazy_bad:router: lazy_bad has no 'router'$"),
+        (
+            "import no_such_lib\n",
+            "lazy_bad:router",
+            r"^lazy_bad:router: lazy_bad does not import \(No module named 'no_such_lib'\)$",
+        ),
+        (
+            "raise RuntimeError('the gazetteer is missing')\n",
+            "lazy_bad:router",
+            r"^lazy_bad:router: lazy_bad does not import \(the gazetteer is missing\)$",
+        ),
+    ],
+)
+def test_a_target_that_does_not_import_is_one_line_naming_it(
+    source: str | None, spec: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if source is not None:
+        (tmp_path / "lazy_bad.py").write_text(source, encoding="utf-8")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.delitem(sys.modules, "lazy_bad", raising=False)
+    load = deferred(spec)  # named without complaint: the target is only read when used
+    with pytest.raises(SeamError, match=message) as caught:
+        load()
+    assert len(str(caught.value).splitlines()) == 1 and spec in str(caught.value)
+
+
+def test_shipped_descriptors_resolve_their_deferred_targets() -> None:
+    """Every deferred router, command group and layer list of the converted applications
+    imports and is what its field promises."""
+    from fastapi import APIRouter
+
+    apps = installed("dispatch,registry,traffic,tests.seam_app")
+    for application in apps:
+        assert isinstance(application.router(), APIRouter), application.name
+        assert callable(application.cli), application.name
+    assert {layer.id for layer in apps.get("seam_probe").layers()} == {"beacon_sites"}
+    assert "dispatch" in {b for a in apps for b in a.benches}
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,7 @@ from sensors.clock import SimClock
 from sensors.replay import load_replay
 from sensors.run import SimConfig, Simulator
 from sensors.scenarios import Environment
-from sensors.stations import build_stations
+from sensors.stations import StationModel, build_stations, model_class
 from sensors.world import World, load_world, station_kinds
 from tests.support import wait_until
 
@@ -182,6 +182,32 @@ def metres(city: City, lon: float, lat: float) -> tuple[float, float]:
 
 
 # --------------------------------------------------------------------------- pure parts
+
+
+def test_each_kind_names_its_model_and_sensors_holds_none_of_the_applications() -> None:
+    """A kind's ``simulator`` resolves to a StationModel of that kind in its own application's
+    folder; the ones the applications brought are no longer in the shared package."""
+    import sensors.stations
+    from gis_core.application import installed
+
+    apps = installed("all")
+    where = {kind.name: kind.simulator for kind in apps.kinds.values() if kind.simulator}
+    assert {"air", "emission", "soil", "water_quality", "signal"} <= set(where)
+    for kind, spec in where.items():
+        cls = model_class(kind)
+        assert cls is not None and issubclass(cls, StationModel) and cls.kind == kind, spec
+    moved = {
+        "air": "apps.environment.stations",
+        "emission": "apps.environment.stations",
+        "soil": "apps.water.stations",
+        "water_quality": "apps.water.stations",
+        "signal": "apps.traffic.stations",
+    }
+    assert {k: model_class(k).__module__ for k in moved} == moved  # type: ignore[union-attr]
+    for name in ("AirStation", "EmissionStation", "SoilProbe", "WaterQualityStation"):
+        assert not hasattr(sensors.stations, name)
+    assert not hasattr(sensors.stations, "SignalController")
+    assert model_class("no_such_kind") is None
 
 
 def test_sped_up_clock_never_runs_ahead_of_the_wall() -> None:

@@ -7,48 +7,14 @@ through :mod:`gis_core.application` and never import this package.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
-
 from gis_core.application import (
     Application,
     DeviceKind,
     TelemetryField,
     Threshold,
     Worker,
+    deferred,
 )
-from gis_core.layer import Layer
-
-
-def _router() -> Any:
-    from apps.dispatch.api import router
-
-    return router
-
-
-def _cli(root: Any) -> None:
-    from apps.dispatch.cli import register
-
-    register(root)
-
-
-def _layers() -> Iterable[Layer]:
-    from apps.dispatch.layers import layers
-
-    return layers()
-
-
-def _monitor() -> Callable[[], None]:
-    from apps.dispatch.monitor import spawn_monitor
-
-    return spawn_monitor()
-
-
-def _bench(log: Callable[[str], None], **kwargs: Any) -> dict[str, Any]:
-    from apps.dispatch.bench import bench_dispatch
-
-    return bench_dispatch(log)
-
 
 VEHICLE = DeviceKind(
     "vehicle",
@@ -84,13 +50,13 @@ APP = Application(
     title_zh="应急指挥调度",
     title_en="Emergency dispatch",
     description=__doc__ or "",
-    router=_router,
-    cli=_cli,
-    layers=_layers,
+    router=deferred("apps.dispatch.api:router"),
+    cli=deferred("apps.dispatch.cli:register"),
+    layers=deferred("apps.dispatch.layers:layers"),
     kinds=(VEHICLE,),
     events=("incident", "assignment"),
-    workers=(Worker("dispatch-monitor", _monitor),),
+    workers=(Worker("dispatch-monitor", deferred("apps.dispatch.monitor:spawn_monitor")),),
     models="apps.dispatch.models",
     roles=("dispatcher", "supervisor", "admin"),
-    benches={"dispatch": _bench},
+    benches={"dispatch": deferred("apps.dispatch.bench:bench_dispatch")},
 )

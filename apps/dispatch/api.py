@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from apps.dispatch import cap, coverage, hotline, incidents, plans, routing, terminals
+from apps.dispatch import cap, coverage, hotline, incidents, plans, routing, schemas, terminals
 from apps.dispatch.gazetteer import Unmatched, gazetteer_for, geocode
 from gis_core.errors import InvalidInput, InvalidParameter
 from gis_core.identity import Principal
@@ -111,7 +111,9 @@ def _unmatched(exc: Unmatched) -> JSONResponse:
 # --------------------------------------------------------------------------- reference
 
 
-@router.get("/plans", summary="Incident types and their response plans")
+@router.get(
+    "/plans", response_model=schemas.PlansOut, summary="Incident types and their response plans"
+)
 def list_plans(_: CurrentUser) -> dict[str, Any]:
     s = plans.dispatch_settings()
     return {
@@ -139,6 +141,7 @@ def list_plans(_: CurrentUser) -> dict[str, Any]:
 
 @router.get(
     "/geocode",
+    response_model=schemas.GeocodeOut,
     summary="Place an address or place name against the local gazetteer",
     responses=UNMATCHED_RESPONSE,
 )
@@ -158,7 +161,11 @@ def geocode_address(
 
 
 @router.post(
-    "/incidents", status_code=201, summary="Create an incident", responses=UNMATCHED_RESPONSE
+    "/incidents",
+    status_code=201,
+    response_model=schemas.IncidentOut,
+    summary="Create an incident",
+    responses=UNMATCHED_RESPONSE,
 )
 def create(body: IncidentIn, user: Operator, conn: ConnDep, request: Request) -> Any:
     """Validated (type, priority, location inside the city), located (coordinates in any
@@ -187,7 +194,11 @@ def create(body: IncidentIn, user: Operator, conn: ConnDep, request: Request) ->
     return made
 
 
-@router.get("/incidents", summary="Incidents, most urgent first")
+@router.get(
+    "/incidents",
+    response_model=list[schemas.IncidentOut],
+    summary="Incidents, most urgent first",
+)
 def incidents_list(
     _: CurrentUser,
     conn: ConnDep,
@@ -197,12 +208,20 @@ def incidents_list(
     return incidents.list_incidents(conn, state, limit)
 
 
-@router.get("/incidents/{incident_id}", summary="An incident with its assignments and timeline")
+@router.get(
+    "/incidents/{incident_id}",
+    response_model=schemas.IncidentDetailOut,
+    summary="An incident with its assignments and timeline",
+)
 def incident_get(incident_id: int, _: CurrentUser, conn: ConnDep) -> dict[str, Any]:
     return incidents.incident_detail(conn, incident_id)
 
 
-@router.patch("/incidents/{incident_id}", summary="Declare joint, change priority or text")
+@router.patch(
+    "/incidents/{incident_id}",
+    response_model=schemas.IncidentOut,
+    summary="Declare joint, change priority or text",
+)
 def incident_patch(
     incident_id: int, body: IncidentPatch, user: Operator, conn: ConnDep, request: Request
 ) -> dict[str, Any]:
@@ -220,7 +239,11 @@ def incident_patch(
     return updated
 
 
-@router.post("/incidents/{incident_id}/close", summary="Close; its units become available")
+@router.post(
+    "/incidents/{incident_id}/close",
+    response_model=schemas.IncidentClosedOut,
+    summary="Close; its units become available",
+)
 def incident_close(
     incident_id: int, user: Operator, conn: ConnDep, request: Request, body: CloseIn | None = None
 ) -> dict[str, Any]:
@@ -240,6 +263,7 @@ def incident_close(
 
 @router.get(
     "/incidents/{incident_id}/recommendations",
+    response_model=schemas.RecommendationsOut,
     summary="The best available units by road travel time, per unit type of the plan",
 )
 def recommendations(
@@ -362,6 +386,7 @@ def recommendations(
 @router.post(
     "/incidents/{incident_id}/assignments",
     status_code=201,
+    response_model=schemas.AssignedOut,
     summary="Dispatch units (all or none)",
     responses={
         403: {"description": "another department's unit and the incident is not joint"},
@@ -384,6 +409,7 @@ def assign(
 
 @router.post(
     "/assignments/{assignment_id}/status",
+    response_model=schemas.StatusOut,
     summary="Move an assignment forward: en_route, on_scene, cleared",
 )
 def assignment_status(
@@ -400,7 +426,11 @@ def assignment_status(
     return out
 
 
-@router.get("/units", summary="Units this user may dispatch, with status and live position")
+@router.get(
+    "/units",
+    response_model=list[schemas.UnitOut],
+    summary="Units this user may dispatch, with status and live position",
+)
 def units(
     user: CurrentUser,
     conn: ConnDep,
@@ -438,7 +468,11 @@ def incident_cap(incident_id: int, _: CurrentUser, conn: ConnDep) -> Response:
 # --------------------------------------------------------------------------- hotline
 
 
-@router.post("/hotline/import", summary="Import 12345 hotline tickets from CSV")
+@router.post(
+    "/hotline/import",
+    response_model=schemas.HotlineReportOut,
+    summary="Import 12345 hotline tickets from CSV",
+)
 async def hotline_import(
     user: Operator,
     conn: ConnDep,
@@ -505,7 +539,11 @@ StationCategory = Annotated[str, Query(pattern="^(fire_station|hospital|police_s
 DriveTimes = Annotated[str, Query(description="drive times, minutes")]
 
 
-@router.get("/coverage", summary="Drive-time areas of stations as GeoJSON, with population")
+@router.get(
+    "/coverage",
+    response_model=schemas.CoverageLayerOut,
+    summary="Drive-time areas of stations as GeoJSON, with population",
+)
 def coverage_layer(
     _: CurrentUser,
     conn: ConnDep,
@@ -517,7 +555,11 @@ def coverage_layer(
     return _coverage(conn, category, _minutes(minutes)).layer()
 
 
-@router.get("/coverage/table", summary="Population inside/outside each drive time, by district")
+@router.get(
+    "/coverage/table",
+    response_model=schemas.CoverageTableOut,
+    summary="Population inside/outside each drive time, by district",
+)
 def coverage_table(
     _: CurrentUser,
     conn: ConnDep,
@@ -527,7 +569,11 @@ def coverage_table(
     return _coverage(conn, category, _minutes(minutes)).table()
 
 
-@router.get("/coverage/suggestions", summary="Where a new station would help most")
+@router.get(
+    "/coverage/suggestions",
+    response_model=schemas.CoverageSuggestionsOut,
+    summary="Where a new station would help most",
+)
 def coverage_suggestions(
     _: CurrentUser,
     conn: ConnDep,

@@ -119,9 +119,15 @@ def load_world(conn: psycopg.Connection, units: int, log: Log, seed: int = 7) ->
 
 
 def bench_dispatch(
-    log: Log, units: int = 10_000, queries: int = 400, naive_queries: int = 12
+    log: Log,
+    units: int = 10_000,
+    queries: int = 400,
+    naive_queries: int = 12,
+    points: int | None = None,
 ) -> dict[str, Any]:
-    """Recommendation latency p50/p95 (k = 5 per type, routes included) and the naive p95."""
+    """Recommendation latency p50/p95 (k = 5 per type, routes included) and the naive p95;
+    ``points`` (``changzhi bench dispatch --points N``) is the number of units."""
+    units = points or units
     plans = [t for t in INCIDENT_TYPES.values() if t.code != "public_service"]
     with bench_services("dispatch") as env, psycopg.connect(env.database_url) as conn:
         sizes = load_world(conn, units, log)

@@ -92,7 +92,7 @@ AIR = DeviceKind(
     department="environment",
     id_prefix="AIR",
     vendors=("环测仪器", "蓝天监测", "清风环境"),
-    simulator="sensors.stations:AirStation",
+    simulator="apps.environment.stations:AirStation",
 )
 EMISSION = DeviceKind(
     "emission",
@@ -123,7 +123,7 @@ EMISSION = DeviceKind(
     department="environment",
     id_prefix="EMS",
     vendors=("环测仪器", "正源环保", "恒测科技"),
-    simulator="sensors.stations:EmissionStation",
+    simulator="apps.environment.stations:EmissionStation",
 )
 
 WEATHER = DeviceKind(

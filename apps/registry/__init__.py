@@ -4,44 +4,11 @@ ecological red line, through acceptance, review, approval and certificate."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
-from gis_core.application import Application, Panel, SynthContext
-from gis_core.layer import Layer
+from gis_core.application import Application, Panel, deferred
 
 HERE = Path(__file__).resolve().parent
-
-
-def _layers() -> Iterable[Layer]:
-    from apps.registry.layers import layers
-
-    return layers()
-
-
-def _router() -> Any:
-    from apps.registry.api import router
-
-    return router
-
-
-def _cli(root: Any) -> None:
-    from apps.registry.cli import register
-
-    register(root)
-
-
-def _synthesize(conn: Any, context: SynthContext) -> Mapping[str, int]:
-    from apps.registry.reference import synthesize
-
-    return synthesize(conn, context)
-
-
-def _bench(log: Callable[[str], None], **kwargs: Any) -> dict[str, Any]:
-    from apps.registry.bench import bench_registry
-
-    return bench_registry(log, **kwargs)
 
 
 APP = Application(
@@ -49,13 +16,13 @@ APP = Application(
     title_zh="国土与矿业权登记",
     title_en="Land and mineral-rights registries",
     description=__doc__ or "",
-    router=_router,
-    cli=_cli,
-    layers=_layers,
+    router=deferred("apps.registry.api:router"),
+    cli=deferred("apps.registry.cli:register"),
+    layers=deferred("apps.registry.layers:layers"),
     events=("application",),
     migrations=HERE / "migrations",
     models="apps.registry.models",
-    synthesize=_synthesize,
+    synthesize=deferred("apps.registry.reference:synthesize"),
     console=HERE / "console",
     panels=(
         Panel(
@@ -68,5 +35,5 @@ APP = Application(
         ),
     ),
     roles=("registrar", "inspector", "planner", "supervisor", "admin"),
-    benches={"registry": _bench},
+    benches={"registry": deferred("apps.registry.bench:bench_registry")},
 )

@@ -79,8 +79,11 @@ def bench_registry(
     asof_queries: int = 200,
     peer_timeout_s: float = 120.0,
     subset: int = 20_000,
+    points: int | None = None,
 ) -> dict[str, Any]:
-    """The CONTRACT's figures for ``registry`` (see the module's docstring)."""
+    """The CONTRACT's figures for ``registry`` (see the module's docstring); ``points``
+    (``changzhi bench registry --points N``) is the number of parcels."""
+    parcels = points or parcels
     notes: list[str] = []
     with bench_services("registry") as env, psycopg.connect(env.database_url) as conn:
         conn.execute("SET work_mem = '64MB'")

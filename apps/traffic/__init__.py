@@ -3,44 +3,18 @@ measures, live road speeds and guidance build on them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from gis_core.application import (
     Application,
     DeviceKind,
     Panel,
-    SynthContext,
     TelemetryField,
     Threshold,
+    deferred,
 )
 
 HERE = Path(__file__).resolve().parent
-
-
-def _router() -> Any:
-    from apps.traffic.api import router
-
-    return router
-
-
-def _cli(root: Any) -> None:
-    from apps.traffic.cli import register
-
-    register(root)
-
-
-def _synthesize(conn: Any, context: SynthContext) -> Mapping[str, int]:
-    from apps.traffic.synth import synthesize
-
-    return synthesize(conn, context)
-
-
-def _bench(log: Callable[[str], None], **kwargs: Any) -> dict[str, Any]:
-    from apps.traffic.bench import bench_traffic
-
-    return bench_traffic(log, points=kwargs.get("points"))
 
 
 SIGNAL = DeviceKind(
@@ -68,7 +42,7 @@ SIGNAL = DeviceKind(
     department="traffic",
     id_prefix="SIG",
     vendors=("畅行交通", "智联信号"),
-    simulator="sensors.stations:SignalController",
+    simulator="apps.traffic.stations:SignalController",
 )
 
 APP = Application(
@@ -79,9 +53,9 @@ APP = Application(
     kinds=(SIGNAL,),
     migrations=HERE / "migrations",
     models="apps.traffic.models",
-    router=_router,
-    cli=_cli,
-    synthesize=_synthesize,
+    router=deferred("apps.traffic.api:router"),
+    cli=deferred("apps.traffic.cli:register"),
+    synthesize=deferred("apps.traffic.synth:synthesize"),
     events=("speeds", "violation", "sign"),
     console=HERE / "console",
     panels=(
@@ -94,6 +68,6 @@ APP = Application(
             strings="strings.json",
         ),
     ),
-    benches={"traffic": _bench},
+    benches={"traffic": deferred("apps.traffic.bench:bench_traffic")},
     roles=("dispatcher", "planner", "supervisor", "admin"),
 )

@@ -109,6 +109,21 @@ class PcdPoint(BaseModel):
     cycle_s: float
 
 
+class SpeedFeature(BaseModel):
+    type: Literal["Feature"]
+    id: int
+    geometry: dict[str, Any] = Field(description="the road, a GeoJSON LineString")
+    properties: dict[str, Any] = Field(
+        description="road_id, name, speed_kmh, free_speed_kmh, congestion_index (live / free "
+        "speed), observations, updated_at"
+    )
+
+
+class SpeedsOut(BaseModel):
+    type: Literal["FeatureCollection"]
+    features: list[SpeedFeature]
+
+
 class SpeedUpdateOut(BaseModel):
     fixes: int
     matched: int
@@ -249,7 +264,9 @@ def pcd(
     return service.coordination(conn, junction_id, start, to, phase)
 
 
-@router.get("/speeds", summary="Live segment speeds as GeoJSON over ref.road")
+@router.get(
+    "/speeds", response_model=SpeedsOut, summary="Live segment speeds as GeoJSON over ref.road"
+)
 def speeds(_: CurrentUser, conn: ConnDep) -> dict[str, Any]:
     return service.speeds_geojson(conn)
 

@@ -102,7 +102,7 @@ SOIL = DeviceKind(
     department="water",
     id_prefix="SOIL",
     vendors=("墒情科技", "农丰测控"),
-    simulator="sensors.stations:SoilProbe",
+    simulator="apps.water.stations:SoilProbe",
 )
 WATER_QUALITY = DeviceKind(
     "water_quality",
@@ -135,7 +135,7 @@ WATER_QUALITY = DeviceKind(
     department="water",
     id_prefix="WQ",
     vendors=("清源水质", "水文仪器"),
-    simulator="sensors.stations:WaterQualityStation",
+    simulator="apps.water.stations:WaterQualityStation",
 )
 
 WELL = DeviceKind(

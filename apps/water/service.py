@@ -18,10 +18,10 @@ import shapely.geometry
 from affine import Affine
 
 from apps.water import drought, quality, resources
+from apps.water.stations import SoilProbe
 from gis_core.cache import PerDatabase, dataset_version
 from gis_core.errors import Conflict, InvalidInput, InvalidParameter, NotFound
 from gis_core.plane import LocalPlane
-from sensors.stations import SoilProbe
 
 # China keeps one civil time; days of water-quality data and permit years are local days.
 LOCAL = ZoneInfo("Asia/Shanghai")

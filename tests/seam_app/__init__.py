@@ -7,55 +7,18 @@ with a threshold, one console panel and one command.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
-from fastapi import APIRouter, Request
-
-from gis_core.application import Application, DeviceKind, Panel, TelemetryField, Threshold
-from gis_core.layer import LOGGED_IN, Layer
+from gis_core.application import (
+    Application,
+    DeviceKind,
+    Panel,
+    TelemetryField,
+    Threshold,
+    deferred,
+)
 
 HERE = Path(__file__).resolve().parent
-
-
-def _router() -> Any:
-    router = APIRouter(tags=["seam_probe"])
-
-    @router.get("/hello")
-    def hello(request: Request) -> dict[str, Any]:
-        with request.app.state.pool.connection() as conn:
-            row = conn.execute("SELECT count(*) FROM probe.beacon_site").fetchone()
-        return {"app": "seam_probe", "sites": row[0] if row else 0}
-
-    return router
-
-
-def _cli(root: Any) -> None:
-    import typer
-
-    group = typer.Typer(help="The seam probe.", no_args_is_help=True)
-
-    @group.command("hello")
-    def hello() -> None:
-        """Say which application answers."""
-        typer.echo("seam_probe says hello")
-
-    root.add_typer(group, name="seam_probe")
-
-
-def _layers() -> Iterable[Layer]:
-    yield Layer(
-        "beacon_sites",
-        "probe.beacon_site",
-        "信标",
-        "Beacon sites",
-        "Point",
-        ("name_zh",),
-        group="probe",
-        roles=LOGGED_IN,
-        style={"color": "#00ff00", "radius": 4, "order": 99},
-    )
 
 
 BEACON = DeviceKind(
@@ -83,9 +46,9 @@ APP = Application(
     name="seam_probe",
     title_zh="接缝探针",
     title_en="Seam probe",
-    router=_router,
-    cli=_cli,
-    layers=_layers,
+    router=deferred("tests.seam_app.api:router"),
+    cli=deferred("tests.seam_app.cli:register"),
+    layers=deferred("tests.seam_app.layers:layers"),
     kinds=(BEACON,),
     migrations=HERE / "migrations",
     console=HERE / "console",

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from gis_core.errors import InvalidInput
 from gis_core.identity import IdentityError, create_user, list_audit
 from web.deps import AdminUser, ConnDep
+from web.services import admin as service
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -23,7 +24,39 @@ class NewUser(BaseModel):
     full_name: str | None = Field(None, max_length=200)
 
 
-@router.post("/users", status_code=201)
+class UserCreated(BaseModel):
+    id: int
+    username: str
+
+
+class AccountOut(BaseModel):
+    id: int
+    username: str
+    full_name: str | None
+    roles: list[str]
+    department: str | None
+    active: bool
+    created_at: datetime
+
+
+class DepartmentOut(BaseModel):
+    code: str
+    name_zh: str
+    name_en: str
+
+
+class AuditEntryOut(BaseModel):
+    id: int
+    at: datetime
+    username: str
+    action: str
+    object_type: str
+    object_id: str | None
+    detail: dict[str, Any] | None
+    client: str | None
+
+
+@router.post("/users", status_code=201, response_model=UserCreated)
 def add_user(body: NewUser, admin: AdminUser, conn: ConnDep, request: Request) -> dict[str, Any]:
     try:
         user_id = create_user(
@@ -41,24 +74,17 @@ def add_user(body: NewUser, admin: AdminUser, conn: ConnDep, request: Request) -
     return {"id": user_id, "username": body.username}
 
 
-@router.get("/users")
+@router.get("/users", response_model=list[AccountOut])
 def users(_: AdminUser, conn: ConnDep) -> list[dict[str, Any]]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            "SELECT id, username, full_name, roles, department_code AS department, active,"
-            " created_at FROM auth.app_user ORDER BY id"
-        )
-        return cur.fetchall()
+    return service.users(conn)
 
 
-@router.get("/departments")
+@router.get("/departments", response_model=list[DepartmentOut])
 def departments(conn: ConnDep) -> list[dict[str, Any]]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute("SELECT code, name_zh, name_en FROM auth.department ORDER BY code")
-        return cur.fetchall()
+    return service.departments(conn)
 
 
-@router.get("/audit")
+@router.get("/audit", response_model=list[AuditEntryOut])
 def audit_trail(
     _: AdminUser,
     conn: ConnDep,

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel
 
 from gis_core.errors import NotFound
 from gis_core.terrain import STYLES, ReliefTileStore, TileOutOfRange
 from web.deps import ConnDep, SettingsDep
+from web.services.basemap import dem_path
 
 router = APIRouter(prefix="/basemap", tags=["base map"])
 
@@ -20,14 +20,7 @@ def tile_cache(request: Request, conn: ConnDep, settings: SettingsDep) -> Relief
     cache: ReliefTileStore | None = getattr(request.app.state, "basemap", None)
     if cache is not None:
         return cache
-    row = conn.execute(
-        "SELECT dem_path FROM ref.dataset WHERE city = %s", (settings.platform.city,)
-    ).fetchone()
-    if row is None or not row[0]:
-        raise NotFound("no DEM loaded yet: run `changzhi data load`")
-    dem = Path(row[0])
-    if not dem.exists():
-        raise NotFound(f"the DEM {dem.name} is missing: run `changzhi data load`")
+    dem = dem_path(conn, settings.platform.city)
     cache = ReliefTileStore(dem, settings.platform.var_dir / "tiles" / dem.stem)
     request.app.state.basemap = cache
     return cache
@@ -36,10 +29,21 @@ def tile_cache(request: Request, conn: ConnDep, settings: SettingsDep) -> Relief
 CacheDep = Annotated[ReliefTileStore, Depends(tile_cache)]
 
 
-@router.get("")
-def styles(request: Request) -> Response:
+class StyleOut(BaseModel):
+    id: str
+    tiles: str
+    attribution: str
+
+
+class StylesOut(BaseModel):
+    styles: list[StyleOut]
+
+
+@router.get("", response_model=StylesOut)
+def styles(request: Request) -> dict[str, Any]:
+    """The base-map styles, each with its tile URL template."""
     base = str(request.base_url).rstrip("/")
-    body: dict[str, Any] = {
+    return {
         "styles": [
             {
                 "id": style,
@@ -49,12 +53,12 @@ def styles(request: Request) -> Response:
             for style in STYLES
         ]
     }
-    return Response(orjson.dumps(body), media_type="application/json")
 
 
 @router.get(
     "/{style}/WebMercatorQuad/{tile_matrix}/{tile_row}/{tile_col}.png",
-    responses={200: {"content": {"image/png": {}}}},
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "a PNG tile"}},
 )
 def basemap_tile(
     style: str, tile_matrix: int, tile_row: int, tile_col: int, cache: CacheDep

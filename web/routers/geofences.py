@@ -7,28 +7,19 @@ geofence stops new crossings; alarms it raised stay in the ledger.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-import orjson
-from fastapi import APIRouter, Depends, Request
-from psycopg.rows import dict_row
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field, field_validator
-from shapely import to_wkb
-from shapely.errors import GEOSException
-from shapely.geometry import MultiPolygon, Polygon, shape
-from shapely.validation import explain_validity
 
 from gis_core.application import device_kinds
-from gis_core.errors import InvalidInput, NotFound
-from gis_core.identity import Principal, audit
+from gis_core.identity import Principal
 from web.deps import ConnDep, CurrentUser, client_address, require_roles
+from web.services import geofences as service
 
 router = APIRouter(tags=["geofences"])
 
 Editor = Annotated[Principal, Depends(require_roles("supervisor", "dispatcher"))]
-MAX_VERTICES = 20_000
-# A fence must lie near the city: its envelope grown by this many degrees.
-CITY_MARGIN_DEG = 0.5
 
 
 class GeofenceIn(BaseModel):
@@ -64,94 +55,60 @@ class GeofenceIn(BaseModel):
         return name.strip()
 
 
-def _area(geometry: dict[str, Any]) -> MultiPolygon:
-    """The fence as a valid WGS84 multipolygon, or why it cannot be one."""
-    if geometry.get("type") not in ("Polygon", "MultiPolygon"):
-        raise InvalidInput("a geofence is a GeoJSON Polygon or MultiPolygon")
-    try:
-        geom = shape(geometry)
-    except (GEOSException, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-        raise InvalidInput(f"not a readable GeoJSON polygon: {exc}") from None
-    if geom.is_empty:
-        raise InvalidInput("the polygon is empty")
-    parts = list(geom.geoms) if isinstance(geom, MultiPolygon) else [geom]
-    vertices = sum(len(p.exterior.coords) + sum(len(r.coords) for r in p.interiors) for p in parts)
-    if vertices > MAX_VERTICES:
-        raise InvalidInput(f"{vertices} vertices; a geofence may have at most {MAX_VERTICES}")
-    minx, miny, maxx, maxy = geom.bounds
-    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-        raise InvalidInput("coordinates are lon/lat in degrees (WGS84)")
-    if not geom.is_valid:
-        raise InvalidInput(f"the polygon is not valid: {explain_validity(geom)}")
-    if geom.area == 0:
-        raise InvalidInput("the polygon has no area")
-    return MultiPolygon(parts) if isinstance(geom, Polygon) else geom
+class GeofenceProperties(BaseModel):
+    id: int
+    name_zh: str
+    kinds: list[str]
+    on_enter: bool
+    on_leave: bool
 
 
-def _feature(row: dict[str, Any]) -> dict[str, Any]:
-    geometry = orjson.loads(row.pop("geometry"))
-    return {"type": "Feature", "id": row["id"], "geometry": geometry, "properties": row}
+class GeofenceOut(BaseModel):
+    """A geofence as a GeoJSON Feature; its geometry is a MultiPolygon in WGS84 lon/lat."""
+
+    type: Literal["Feature"]
+    id: int
+    geometry: dict[str, Any] = Field(description="GeoJSON MultiPolygon, WGS84 lon/lat")
+    properties: GeofenceProperties
 
 
-SELECT = """
-SELECT id, name_zh, kinds, on_enter, on_leave, ST_AsGeoJSON(geom, 7) AS geometry
-FROM iot.geofence
-"""
+class GeofencesOut(BaseModel):
+    type: Literal["FeatureCollection"]
+    features: list[GeofenceOut]
 
 
-@router.get("/geofences", summary="The geofences, as GeoJSON")
+@router.get("/geofences", response_model=GeofencesOut, summary="The geofences, as GeoJSON")
 def list_geofences(_: CurrentUser, conn: ConnDep) -> dict[str, Any]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(SELECT + " ORDER BY id").fetchall()
-    return {"type": "FeatureCollection", "features": [_feature(r) for r in rows]}
+    return service.geofences(conn)
 
 
-@router.post("/geofences", status_code=201, summary="Create a geofence")
+@router.post("/geofences", status_code=201, response_model=GeofenceOut, summary="Create a geofence")
 def create_geofence(
     body: GeofenceIn, user: Editor, conn: ConnDep, request: Request
 ) -> dict[str, Any]:
-    area = to_wkb(_area(body.geometry))
-    near = conn.execute(
-        """
-        SELECT bool_and(ST_Intersects(ST_Expand(ST_Envelope(geom), %s),
-                                      ST_GeomFromWKB(%s, 4326)))
-        FROM ref.admin_area WHERE level = 'city'
-        """,
-        (CITY_MARGIN_DEG, area),
-    ).fetchone()
-    if near and near[0] is False:
-        raise InvalidInput("the geofence is nowhere near the city")
-    row = conn.execute(
-        """
-        INSERT INTO iot.geofence (name_zh, kinds, on_enter, on_leave, geom)
-        VALUES (%s, %s, %s, %s, ST_Multi(ST_GeomFromWKB(%s, 4326)))
-        RETURNING id
-        """,
-        (body.name_zh, body.kinds, body.on_enter, body.on_leave, area),
-    ).fetchone()
-    assert row is not None
-    client = client_address(request)
-    audit(conn, user, "create", "geofence", str(row[0]), {"name_zh": body.name_zh}, client)
-    conn.commit()
-    return get_geofence(row[0], user, conn)
+    geofence_id = service.create(
+        conn,
+        name_zh=body.name_zh,
+        kinds=body.kinds,
+        on_enter=body.on_enter,
+        on_leave=body.on_leave,
+        geometry=body.geometry,
+        user=user,
+        client=client_address(request),
+    )
+    return service.geofence(conn, geofence_id)
 
 
-@router.get("/geofences/{geofence_id}", summary="One geofence")
+@router.get("/geofences/{geofence_id}", response_model=GeofenceOut, summary="One geofence")
 def get_geofence(geofence_id: int, _: CurrentUser, conn: ConnDep) -> dict[str, Any]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(SELECT + " WHERE id = %s", (geofence_id,)).fetchone()
-    if row is None:
-        raise NotFound(f"no geofence {geofence_id}")
-    return _feature(row)
+    return service.geofence(conn, geofence_id)
 
 
-@router.delete("/geofences/{geofence_id}", status_code=204, summary="Delete a geofence")
+@router.delete(
+    "/geofences/{geofence_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a geofence",
+)
 def delete_geofence(geofence_id: int, user: Editor, conn: ConnDep, request: Request) -> None:
-    row = conn.execute(
-        "DELETE FROM iot.geofence WHERE id = %s RETURNING name_zh", (geofence_id,)
-    ).fetchone()
-    if row is None:
-        raise NotFound(f"no geofence {geofence_id}")
-    client = client_address(request)
-    audit(conn, user, "delete", "geofence", str(geofence_id), {"name_zh": row[0]}, client)
-    conn.commit()
+    service.delete(conn, geofence_id, user, client_address(request))

@@ -3,15 +3,64 @@ ingest workers and each application's workers; 503 when any of them is down."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from gis_core.heartbeat import INGEST_ROLE, WorkerStatus, worker_statuses
 from web.routers.metrics import expected_roles
+from web.services.health import database_status
 
 router = APIRouter(tags=["health"])
+
+
+class StatusOut(BaseModel):
+    status: str
+
+
+class ApiHealth(StatusOut):
+    version: str
+
+
+class DatabaseHealth(BaseModel):
+    """``ok`` with the PostGIS version and schema revisions, or ``unavailable`` with the
+    first line of the error (then only ``status`` and ``error`` are present)."""
+
+    status: Literal["ok", "unavailable"]
+    postgis: str | None = None
+    schema_revision: str | None = None
+    error: str | None = None
+
+
+class WorkerOut(BaseModel):
+    worker: str
+    host: str
+    pid: int
+    status: Literal["ok", "stalled"]
+    started_at: str
+    last_beat_s: float
+
+
+class WorkersHealth(BaseModel):
+    """One kind of worker: ``ok``, ``stalled`` or ``absent`` with counts and the workers; or
+    ``unknown`` with a ``detail`` (and nothing else) while the database is away."""
+
+    status: Literal["ok", "stalled", "absent", "unknown"]
+    alive: int | None = None
+    stalled: int | None = None
+    workers: list[WorkerOut] | None = None
+    detail: str | None = None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    api: ApiHealth
+    database: DatabaseHealth
+    broker: StatusOut
+    ingest: WorkersHealth
+    workers: dict[str, dict[str, WorkersHealth]]
 
 
 def workers_health(role: str, workers: list[WorkerStatus]) -> dict[str, Any]:
@@ -30,25 +79,20 @@ def workers_health(role: str, workers: list[WorkerStatus]) -> dict[str, Any]:
 
 @router.get(
     "/health",
-    responses={503: {"description": "the database, the broker or a worker is down"}},
+    response_model=HealthOut,
+    responses={
+        503: {"model": HealthOut, "description": "the database, the broker or a worker is down"}
+    },
 )
 def health(request: Request) -> JSONResponse:
+    """Each part's status. The body is sent as built (parts that are absent in one state stay
+    absent rather than null), so :class:`HealthOut` documents it and is not re-applied."""
     state = request.app.state
     database: dict[str, Any]
     workers: list[WorkerStatus] | None = None
     try:
         with state.pool.connection(timeout=3) as conn:
-            postgis = conn.execute("SELECT postgis_lib_version()").fetchone()
-            heads = conn.execute(
-                "SELECT string_agg(version_num, ',' ORDER BY version_num)"
-                " FROM public.alembic_version"
-            ).fetchone()
-            database = {
-                "status": "ok",
-                "postgis": postgis[0] if postgis else None,
-                # The core's revision and each installed application's branch head.
-                "schema_revision": heads[0] if heads else None,
-            }
+            database = database_status(conn)
             workers = worker_statuses(conn, state.settings.ops)
     except Exception as exc:  # any failure here is the answer, not a crash
         database = {"status": "unavailable", "error": str(exc).splitlines()[0][:200]}

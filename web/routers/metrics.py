@@ -23,7 +23,11 @@ def expected_roles(request: Request) -> dict[str, str]:
     return roles
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
+)
 def metrics(request: Request) -> Response:
     """HTTP requests and latency by route, ingest figures per worker, dead letters by reason,
     live clients, the database pool and each application's workers."""

@@ -1,63 +1,196 @@
-"""Devices, history, alarms and dead letters for operators."""
+"""Devices, history, alarms and dead letters for operators. The queries are in
+:mod:`web.services.telemetry`; here the routes and the shapes they answer with."""
 
 from __future__ import annotations
 
-import math
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from psycopg.rows import dict_row
+from pydantic import BaseModel
 
-from gis_core.errors import Conflict, InvalidInput, InvalidParameter, NotFound
-from gis_core.identity import Principal, audit
-from realtime import health
+from gis_core.identity import Principal
 from web.deps import ConnDep, CurrentUser, KindsDep, client_address, require_roles
+from web.services import telemetry as service
+
+# The track queries, named here too: tests compare their plans.
+from web.services.telemetry import TRACK_PROBE, TRACK_SCAN  # noqa: F401
 
 router = APIRouter(tags=["telemetry"])
 
 Operator = Annotated[
     Principal, Depends(require_roles("dispatcher", "supervisor", "inspector", "planner"))
 ]
-MAX_WINDOW = timedelta(days=400)
 
 
-# Times a query may name: nothing the platform holds is older or newer, and arithmetic on a
-# window (a default start a day before ``end``) stays inside what datetime can represent.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+class DeviceOut(BaseModel):
+    """A registered device and its last state (the state fields are null until it reports)."""
+
+    id: str
+    kind: str
+    name_zh: str | None
+    department_code: str | None
+    site_id: str | None
+    expected_interval_s: int
+    ts: datetime | None
+    online: bool | None
+    status: str | None
+    reading: dict[str, Any] | None
+    lon: float | None
+    lat: float | None
+    received_at: datetime | None
 
 
-def _supported(name: str, value: datetime | None) -> None:
-    """Refuse a time without a UTC offset or outside the supported range (422)."""
-    if value is None:
-        return
-    if value.tzinfo is None:
-        raise InvalidParameter(f"{name} needs a UTC offset (e.g. Z or +08:00)")
-    try:
-        inside = EARLIEST <= value < LATEST
-    except OverflowError:  # 0001-01-01T00:00+14:00 is before year 1 in UTC
-        inside = False
-    if not inside:
-        raise InvalidInput(
-            f"{name}: {value.isoformat()} is outside the supported dates "
-            f"({EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d})"
-        )
+class DeviceDetailOut(BaseModel):
+    """One device, its last state and the unit it rides in (null for fixed stations)."""
+
+    id: str
+    kind: str
+    name_zh: str | None
+    department_code: str | None
+    site_id: str | None
+    expected_interval_s: int
+    attributes: dict[str, Any] | None
+    ts: datetime | None
+    seq: int | None
+    online: bool | None
+    status: str | None
+    reading: dict[str, Any] | None
+    received_at: datetime | None
+    lon: float | None
+    lat: float | None
+    unit_id: str | None
+    call_sign: str | None
+    unit_type: str | None
+    unit_status: str | None
 
 
-def _window(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
-    _supported("start", start)
-    _supported("end", end)
-    end = end or datetime.now(UTC)
-    start = start or end - timedelta(hours=24)
-    if start >= end:
-        raise InvalidParameter("start must come before end")
-    if end - start > MAX_WINDOW:
-        raise InvalidParameter("the window may span at most 400 days")
-    return start, end
+class LineString(BaseModel):
+    type: Literal["LineString"]
+    coordinates: list[list[float]]
 
 
-@router.get("/devices")
+class TrackProperties(BaseModel):
+    device_id: str
+    start: str
+    end: str
+    times: list[str]
+    speed_kmh: list[float | None]
+    bucket_s: float
+
+
+class TrackOut(BaseModel):
+    """A GeoJSON Feature: the kept fixes as a LineString, their times alongside."""
+
+    type: Literal["Feature"]
+    id: str
+    geometry: LineString
+    properties: TrackProperties
+
+
+class SeriesPoint(BaseModel):
+    t: str
+    avg: float | None
+    min: float | None
+    max: float | None
+    n: int
+
+
+class SeriesOut(BaseModel):
+    device_id: str
+    field: str
+    bucket_s: float
+    points: list[SeriesPoint]
+
+
+class AlarmOut(BaseModel):
+    id: int
+    kind: str
+    rule: str
+    severity: int
+    device_id: str | None
+    incident_id: int | None
+    message_zh: str
+    message_en: str
+    value: float | None
+    threshold: float | None
+    raised_at: datetime
+    last_seen_at: datetime
+    occurrences: int
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    cleared_at: datetime | None
+    lon: float | None
+    lat: float | None
+
+
+class AlarmAckOut(BaseModel):
+    """The live event every console receives when an alarm is acknowledged."""
+
+    type: Literal["alarm"]
+    event: Literal["acknowledged"]
+    id: int
+    kind: str
+    by: str
+    at: str
+
+
+class DeadLetterOut(BaseModel):
+    id: int
+    received_at: datetime
+    topic: str
+    device_id: str | None
+    reason: str
+    detail: str | None
+    payload: str | None
+    payload_bytes: int
+
+
+class DeadLettersOut(BaseModel):
+    counts_last_day: dict[str, int]
+    items: list[DeadLetterOut]
+
+
+class HealthTotals(BaseModel):
+    total: int
+    online: int
+    offline: int
+    never: int
+
+
+# The next two are built by jsonb_agg, and jsonb orders keys by length, then bytes: the fields
+# are declared in that order so the answer stays byte for byte what it was.
+class KindHealth(BaseModel):
+    kind: str
+    never: int
+    total: int
+    online: int
+    offline: int
+
+
+class OfflineDevice(BaseModel):
+    id: str
+    ts: str | None
+    lat: float | None
+    lon: float | None
+    kind: str
+    name_zh: str | None
+    received_at: str | None
+    department_code: str | None
+    reported_online: bool | None
+    expected_interval_s: int
+
+
+class DeviceHealthOut(BaseModel):
+    as_of: datetime
+    offline_after_intervals: int
+    totals: HealthTotals
+    kinds: list[KindHealth]
+    offline_total: int
+    offline: list[OfflineDevice]
+
+
+@router.get("/devices", response_model=list[DeviceOut])
 def devices(
     _: CurrentUser,
     conn: ConnDep,
@@ -65,70 +198,16 @@ def devices(
     kind: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> list[dict[str, Any]]:
-    if kind is not None and kind not in kinds:
-        raise InvalidParameter(f"unknown kind {kind!r}; kinds: {', '.join(kinds)}")
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            """
-            SELECT d.id, d.kind, d.name_zh, d.department_code, d.site_id, d.expected_interval_s,
-                   s.ts, s.online, s.status, s.reading, ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat,
-                   s.received_at
-            FROM iot.device d LEFT JOIN iot.device_state s ON s.device_id = d.id
-            WHERE %(kind)s::text IS NULL OR d.kind = %(kind)s
-            ORDER BY d.id LIMIT %(limit)s
-            """,
-            {"kind": kind, "limit": limit},
-        )
-        return cur.fetchall()
+    service.known_kind(kind, kinds)
+    return service.devices(conn, kind=kind, limit=limit)
 
 
-@router.get("/devices/{device_id}")
+@router.get("/devices/{device_id}", response_model=DeviceDetailOut)
 def device(device_id: str, _: CurrentUser, conn: ConnDep) -> dict[str, Any]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            """
-            SELECT d.id, d.kind, d.name_zh, d.department_code, d.site_id, d.expected_interval_s,
-                   d.attributes, s.ts, s.seq, s.online, s.status, s.reading, s.received_at,
-                   ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat,
-                   u.id AS unit_id, u.call_sign, u.unit_type, u.status AS unit_status
-            FROM iot.device d
-            LEFT JOIN iot.device_state s ON s.device_id = d.id
-            LEFT JOIN ops.unit u ON u.device_id = d.id
-            WHERE d.id = %s
-            """,
-            (device_id,),
-        )
-        row = cur.fetchone()
-    if row is None:
-        raise NotFound(f"no device {device_id!r}")
-    return row
+    return service.device(conn, device_id)
 
 
-TRACK_SCAN = """
-SELECT DISTINCT ON (b) ts, ST_X(geom), ST_Y(geom), (reading->>'speed_kmh')::float8
-FROM (
-    SELECT ts, geom, reading, date_bin(make_interval(secs => %(bucket)s), ts, %(start)s) AS b
-    FROM iot.telemetry
-    WHERE device_id = %(device)s AND ts >= %(start)s AND ts < %(end)s AND geom IS NOT NULL
-) t
-ORDER BY b, ts
-"""
-
-TRACK_PROBE = """
-SELECT f.ts, ST_X(f.geom), ST_Y(f.geom), (f.reading->>'speed_kmh')::float8
-FROM generate_series(0, %(n)s - 1) AS k
-CROSS JOIN LATERAL (
-    SELECT ts, geom, reading FROM iot.telemetry
-    WHERE device_id = %(device)s
-      AND ts >= %(start)s + k * make_interval(secs => %(bucket)s)
-      AND ts < least(%(start)s + (k + 1) * make_interval(secs => %(bucket)s), %(end)s)
-      AND geom IS NOT NULL
-    ORDER BY ts LIMIT 1
-) f
-"""
-
-
-@router.get("/devices/{device_id}/track")
+@router.get("/devices/{device_id}/track", response_model=TrackOut)
 def track(
     device_id: str,
     _: CurrentUser,
@@ -139,37 +218,10 @@ def track(
 ) -> dict[str, Any]:
     """A device's positions in a window as a GeoJSON LineString, thinned to ``max_points``
     by time buckets (the first fix of each bucket), plus the times of the kept fixes."""
-    start, end = _window(start, end)
-    bucket_s = max(1.0, (end - start).total_seconds() / max_points)
-    buckets = math.ceil((end - start).total_seconds() / bucket_s)
-    interval = conn.execute(
-        "SELECT expected_interval_s FROM iot.device WHERE id = %s", (device_id,)
-    ).fetchone()
-    expected = (end - start).total_seconds() / interval[0] if interval and interval[0] else 0
-    # Many fixes per bucket (months of a vehicle): one index probe per bucket for its first
-    # fix — 90 days of one-a-minute fixes in 15 ms instead of 175 reading all 129,600.
-    # Few: read them all and keep the first of each bucket.
-    query = TRACK_PROBE if expected > 4 * buckets else TRACK_SCAN
-    rows = conn.execute(
-        query,
-        {"device": device_id, "start": start, "end": end, "bucket": bucket_s, "n": buckets},
-    ).fetchall()
-    return {
-        "type": "Feature",
-        "id": device_id,
-        "geometry": {"type": "LineString", "coordinates": [[r[1], r[2]] for r in rows]},
-        "properties": {
-            "device_id": device_id,
-            "start": start.isoformat(),
-            "end": end.isoformat(),
-            "times": [r[0].isoformat() for r in rows],
-            "speed_kmh": [r[3] for r in rows],
-            "bucket_s": bucket_s,
-        },
-    }
+    return service.track(conn, device_id, start=start, end=end, max_points=max_points)
 
 
-@router.get("/devices/{device_id}/series")
+@router.get("/devices/{device_id}/series", response_model=SeriesOut)
 def series(
     device_id: str,
     _: CurrentUser,
@@ -182,34 +234,19 @@ def series(
     max_points: Annotated[int, Query(ge=2, le=20_000)] = 1000,
 ) -> dict[str, Any]:
     """A measurement over time, averaged in buckets (min/max/count kept)."""
-    known = {f for k in kinds.values() for f in k.spec}
-    if field not in known:
-        raise InvalidParameter(f"unknown field {field!r}")
-    start, end = _window(start, end)
-    bucket = bucket_s or max(1.0, (end - start).total_seconds() / max_points)
-    rows = conn.execute(
-        """
-        SELECT date_bin(make_interval(secs => %(bucket)s), ts, %(start)s) AS b,
-               avg((reading->>%(field)s)::float8), min((reading->>%(field)s)::float8),
-               max((reading->>%(field)s)::float8), count(*)
-        FROM iot.telemetry
-        WHERE device_id = %(device)s AND ts >= %(start)s AND ts < %(end)s
-          AND jsonb_typeof(reading->%(field)s) = 'number'
-        GROUP BY b ORDER BY b
-        """,
-        {"device": device_id, "start": start, "end": end, "bucket": bucket, "field": field},
-    ).fetchall()
-    return {
-        "device_id": device_id,
-        "field": field,
-        "bucket_s": bucket,
-        "points": [
-            {"t": r[0].isoformat(), "avg": r[1], "min": r[2], "max": r[3], "n": r[4]} for r in rows
-        ],
-    }
+    return service.series(
+        conn,
+        device_id,
+        field=field,
+        fields={f for k in kinds.values() for f in k.spec},
+        start=start,
+        end=end,
+        bucket_s=bucket_s,
+        max_points=max_points,
+    )
 
 
-@router.get("/alarms")
+@router.get("/alarms", response_model=list[AlarmOut])
 def alarms(
     _: CurrentUser,
     conn: ConnDep,
@@ -221,62 +258,18 @@ def alarms(
 ) -> list[dict[str, Any]]:
     """Alarms newest first, the most severe first within the same minute; ``start``/``end``
     keep those raised in a window (a console's replay asks for its window's alarms)."""
-    _supported("start", start)
-    _supported("end", end)
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            """
-            SELECT id, kind, rule, severity, device_id, incident_id, message_zh, message_en,
-                   value, threshold, raised_at, last_seen_at, occurrences, acknowledged_at,
-                   acknowledged_by, cleared_at, ST_X(geom) AS lon, ST_Y(geom) AS lat
-            FROM iot.alarm
-            WHERE (%(state)s = 'all'
-                   OR (%(state)s = 'open' AND cleared_at IS NULL)
-                   OR (%(state)s = 'unacknowledged' AND acknowledged_at IS NULL))
-              AND (%(kind)s::text IS NULL OR kind = %(kind)s)
-              AND (%(start)s::timestamptz IS NULL OR raised_at >= %(start)s)
-              AND (%(end)s::timestamptz IS NULL OR raised_at < %(end)s)
-            ORDER BY date_trunc('minute', raised_at) DESC, severity DESC, id DESC
-            LIMIT %(limit)s
-            """,
-            {"state": state, "kind": kind, "start": start, "end": end, "limit": limit},
-        )
-        return cur.fetchall()
+    return service.alarms(conn, state=state, kind=kind, start=start, end=end, limit=limit)
 
 
-@router.post("/alarms/{alarm_id}/ack")
+@router.post("/alarms/{alarm_id}/ack", response_model=AlarmAckOut)
 def acknowledge(alarm_id: int, user: Operator, conn: ConnDep, request: Request) -> dict[str, Any]:
     """Acknowledge an alarm: recorded, audited, and removed from every console at once."""
-    row = conn.execute(
-        """
-        UPDATE iot.alarm SET acknowledged_at = now(), acknowledged_by = %s
-        WHERE id = %s AND acknowledged_at IS NULL
-        RETURNING kind, acknowledged_at
-        """,
-        (user.username, alarm_id),
-    ).fetchone()
-    if row is None:
-        exists = conn.execute("SELECT acknowledged_by FROM iot.alarm WHERE id = %s", (alarm_id,))
-        found = exists.fetchone()
-        if found is None:
-            raise NotFound(f"no alarm {alarm_id}")
-        raise Conflict(f"alarm {alarm_id} was already acknowledged by {found[0]}")
-    client = client_address(request)
-    audit(conn, user, "acknowledge", "alarm", str(alarm_id), None, client)
-    conn.commit()
-    event = {
-        "type": "alarm",
-        "event": "acknowledged",
-        "id": alarm_id,
-        "kind": row[0],
-        "by": user.username,
-        "at": row[1].isoformat(),
-    }
+    event = service.acknowledge(conn, alarm_id, user, client_address(request))
     request.app.state.live.publish_event(event)
     return event
 
 
-@router.get("/telemetry/dead-letters")
+@router.get("/telemetry/dead-letters", response_model=DeadLettersOut)
 def dead_letters(
     _: Operator,
     conn: ConnDep,
@@ -285,13 +278,10 @@ def dead_letters(
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
 ) -> dict[str, Any]:
     """Rejected readings with their reason, and the counts by reason over the last day."""
-    return {
-        "counts_last_day": health.dead_letter_counts(conn, 24),
-        "items": health.recent_dead_letters(conn, reason=reason, device_id=device_id, limit=limit),
-    }
+    return service.dead_letters(conn, reason=reason, device_id=device_id, limit=limit)
 
 
-@router.get("/telemetry/health")
+@router.get("/telemetry/health", response_model=DeviceHealthOut)
 def device_health(
     _: Operator,
     conn: ConnDep,
@@ -304,12 +294,5 @@ def device_health(
 ) -> dict[str, Any]:
     """Field devices by kind: online, offline, never reported; and the offline ones, those
     heard from last first (``offline_total`` says how many there are beyond ``limit``)."""
-    if kind is not None and kind not in kinds:
-        raise InvalidParameter(f"unknown kind {kind!r}; kinds: {', '.join(kinds)}")
-    if department is not None:
-        if "\x00" in department:  # PostgreSQL text cannot hold it: the client's error
-            raise InvalidParameter("department must not contain NUL characters")
-        known = conn.execute("SELECT 1 FROM auth.department WHERE code = %s", (department,))
-        if known.fetchone() is None:
-            raise InvalidParameter(f"unknown department {department!r}")
-    return health.device_health(conn, kind=kind, department=department, limit=limit)
+    service.known_kind(kind, kinds)
+    return service.device_health(conn, kind=kind, department=department, limit=limit)
