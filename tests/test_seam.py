@@ -231,7 +231,11 @@ def test_shipped_descriptors_resolve_their_deferred_targets() -> None:
 
 @pytest.mark.parametrize(
     ("apps", "culprit"),
-    [("all,nosuch", "'nosuch'"), ("tests.support", "tests.support")],
+    [
+        ("all,nosuch", "'nosuch'"),
+        ("tests.support", "tests.support"),
+        ("all,tests.seam_broken", "tests.seam_broken.no_such_module:register"),
+    ],
 )
 def test_the_command_line_refuses_a_wrong_installation_in_one_line(
     apps: str, culprit: str, tmp_path: Path

@@ -571,11 +571,12 @@ def install_applications(root: typer.Typer) -> SeamError | None:
     a wrong installation is returned, for :func:`main` to report before anything starts."""
     try:
         apps: Installed = installed()
+        for application in apps:
+            if application.cli is not None:
+                # A command group whose target does not import is a wrong installation too.
+                application.cli(root)
     except SeamError as exc:
         return exc
-    for application in apps:
-        if application.cli is not None:
-            application.cli(root)
     return None
 
 
