@@ -271,3 +271,32 @@ def test_a_second_postgresql_database_and_one_that_is_down(reference: object, db
     run = run_sync(db_url, "pg_src", "full")
     assert run["state"] == "failed" and "the source database failed" in run["error"]
     assert _loaded(db_url, "pg_src")["A1"][3] == 11.0
+
+
+def test_a_slow_source_database_is_cut_off(reference: object, db_url: str) -> None:
+    """The statement timeout of a SQL source ends a query that would hang the run."""
+    other = psycopg.conninfo.make_conninfo(db_url, dbname="exchange_source")
+    info = psycopg.conninfo.conninfo_to_dict(other)
+    url = (
+        f"postgresql://{info['user']}:{info.get('password', '')}@{info.get('host', 'localhost')}"
+        f":{info.get('port', 5432)}/changzhi"
+    )
+    _register(db_url, "slow_src", "sql", url, options={"timeout_s": 1},
+              query="SELECT 'A1' AS id, 'x' AS name, '140403' AS area, 'gdp' AS kind,"
+                    " 1 AS amount, now() AS changed, pg_sleep(30) AS z")  # fmt: skip
+    run = run_sync(db_url, "slow_src", "full")
+    assert run["state"] == "failed" and "statement timeout" in run["error"], run
+
+
+def test_a_2_gb_file_is_refused_before_reading(
+    reference: object, db_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "huge.csv"
+    _write_csv(path, ROWS)
+    _register(db_url, "huge", "csv", str(path))
+    assert run_sync(db_url, "huge", "full")["state"] == "ok"
+    with path.open("r+b") as f:
+        f.truncate(2 << 30)  # sparse: 2 GiB on paper, nothing on disk
+    run = run_sync(db_url, "huge", "full")
+    assert run["state"] == "failed" and "2.0 GiB, over the limit" in run["error"], run
+    assert _loaded(db_url, "huge") == _expected(ROWS)
