@@ -31,8 +31,8 @@ JOIN_KEYS = ("division", "credit_code", "address", "coordinates")
 UNJOINED_LISTED = 1000
 ADDRESS_ROWS = 5000  # geocoding is per row: address joins are for registries, not censuses
 # Codes of a division's 12-digit form whose tail is zeros name the level above.
-NORMALIZED = """CASE WHEN c ~ '^[0-9]{12}$' AND right(c, 6) = '000000' THEN left(c, 6)
-                     WHEN c ~ '^[0-9]{12}$' AND right(c, 3) = '000' THEN left(c, 9)
+NORMALIZED = """CASE WHEN length(c) = 12 AND right(c, 6) = '000000' THEN left(c, 6)
+                     WHEN length(c) = 12 AND right(c, 3) = '000' THEN left(c, 9)
                      ELSE c END"""
 
 
@@ -423,41 +423,49 @@ def _join_division(
         "town": "CASE WHEN length(c) >= 9 THEN left(c, 9) END",
         "village": "CASE WHEN length(c) = 12 THEN c END",
     }[level]
-    measure = sql.SQL("sum(v)" if value else "count(*)")
-    src = sql.SQL(
+    # Group the rows by their raw code first (one hash aggregate over the table), then
+    # normalise and cut the few distinct codes, so no string work is done per row.
+    query = sql.SQL(
         """
-        WITH src AS (
-            SELECT key, c, {cut} AS area, v FROM (
-                SELECT key, {norm} AS c, v FROM (
-                    SELECT key, btrim({key}::text) AS c, {raw} AS v FROM {table}) r) n)
-        """
-    ).format(
-        cut=sql.SQL(cut),
-        norm=sql.SQL(NORMALIZED),
-        key=key,
-        raw=value if value else sql.SQL("NULL"),
-        table=table,
-    )
-    query = src + sql.SQL(
-        """
-        SELECT d.code, d.name_zh, d.level, d.synthesized, a.value::float8 AS value, a.n,
+        WITH raw AS (
+            SELECT {key}::text AS raw, {measure} AS value, count(*) AS n FROM {table} GROUP BY 1
+        ), coded AS (
+            SELECT raw, {cut} AS area, value, n
+            FROM (SELECT raw, {norm} AS c, value, n
+                  FROM (SELECT raw, btrim(raw) AS c, value, n FROM raw) r) x
+        )
+        SELECT a.area, a.raws, d.code, d.name_zh, d.level, d.synthesized,
+               a.value::float8 AS value, a.n,
                ST_AsGeoJSON(coalesce(d.area, d.point), 6) AS geometry
-        FROM (SELECT area, {measure} AS value, count(*) AS n FROM src GROUP BY area) a
-        JOIN exchange.division d ON d.code = a.area
+        FROM (SELECT area, array_agg(raw) AS raws, sum(value) AS value, sum(n)::bigint AS n
+              FROM coded GROUP BY area) a
+        LEFT JOIN exchange.division d ON d.code = a.area
         ORDER BY d.code
         """
-    ).format(measure=measure)
-    missing = src + sql.SQL(
-        """
-        SELECT key, c AS value, count(*) OVER () AS total FROM src
-        WHERE NOT EXISTS (SELECT 1 FROM exchange.division d WHERE d.code = src.area)
-        ORDER BY key LIMIT %s
-        """
+    ).format(
+        key=key,
+        measure=sql.SQL("sum({})").format(value) if value else sql.SQL("count(*)"),
+        table=table,
+        cut=sql.SQL(cut),
+        norm=sql.SQL(NORMALIZED),
     )
     with conn.cursor(row_factory=dict_row) as cur:
-        areas = cur.execute(query).fetchall()
-        unjoined = cur.execute(missing, (UNJOINED_LISTED,)).fetchall()
-    total_unjoined = int(unjoined[0]["total"]) if unjoined else 0
+        grouped = cur.execute(query).fetchall()
+        areas = [a for a in grouped if a["code"] is not None]
+        lost = [a for a in grouped if a["code"] is None]
+        raws = [r for a in lost for r in a["raws"]]
+        unjoined = (
+            cur.execute(
+                sql.SQL(
+                    "SELECT key, {k}::text AS value FROM {t} WHERE {k}::text = ANY(%s)"
+                    " OR (%s AND {k} IS NULL) ORDER BY key LIMIT %s"
+                ).format(k=key, t=table),
+                ([r for r in raws if r is not None], None in raws, UNJOINED_LISTED),
+            ).fetchall()
+            if lost
+            else []
+        )
+    total_unjoined = sum(int(a["n"]) for a in lost)
     features = [
         {
             "type": "Feature",
