@@ -19,7 +19,7 @@ def layers() -> Iterable[Layer]:
         id_column="code",
         id_type="text",
         geom_column="area",
-        where="level = 'town'",
+        where="level = 'town' AND area IS NOT NULL",
         roles=LOGGED_IN,
         label_en=None,
         style={"stroke": "#8c8c8c", "fill": "rgba(0,0,0,0)", "width": 1, "order": 12},
