@@ -50,7 +50,9 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
     "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
-    "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
+    # Not temporal-functions: of its T_* predicates only those that mean something for an
+    # instant (the layers' times) are read: T_AFTER, T_BEFORE, T_DISJOINT, T_DURING,
+    # T_EQUALS, T_INTERSECTS; the others (T_MEETS, T_OVERLAPS, ...) are refused with a 400.
     "http://www.opengis.net/spec/ogcapi-features-8/1.0/conf/sorting",
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
