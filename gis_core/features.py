@@ -144,11 +144,21 @@ def _table(layer: Layer) -> sql.Composable:
     return sql.Identifier(schema, name)
 
 
+# A condition of the caller's (a CQL2 filter, see gis_core.queryables) and its parameters.
+Condition = tuple[sql.Composable, dict[str, Any]]
+
+
 def _filters(
-    layer: Layer, bbox: BBox | None, interval: Interval | None
+    layer: Layer,
+    bbox: BBox | None,
+    interval: Interval | None,
+    condition: Condition | None = None,
 ) -> tuple[sql.Composable, dict[str, Any]]:
     clauses: list[sql.Composable] = []
     params: dict[str, Any] = {}
+    if condition is not None:
+        clauses.append(condition[0])
+        params.update(condition[1])
     geom = sql.Identifier(layer.geom_column)
     if layer.where:
         # Catalog filters are code, written by us, never user input.
@@ -266,14 +276,26 @@ def features_page(
     bbox: BBox | None = None,
     interval: Interval | None = None,
     crs: OutputCrs = OUTPUT_CRS["CRS84"],
+    condition: Condition | None = None,
+    order: sql.Composable | None = None,
 ) -> Page:
-    """One page of features, ordered by id, with the number matched by the filters.
+    """One page of features, ordered by id (or by ``order``, an ORDER BY list over the table
+    aliased ``t``), with the number matched by the filters.
 
     One round trip in the steady state: the page is cut from the nearest anchor key of the
     filter's walk, and the walk's total answers ``numberMatched``; both are rebuilt when the
-    table's change version moves."""
-    where, params = _filters(layer, bbox, interval)
+    table's change version moves. A page in another order is cut with OFFSET."""
+    where, params = _filters(layer, bbox, interval, condition)
     params["relname"] = layer.table
+    if order is not None:
+        features, returned, version = _sorted_page(
+            conn, layer, where, params, limit, offset, crs, order
+        )
+        if offset == 0 and returned < limit:
+            matched = returned
+        else:
+            matched = _count(conn, layer, where, params)
+        return Page(features, returned, matched, version is not None)
     walk_key = (layer.id, where.as_string(conn), repr(sorted(params.items())))
     with _walks_lock:
         walk = _walks.get(walk_key)
@@ -347,6 +369,44 @@ def _page(
         version=_VERSION,
     )
     row = conn.execute(query, values).fetchone()
+    assert row is not None
+    return "[" + row[0] + "]", int(row[1]), row[2]
+
+
+def _sorted_page(
+    conn: psycopg.Connection,
+    layer: Layer,
+    where: sql.Composable,
+    params: dict[str, Any],
+    limit: int,
+    offset: int,
+    crs: OutputCrs,
+    order: sql.Composable,
+) -> tuple[str, int, int | None]:
+    query = sql.SQL(
+        """
+        WITH keys AS (
+            -- Keys and their places first: only the page's rows are turned into GeoJSON.
+            SELECT t.{id} AS k, row_number() OVER (ORDER BY {order}) AS n
+            FROM {table} AS t
+            WHERE {where}
+            ORDER BY {order}
+            LIMIT %(limit)s OFFSET %(offset)s
+        ), page AS (
+            SELECT {feature} AS f, keys.n
+            FROM keys JOIN {table} AS t ON t.{id} = keys.k
+        )
+        SELECT coalesce(string_agg(f, ',' ORDER BY n), ''), count(*), {version} FROM page
+        """
+    ).format(
+        id=sql.Identifier(layer.id_column),
+        feature=_feature_text(layer, crs),
+        order=order,
+        table=_table(layer),
+        where=where,
+        version=_VERSION,
+    )
+    row = conn.execute(query, {**params, "limit": limit, "offset": offset}).fetchone()
     assert row is not None
     return "[" + row[0] + "]", int(row[1]), row[2]
 

@@ -50,3 +50,69 @@ def containing(lon: float, lat: float, z: int) -> tuple[int, int]:
     x = int((lon + 180) / 360 * n)
     y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
     return x, y
+
+
+URI: Final = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
+CRS: Final = "http://www.opengis.net/def/crs/EPSG/0/3857"
+TILE_SIZE: Final = 256
+# OGC 17-083r4 Annex D: the scale at zoom 0 for 0.28 mm pixels, and the metres of one pixel.
+SCALE_0: Final = 559082264.0287178
+CELL_0: Final = WORLD / TILE_SIZE
+MAX_LATITUDE: Final = 85.0511287798066  # the edge of the square world of EPSG:3857
+
+
+def definition() -> dict[str, object]:
+    """The tile matrix set as OGC Two Dimensional Tile Matrix Set 2.0 JSON.
+
+    >>> d = definition()
+    >>> d["tileMatrices"][1]["matrixWidth"], round(d["tileMatrices"][1]["cellSize"], 4)
+    (2, 78271.517)
+    """
+    return {
+        "id": ID,
+        "title": "Google Maps Compatible for the World",
+        "uri": URI,
+        "crs": CRS,
+        "orderedAxes": ["X", "Y"],
+        "wellKnownScaleSet": "http://www.opengis.net/def/wkss/OGC/1.0/GoogleMapsCompatible",
+        "tileMatrices": [
+            {
+                "id": str(z),
+                "scaleDenominator": SCALE_0 / (1 << z),
+                "cellSize": CELL_0 / (1 << z),
+                "cornerOfOrigin": "topLeft",
+                "pointOfOrigin": [-HALF_WORLD, HALF_WORLD],
+                "tileWidth": TILE_SIZE,
+                "tileHeight": TILE_SIZE,
+                "matrixWidth": 1 << z,
+                "matrixHeight": 1 << z,
+            }
+            for z in range(MAX_ZOOM + 1)
+        ],
+    }
+
+
+def limits(
+    west: float, south: float, east: float, north: float, min_zoom: int, max_zoom: int
+) -> list[dict[str, object]]:
+    """The tiles (rows and columns, inclusive) that cover a lon/lat box at each zoom.
+
+    >>> limits(113.0, 36.0, 113.5, 36.5, 0, 1)[1]["minTileCol"]
+    1
+    """
+    south, north = max(south, -MAX_LATITUDE), min(north, MAX_LATITUDE)
+    found: list[dict[str, object]] = []
+    for z in range(min_zoom, max_zoom + 1):
+        last = (1 << z) - 1
+        col0, row0 = containing(west, north, z)
+        col1, row1 = containing(east, south, z)
+        found.append(
+            {
+                "tileMatrix": str(z),
+                "minTileRow": min(max(row0, 0), last),
+                "maxTileRow": min(max(row1, 0), last),
+                "minTileCol": min(max(col0, 0), last),
+                "maxTileCol": min(max(col1, 0), last),
+            }
+        )
+    return found

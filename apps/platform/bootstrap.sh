@@ -2,7 +2,7 @@
 # Installs what the platform needs on a fresh Debian 12 machine, and nothing twice.
 #
 #   bootstrap.sh run    system services + Python environment
-#   bootstrap.sh test   the same, plus what the test suite drives (Chromium, Node)
+#   bootstrap.sh test   the same, plus what the test suite drives (Chromium, Node, GDAL)
 #
 # As root, missing Debian packages are installed with apt-get; otherwise the script stops and
 # prints the exact command to run. Package installs never start the distribution's own
@@ -26,6 +26,8 @@ have_file /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc || need_pkgs+=(
 if [ "$purpose" = "test" ]; then
     command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
     command -v npm >/dev/null 2>&1 || need_pkgs+=(nodejs npm)
+    # GDAL's command-line tools: the tests read the OGC APIs with ogrinfo/ogr2ogr as a client.
+    command -v ogrinfo >/dev/null 2>&1 || need_pkgs+=(gdal-bin)
 fi
 
 pick_python() {

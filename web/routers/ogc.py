@@ -1,4 +1,6 @@
-"""OGC API – Features (Part 1 core, Part 2 CRS) and OGC API – Tiles (vector) for the catalog."""
+"""OGC API – Features (Part 1 core, Part 2 CRS, Part 3 filtering with CQL2, sorting) and OGC API
+– Tiles (vector tiles, tileset metadata, tile matrix sets, TileJSON) for the catalog, and the
+MapLibre style of the console's map."""
 
 from __future__ import annotations
 
@@ -9,30 +11,60 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request, Response
+import psycopg
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from gis_core import features as core
+from gis_core import queryables as q
+from gis_core import tilematrix
 from gis_core.errors import InvalidParameter, NotFound
 from gis_core.tiles import TileService
 from layers.catalog import Catalog, Layer, builtin_catalog
 from layers.user_layers import user_layers
 from web.deps import ConnDep, OptionalUser, SettingsDep
+from web.routers.basemap import console_style
 
 router = APIRouter(tags=["OGC API"])
 
 GEOJSON = "application/geo+json"
 MVT = "application/vnd.mapbox-vector-tile"
+SCHEMA_JSON = "application/schema+json"
+TILEJSON = "application/json"
+# What is really served. Not oas30: FastAPI writes OpenAPI 3.1, which OGC API – Features 1.0
+# has no conformance class for (the landing page's service-desc says 3.1).
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-common-2/1.0/conf/collections",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
+    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+    # Not temporal-functions: of its T_* predicates only those that mean something for an
+    # instant (the layers' times) are read: T_AFTER, T_BEFORE, T_DISJOINT, T_DURING,
+    # T_EQUALS, T_INTERSECTS; the others (T_MEETS, T_OVERLAPS, ...) are refused with a 400.
+    "http://www.opengis.net/spec/ogcapi-features-8/1.0/conf/sorting",
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
-    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/geodata-tilesets",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
+    "http://www.opengis.net/spec/tms/2.0/conf/tilematrixset",
+    "http://www.opengis.net/spec/tms/2.0/conf/json-tilematrixset",
 ]
+# The OGC APIs name the collection `collectionId` in their OpenAPI paths; GDAL looks for
+# /collections/{collectionId}/items there to learn which filter languages the server reads.
+CollectionId = Annotated[str, Path(alias="collectionId")]
 
 
 CATALOG_TTL_S = 10.0
@@ -86,6 +118,7 @@ def landing(request: Request) -> Response:
     if "text/html" in request.headers.get("accept", ""):
         return RedirectResponse("/console")
     base = _base(request)
+    openapi_version = ".".join(str(request.app.openapi()["openapi"]).split(".")[:2])
     return _json(
         {
             "title": request.app.title,
@@ -95,11 +128,22 @@ def landing(request: Request) -> Response:
                 {
                     "href": f"{base}/openapi.json",
                     "rel": "service-desc",
-                    "type": "application/vnd.oai.openapi+json;version=3.0",
+                    "type": f"application/vnd.oai.openapi+json;version={openapi_version}",
                 },
                 {"href": f"{base}/docs", "rel": "service-doc", "type": "text/html"},
                 {"href": f"{base}/conformance", "rel": "conformance", "type": "application/json"},
                 {"href": f"{base}/collections", "rel": "data", "type": "application/json"},
+                {
+                    "href": f"{base}/tileMatrixSets",
+                    "rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes",
+                    "type": "application/json",
+                },
+                {
+                    "href": f"{base}/styles/console.json",
+                    "rel": "http://www.opengis.net/def/rel/ogc/1.0/styles",
+                    "type": "application/vnd.mapbox.style+json",
+                    "title": "MapLibre style of the console's map",
+                },
                 {
                     "href": f"{base}/console",
                     "rel": "alternate",
@@ -130,6 +174,13 @@ def describe(layer: Layer, base: str, extent: dict[str, Any] | None = None) -> d
         "links": [
             {"href": href, "rel": "self", "type": "application/json"},
             {"href": f"{href}/items", "rel": "items", "type": GEOJSON},
+            {
+                "href": f"{href}/queryables",
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+                "type": SCHEMA_JSON,
+            },
+            # The same, under the name the Part 3 drafts used (GDAL up to 3.6 looks for it).
+            {"href": f"{href}/queryables", "rel": "queryables", "type": "application/json"},
             {
                 "href": f"{href}/tiles",
                 "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
@@ -166,17 +217,47 @@ def collections(request: Request, catalog: CatalogDep, user: OptionalUser) -> Re
     )
 
 
-@router.get("/collections/{collection_id}")
+@router.get("/collections/{collectionId}")
 def collection(
-    collection_id: str, request: Request, catalog: CatalogDep, user: OptionalUser, conn: ConnDep
+    collection_id: CollectionId,
+    request: Request,
+    catalog: CatalogDep,
+    user: OptionalUser,
+    conn: ConnDep,
 ) -> Response:
     layer = catalog.get(collection_id, user)
     return _json(describe(layer, _base(request), core.extent(conn, layer)))
 
 
-@router.get("/collections/{collection_id}/items")
+@router.get("/collections/{collectionId}/queryables")
+def queryables(
+    collection_id: CollectionId,
+    request: Request,
+    catalog: CatalogDep,
+    user: OptionalUser,
+    conn: ConnDep,
+) -> Response:
+    """What `filter` and `sortby` may name: a JSON Schema of the collection's properties."""
+    layer = catalog.get(collection_id, user)
+    href = f"{_base(request)}/collections/{layer.id}/queryables"
+    body = q.schema_document(layer, q.queryables(conn, layer), href)
+    # Clients that ask for JSON only (GDAL does) get the same document as application/json.
+    accept = request.headers.get("accept", "")
+    plain = SCHEMA_JSON not in accept and ("application/json" in accept or "geo+json" in accept)
+    return _json(body, "application/json" if plain else SCHEMA_JSON)
+
+
+FILTER_ERRORS = (
+    psycopg.errors.DataError,
+    psycopg.errors.InternalError_,  # PostGIS: a geometry it cannot use (e.g. GEOS exceptions)
+    psycopg.errors.UndefinedFunction,  # an operator between types the filter mixed
+    psycopg.errors.DatatypeMismatch,
+)
+
+
+@router.get("/collections/{collectionId}/items")
 def items(
-    collection_id: str,
+    collection_id: CollectionId,
     request: Request,
     catalog: CatalogDep,
     user: OptionalUser,
@@ -189,6 +270,25 @@ def items(
     limit: Annotated[int | None, Query(description="page size")] = None,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     crs: Annotated[str | None, Query(description="output CRS URI")] = None,
+    filter_: Annotated[
+        str | None,
+        Query(alias="filter", description="a CQL2 filter over the collection's queryables"),
+    ] = None,
+    filter_lang: Annotated[
+        str,
+        Query(
+            alias="filter-lang",
+            description="cql2-text (default) or cql2-json; cql-text (the drafts' name) is read"
+            " as cql2-text",
+            json_schema_extra={"enum": list(q.FILTER_LANGS)},
+        ),
+    ] = "cql2-text",
+    filter_crs: Annotated[
+        str | None, Query(alias="filter-crs", description="CRS of the filter's geometries")
+    ] = None,
+    sortby: Annotated[
+        str | None, Query(description="+a,-b: properties to sort by, ascending (+) or not")
+    ] = None,
 ) -> Response:
     layer = catalog.get(collection_id, user)
     max_limit = settings.api.max_limit
@@ -198,9 +298,35 @@ def items(
     out = core.output_crs(crs)
     box = core.BBox.parse(bbox, bbox_crs) if bbox else None
     interval = core.Interval.parse(datetime_) if datetime_ else None
-    page = core.features_page(
-        conn, layer, limit=page_size, offset=offset, bbox=box, interval=interval, crs=out
-    )
+    condition = order = None
+    if filter_ is not None or sortby is not None:
+        found = q.queryables(conn, layer)
+        if filter_ is not None:
+            tree = q.parse_filter(filter_, filter_lang)
+            geometry_crs = core.output_crs(filter_crs)
+            condition = q.to_sql(
+                tree, layer, found, q.FilterCrs(geometry_crs.srid, geometry_crs.flip)
+            )
+        if sortby is not None:
+            order = q.order_by(sortby, layer, found)
+    try:
+        page = core.features_page(
+            conn,
+            layer,
+            limit=page_size,
+            offset=offset,
+            bbox=box,
+            interval=interval,
+            crs=out,
+            condition=condition,
+            order=order,
+        )
+    except FILTER_ERRORS as exc:
+        if condition is None:
+            raise
+        conn.rollback()
+        reason = exc.diag.message_primary or type(exc).__name__
+        raise InvalidParameter(f"filter cannot be applied: {reason}") from None
     if not page.tracked and not layer.time_column:
         # Once the table reports its changes, counts and page anchors last until it changes.
         tiles.schedule(layer, generalize_points=False)
@@ -233,10 +359,10 @@ def items(
     return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{out.uri}>"})
 
 
-@router.get("/collections/{collection_id}/items/{feature_id}")
+@router.get("/collections/{collectionId}/items/{featureId}")
 def item(
-    collection_id: str,
-    feature_id: str,
+    collection_id: CollectionId,
+    feature_id: Annotated[str, Path(alias="featureId")],
     request: Request,
     catalog: CatalogDep,
     user: OptionalUser,
@@ -257,27 +383,98 @@ def item(
     return _json(found, GEOJSON, **{"Content-Crs": f"<{out.uri}>"})
 
 
-@router.get("/collections/{collection_id}/tiles")
-def tilesets(
-    collection_id: str, request: Request, catalog: CatalogDep, user: OptionalUser
-) -> Response:
-    layer = catalog.get(collection_id, user)
-    base = f"{_base(request)}/collections/{layer.id}/tiles/WebMercatorQuad"
+def _tile_template(base: str, layer: Layer) -> str:
+    tiles = f"{base}/collections/{layer.id}/tiles/{tilematrix.ID}"
+    return tiles + "/{tileMatrix}/{tileRow}/{tileCol}"
+
+
+def _check_tms(tile_matrix_set_id: str) -> None:
+    if tile_matrix_set_id != tilematrix.ID:
+        raise NotFound(
+            f"no tile matrix set {tile_matrix_set_id!r}; the tiles are in {tilematrix.ID}"
+        )
+
+
+def _lonlat_bounds(extent: dict[str, Any]) -> tuple[float, float, float, float]:
+    """The CRS84 box of a collection's extent, or the whole world when it is empty."""
+    boxes = extent.get("spatial", {}).get("bbox") or [[-180.0, -85.0, 180.0, 85.0]]
+    west, south, east, north = boxes[0]
+    return west, south, east, north
+
+
+def _tileset(layer: Layer, base: str, extent: dict[str, Any]) -> dict[str, Any]:
+    """The tileset metadata of a collection's vector tiles (OGC API – Tiles, tileset)."""
+    west, south, east, north = _lonlat_bounds(extent)
+    href = f"{base}/collections/{layer.id}/tiles/{tilematrix.ID}"
+    return {
+        "title": layer.title_zh,
+        "description": layer.title_en,
+        "dataType": "vector",
+        "crs": tilematrix.CRS,
+        "tileMatrixSetURI": tilematrix.URI,
+        "boundingBox": {
+            "lowerLeft": [west, south],
+            "upperRight": [east, north],
+            "crs": core.CRS84,
+        },
+        "tileMatrixSetLimits": tilematrix.limits(
+            west, south, east, north, layer.min_zoom, tilematrix.MAX_ZOOM
+        ),
+        "layers": [
+            {
+                "id": layer.id,
+                "dataType": "vector",
+                "geometryDimension": 2
+                if layer.is_polygon
+                else (1 if "LineString" in layer.geometry_type else 0),
+                "minTileMatrix": str(layer.min_zoom),
+                "maxTileMatrix": str(tilematrix.MAX_ZOOM),
+                "propertiesSchema": {
+                    "type": "object",
+                    "properties": {p: {} for p in layer.properties},
+                },
+            }
+        ],
+        "links": [
+            {"href": href, "rel": "self", "type": "application/json"},
+            {
+                "href": f"{base}/tileMatrixSets/{tilematrix.ID}",
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme",
+                "type": "application/json",
+            },
+            {
+                "href": f"{base}/collections/{layer.id}",
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/geodata",
+                "type": "application/json",
+            },
+            {
+                "href": _tile_template(base, layer),
+                "rel": "item",
+                "type": MVT,
+                "templated": True,
+            },
+            {"href": f"{href}/tilejson.json", "rel": "describedby", "type": TILEJSON},
+        ],
+    }
+
+
+@router.get("/tileMatrixSets")
+def tile_matrix_sets(request: Request) -> Response:
+    base = _base(request)
     return _json(
         {
-            "tilesets": [
+            "tileMatrixSets": [
                 {
-                    "title": layer.title_zh,
-                    "dataType": "vector",
-                    "crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
-                    "tileMatrixSetURI": "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad",
+                    "id": tilematrix.ID,
+                    "title": "Google Maps Compatible for the World",
+                    "uri": tilematrix.URI,
+                    "crs": tilematrix.CRS,
                     "links": [
                         {
-                            "href": base + "/{tileMatrix}/{tileRow}/{tileCol}",
-                            "rel": "item",
-                            "type": MVT,
-                            "templated": True,
-                        },
+                            "href": f"{base}/tileMatrixSets/{tilematrix.ID}",
+                            "rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme",
+                            "type": "application/json",
+                        }
                     ],
                 }
             ]
@@ -285,15 +482,148 @@ def tilesets(
     )
 
 
+@router.get("/tileMatrixSets/{tileMatrixSetId}")
+def tile_matrix_set(
+    tile_matrix_set_id: Annotated[str, Path(alias="tileMatrixSetId")], request: Request
+) -> Response:
+    _check_tms(tile_matrix_set_id)
+    body: dict[str, Any] = tilematrix.definition()
+    body["links"] = [
+        {
+            "href": f"{_base(request)}/tileMatrixSets/{tilematrix.ID}",
+            "rel": "self",
+            "type": "application/json",
+        }
+    ]
+    return _json(body)
+
+
+@router.get("/collections/{collectionId}/tiles")
+def tilesets(
+    collection_id: CollectionId,
+    request: Request,
+    catalog: CatalogDep,
+    user: OptionalUser,
+    conn: ConnDep,
+) -> Response:
+    layer = catalog.get(collection_id, user)
+    base = _base(request)
+    tileset = _tileset(layer, base, core.extent(conn, layer))
+    summary = {
+        key: tileset[key] for key in ("title", "dataType", "crs", "tileMatrixSetURI", "links")
+    }
+    summary["links"] = [
+        {**tileset["links"][0], "rel": "self"},
+        *tileset["links"][1:],
+    ]
+    return _json(
+        {
+            "links": [
+                {
+                    "href": f"{base}/collections/{layer.id}/tiles",
+                    "rel": "self",
+                    "type": "application/json",
+                }
+            ],
+            "tilesets": [summary],
+        }
+    )
+
+
+@router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}")
+def tileset(
+    collection_id: CollectionId,
+    tile_matrix_set_id: Annotated[str, Path(alias="tileMatrixSetId")],
+    request: Request,
+    catalog: CatalogDep,
+    user: OptionalUser,
+    conn: ConnDep,
+) -> Response:
+    layer = catalog.get(collection_id, user)
+    _check_tms(tile_matrix_set_id)
+    return _json(_tileset(layer, _base(request), core.extent(conn, layer)))
+
+
+_JSON_TYPES = {"integer": "Number", "number": "Number", "boolean": "Boolean"}
+
+
+@router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}/tilejson.json")
+def tilejson(
+    collection_id: CollectionId,
+    tile_matrix_set_id: Annotated[str, Path(alias="tileMatrixSetId")],
+    request: Request,
+    catalog: CatalogDep,
+    user: OptionalUser,
+    conn: ConnDep,
+) -> Response:
+    """TileJSON 3.0.0 of a collection's vector tiles, for MapLibre and other web maps."""
+    layer = catalog.get(collection_id, user)
+    _check_tms(tile_matrix_set_id)
+    base = _base(request)
+    extent = core.extent(conn, layer)
+    west, south, east, north = _lonlat_bounds(extent)
+    found = q.queryables(conn, layer)
+    fields = {
+        p: _JSON_TYPES.get(found[p].kind, "String") if p in found else "String"
+        for p in layer.properties
+    }
+    template = _tile_template(base, layer).replace("{tileMatrix}", "{z}")
+    template = template.replace("{tileRow}", "{y}").replace("{tileCol}", "{x}")
+    zoom = max(layer.min_zoom, min(12, tilematrix.MAX_ZOOM))
+    return _json(
+        {
+            "tilejson": "3.0.0",
+            "name": layer.id,
+            "description": layer.title_en,
+            "version": "1.0.0",
+            "scheme": "xyz",
+            "tiles": [template],
+            "minzoom": layer.min_zoom,
+            "maxzoom": tilematrix.MAX_ZOOM,
+            "bounds": [west, south, east, north],
+            "center": [round((west + east) / 2, 6), round((south + north) / 2, 6), zoom],
+            "attribution": layer.description or None,
+            "vector_layers": [
+                {
+                    "id": layer.id,
+                    "description": layer.title_zh,
+                    "minzoom": layer.min_zoom,
+                    "maxzoom": tilematrix.MAX_ZOOM,
+                    "fields": fields,
+                }
+            ],
+        },
+        TILEJSON,
+    )
+
+
+@router.get("/styles/console.json")
+def console_map_style(
+    request: Request,
+    catalog: CatalogDep,
+    user: OptionalUser,
+    conn: ConnDep,
+    relief: Annotated[str, Query(description="base-map style")] = "shaded_relief",
+) -> Response:
+    """The console's map as a MapLibre style: the offline relief and every layer this user
+    may read, all from this server."""
+    visible = catalog.visible(user)
+    # The map opens on the city: the extent of the boundary layer, when there is one.
+    city = next((layer for layer in visible if layer.group == "base" and layer.is_polygon), None)
+    bounds = _lonlat_bounds(core.extent(conn, city)) if city is not None else None
+    body = console_style(_base(request), visible, bounds, relief)
+    return _json(body, "application/vnd.mapbox.style+json")
+
+
 @router.get(
-    "/collections/{collection_id}/tiles/WebMercatorQuad/{tile_matrix}/{tile_row}/{tile_col}",
+    "/collections/{collectionId}/tiles/WebMercatorQuad/{tileMatrix}/{tileRow}/{tileCol}",
     responses={200: {"content": {MVT: {}}}},
 )
 def tile(
-    collection_id: str,
-    tile_matrix: int,
-    tile_row: int,
-    tile_col: int,
+    collection_id: CollectionId,
+    tile_matrix: Annotated[int, Path(alias="tileMatrix")],
+    tile_row: Annotated[int, Path(alias="tileRow")],
+    tile_col: Annotated[int, Path(alias="tileCol")],
     request: Request,
     catalog: CatalogDep,
     user: OptionalUser,
