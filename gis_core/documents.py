@@ -25,6 +25,8 @@ from matplotlib import font_manager
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
+from gis_core.errors import Conflict
+
 #: Where Debian's fonts-noto-cjk puts the sans face; searched first, then fontconfig's list.
 CJK_FONT_FILES: Final = (
     Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
@@ -35,8 +37,9 @@ CJK_FAMILY: Final = "Noto Sans CJK SC"
 A4: Final = (8.27, 11.69)
 
 
-class DocumentError(RuntimeError):
-    """A document cannot be made here (no CJK font); the message says what to install."""
+class DocumentError(Conflict):
+    """A document cannot be made on this machine (no CJK font); the message says what to
+    install. A 409: the request is fine, the installation is not ready for it."""
 
 
 @cache

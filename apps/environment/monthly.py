@@ -19,24 +19,8 @@ import psycopg
 
 from apps.environment import statistics
 from apps.environment.aqi import LEVELS
-from gis_core.errors import Conflict, InvalidInput
-
-CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Serif CJK SC", "WenQuanYi Zen Hei",
-                "WenQuanYi Micro Hei", "Source Han Sans SC", "AR PL UMing CN")  # fmt: skip
-
-
-def cjk_font() -> str:
-    """The family of an installed CJK font matplotlib can use, or Conflict naming the fix."""
-    from matplotlib import font_manager
-
-    installed = {f.name for f in font_manager.fontManager.ttflist}
-    for family in CJK_FAMILIES:
-        if family in installed:
-            return family
-    raise Conflict(
-        "no CJK font is installed for the report's Chinese text: install fonts-noto-cjk "
-        f"(any of {', '.join(CJK_FAMILIES)})"
-    )
+from gis_core.documents import cjk_family
+from gis_core.errors import InvalidInput
 
 
 def month_bounds(month: str) -> tuple[date, date]:
@@ -102,7 +86,7 @@ def render_pdf(figures: dict[str, Any]) -> bytes:
     from matplotlib import pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages
 
-    family = cjk_font()
+    family = cjk_family()
     style: dict[Any, Any] = {"font.family": family, "pdf.fonttype": 42, "axes.unicode_minus": False}
     buffer = io.BytesIO()
     with plt.rc_context(style), PdfPages(buffer, metadata={"Title": "生态环境监管月报"}) as pdf:

@@ -13,9 +13,7 @@ preferred; Debian package ``fonts-noto-cjk``).
 from __future__ import annotations
 
 import io
-import subprocess
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any
 
 import numpy as np
@@ -24,7 +22,7 @@ import psycopg
 import shapely
 
 from apps.water import quality, resources, service
-from gis_core.errors import InvalidInput
+from gis_core.documents import cjk_family
 
 WAN = 1e4  # 万m³
 SOURCE_ZH = {"surface": "地表水", "groundwater": "地下水", "unconventional": "非常规水源",
@@ -41,40 +39,6 @@ def wan(m3: float) -> str:
     '123.46'
     """
     return f"{m3 / WAN:,.2f}"
-
-
-@cache
-def cjk_font() -> str:
-    """The family name of a CJK font on this machine, registered with matplotlib."""
-    from matplotlib import font_manager
-
-    try:
-        listed = subprocess.run(
-            ["fc-list", ":lang=zh", "file", "family"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-        ).stdout.splitlines()
-    except (OSError, subprocess.SubprocessError):
-        listed = []
-    # prefer a simplified-Chinese sans face
-    listed.sort(key=lambda line: ("Sans" not in line, " SC" not in line, line))
-    for line in listed:
-        path = line.split(":", 1)[0].strip()
-        try:
-            font_manager.fontManager.addfont(path)
-        except (OSError, RuntimeError):
-            continue
-        families = line.split(":", 1)[1] if ":" in line else ""
-        names = [n.strip() for n in families.split(",") if n.strip()]
-        known = {f.name for f in font_manager.fontManager.ttflist}
-        for name in sorted(names, key=lambda n: " SC" not in n):
-            if name in known:
-                return name
-    raise InvalidInput(
-        "no Chinese font on this machine (fc-list :lang=zh is empty): install fonts-noto-cjk"
-    )
 
 
 def build(conn: psycopg.Connection, year: int) -> dict[str, Any]:
@@ -193,7 +157,7 @@ def render(conn: psycopg.Connection, year: int) -> bytes:
     matplotlib.use("Agg")
     from matplotlib.backends.backend_pdf import PdfPages
 
-    family = cjk_font()
+    family = cjk_family()
     data = build(conn, year)
     balance = data["balance"]
     names = {d["district_code"]: d["name_zh"] or d["district_code"] for d in balance["districts"]}
