@@ -71,8 +71,11 @@ def wal_file(timeline: int, lsn: str, segment_bytes: int) -> str:
 
 
 def _last_line(text: str) -> str:
+    """The line that says what went wrong: a tool's first ``error:`` line (pg_basebackup
+    follows it with what it cleaned up), else the last line."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else "?"
+    errors = [ln for ln in lines if "error:" in ln or "FATAL:" in ln]
+    return (errors or lines or ["?"])[0 if errors else -1]
 
 
 def take_backup(settings: Settings, log: list[str] | None = None) -> BaseBackup:
@@ -235,7 +238,7 @@ def restore(
             "archive_mode": "off",
             "synchronous_standby_names": "''",
         },
-        start_timeout_s=600,
+        ensure_db=False,
     )
     data = cluster.data_dir
     try:
@@ -265,6 +268,7 @@ def restore(
             for name in (*dirs, *files):
                 account.own(Path(folder) / name)
         cluster.start()
+        _wait_recovered(cluster)
     except (ServiceError, OSError) as exc:
         if cluster.initialized and cluster.running():
             cluster.stop()
@@ -280,3 +284,24 @@ def restore(
         shutil.rmtree(into, ignore_errors=True)
         raise BackupError(f"restore failed: {detail}; {into} removed, backups untouched") from None
     return Restored(cluster, backup, when)
+
+
+def _wait_recovered(cluster: Postgres, timeout_s: float = 3600.0) -> None:
+    """Wait until recovery has reached the target and the cluster is promoted; raise if the
+    server stops on the way (the target was not reached)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not cluster.running():
+            tail = cluster.log_file.read_text(errors="replace").strip().splitlines()[-2:]
+            raise ServiceError("recovery stopped: " + " | ".join(tail))
+        try:
+            with cluster.admin() as conn:
+                row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+            if row and not row[0]:
+                return
+        except psycopg.OperationalError:
+            pass  # still replaying the archive: not accepting connections yet
+        time.sleep(0.5)
+    raise ServiceError(f"recovery did not finish within {timeout_s:.0f} s")

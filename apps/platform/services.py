@@ -191,6 +191,8 @@ class Postgres:
     # Set for a streaming replica: the cluster it is cloned from and follows.
     primary: Postgres | None = None
     start_timeout_s: int = 60
+    # False for a cluster still recovering when `pg_ctl start` returns (a restore).
+    ensure_db: bool = True
 
     @property
     def data_dir(self) -> Path:
@@ -378,7 +380,7 @@ class Postgres:
         if result.returncode != 0:
             tail = self.log_file.read_text(errors="replace").strip().splitlines()[-3:]
             raise ServiceError("PostgreSQL did not start: " + " | ".join(tail))
-        if self.primary is None or self.promoted:
+        if self.ensure_db and (self.primary is None or self.promoted):
             self.ensure_database("changzhi")
         return True
 
