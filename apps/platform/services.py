@@ -384,6 +384,10 @@ class Postgres:
             self.ensure_database("changzhi")
         return True
 
+    def reload(self) -> None:
+        """Make the running server re-read its configuration."""
+        self._run(self._bin("pg_ctl"), "reload", "-D", str(self.data_dir))
+
     def kill(self) -> None:
         """SIGKILL the postmaster, as a power cut would (tests of failover)."""
         pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
@@ -638,10 +642,22 @@ class EmbeddedServices:
                 f"the old primary ({self.postgres.data_dir if self.postgres else '?'}) is "
                 'stale: see README "After a failover" to rebuild it as the new standby'
             )
+        primary_conf = dict(self.postgres.settings) if self.postgres is not None else {}
+        if self.postgres is not None and self.standby is not None and not self.standby.initialized:
+            # A synchronous primary waits at every commit for a standby that is not cloned
+            # yet (its own CREATE DATABASE included): it starts asynchronous.
+            self.postgres.settings = {
+                k: v for k, v in primary_conf.items() if k != "synchronous_standby_names"
+            }
         if self.postgres is not None and self.postgres.start():
             started.append("postgres")
         if self.standby is not None and self.standby.start():
             started.append("standby")
+        if self.postgres is not None and self.standby is not None:
+            # Synchronous from now on (also for a primary that ran alone before).
+            self.postgres.settings = primary_conf
+            self.postgres.write_config()
+            self.postgres.reload()
         if self.mosquitto is not None and self.mosquitto.start():
             started.append("mosquitto")
         return started
