@@ -172,10 +172,15 @@ def _cli(
     )
 
 
-def test_cli_restore_errors_are_one_line(archived: Throwaway) -> None:
+def test_cli_backs_up_and_restore_errors_are_one_line(archived: Throwaway) -> None:
     settings = settings_for(archived)
-    if not base_backups(settings.backup_dir):
-        take_backup(settings)
+    count = len(base_backups(settings.backup_dir))
+    made = _cli(archived, "db", "backup")
+    assert made.returncode == 0, made.stderr
+    assert "base backup" in made.stdout and "restorable from" in made.stdout
+    assert len(base_backups(settings.backup_dir)) == count + 1
+    listed = _cli(archived, "db", "backups")
+    assert all(b.path.name in listed.stdout for b in base_backups(settings.backup_dir))
     first = base_backups(settings.backup_dir)[0]
     for when, says in (
         ("2999-01-01T00:00:00+00:00", "in the future"),

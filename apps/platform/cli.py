@@ -241,11 +241,14 @@ def db_restore(
     password = s.secrets.get_or_create("pg_password") if s.embedded_database else ""
     done = restore(s.backup_dir, when, target.resolve(), account, password, port)
     pg = done.cluster
+    as_account = f"runuser -u {account.name} -- " if account.uid is not None else ""
     out.print(
         f"restored to {when.isoformat()} from {done.backup.path.name} into {pg.data_dir}, "
         f"running on {pg.host}:{pg.port}\n"
         f"use it: CHANGZHI_DATABASE_URL=postgresql://USER:PASSWORD@{pg.host}:{pg.port}/changzhi"
-        f"\nstop it: {pg._bin('pg_ctl')} stop -D {pg.data_dir}"
+        f"\nstop it: {as_account}{pg._bin('pg_ctl')} stop -D {pg.data_dir}",
+        highlight=False,
+        soft_wrap=True,
     )
 
 
