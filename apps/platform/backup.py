@@ -215,7 +215,8 @@ def restore(
 ) -> Restored:
     """Restore the cluster as it was at ``when`` into the fresh directory ``into`` and start
     it on ``port`` (a free one by default). ``password`` is the ``changzhi`` role's in the
-    backed-up cluster. On failure ``into`` is removed; the backups are never written to."""
+    backed-up cluster, for :attr:`Postgres.url` (empty when unknown). On failure ``into`` is
+    removed; the backups are never written to."""
     backup = choose(backup_dir, when)
     if into.exists() and any(into.iterdir()):
         raise BackupError(f"{into} is not empty: restore goes into a fresh directory")
@@ -288,7 +289,8 @@ def restore(
 
 def _wait_recovered(cluster: Postgres, timeout_s: float = 3600.0) -> None:
     """Wait until recovery has reached the target and the cluster is promoted; raise if the
-    server stops on the way (the target was not reached)."""
+    server stops on the way (the target was not reached). With ``hot_standby`` off it takes
+    connections only once promoted, and ``pg_isready`` tells that without a password."""
     import time
 
     deadline = time.monotonic() + timeout_s
@@ -296,12 +298,11 @@ def _wait_recovered(cluster: Postgres, timeout_s: float = 3600.0) -> None:
         if not cluster.running():
             tail = cluster.log_file.read_text(errors="replace").strip().splitlines()[-2:]
             raise ServiceError("recovery stopped: " + " | ".join(tail))
-        try:
-            with cluster.admin() as conn:
-                row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
-            if row and not row[0]:
-                return
-        except psycopg.OperationalError:
-            pass  # still replaying the archive: not accepting connections yet
+        ready = subprocess.run(
+            [pg_bin("pg_isready"), "-q", "-h", cluster.host, "-p", str(cluster.port)],
+            capture_output=True,
+        )
+        if ready.returncode == 0:
+            return
         time.sleep(0.5)
     raise ServiceError(f"recovery did not finish within {timeout_s:.0f} s")
