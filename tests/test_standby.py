@@ -78,6 +78,27 @@ def _cli(env_extra: dict[str, str], *args: str) -> subprocess.CompletedProcess[s
     )
 
 
+def test_multi_host_urls_keep_every_host_and_the_password() -> None:
+    from sqlalchemy import make_url
+
+    from gis_core.settings import ConfigError, pg_hosts, read_write, sqlalchemy_url
+
+    url = "postgresql://cz:p%40ss%2Fw@db1:5432,db2:5433/city"
+    rw = read_write(url)
+    assert rw == url + "?target_session_attrs=read-write"
+    assert pg_hosts(rw) == [("db1", 5432), ("db2", 5433)]
+    single = "postgresql://cz:x@db1:5432/city"
+    assert read_write(single) == single  # one host: nothing to choose between
+    assert read_write(url + "?target_session_attrs=any").endswith("?target_session_attrs=any")
+    parsed = make_url(sqlalchemy_url(rw))
+    assert parsed.query["host"] == ("db1:5432", "db2:5433")
+    assert parsed.query["target_session_attrs"] == "read-write"
+    assert (parsed.username, parsed.password, parsed.database) == ("cz", "p@ss/w", "city")
+    assert sqlalchemy_url(single) == "postgresql+psycopg://cz:x@db1:5432/city"
+    with pytest.raises(ConfigError, match="3 hosts but 2 ports"):
+        pg_hosts("postgresql://cz@a,b,c/city?port=1,2")
+
+
 def test_the_url_asks_for_the_primary(pair: tuple[Throwaway, Settings]) -> None:
     handle, settings = pair
     assert settings.database_url.endswith("?target_session_attrs=read-write")
