@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from alembic import command
@@ -83,6 +84,15 @@ def head_revision(apps: str | None = None) -> str:
 def current_revision(sqlalchemy_url: str) -> str | None:
     with engine(sqlalchemy_url).connect() as conn:
         return _heads(MigrationContext.configure(conn).get_current_heads()) or None
+
+
+def check_alive(conn: Any) -> None:
+    """A pool's ``check``: a connection is tried before it is lent, so one left pointing at a
+    lost primary is replaced by a fresh one, which the read-write URL takes to whichever
+    server is primary now."""
+    from psycopg_pool import ConnectionPool
+
+    ConnectionPool.check_connection(conn)
 
 
 @contextmanager

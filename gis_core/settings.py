@@ -53,6 +53,18 @@ class EmbeddedSettings(BaseSettings):
     pg_port: int = Field(55432, ge=1024, le=65535)
     mqtt_port: int = Field(18830, ge=1024, le=65535)
     host: str = "127.0.0.1"
+    # 双机热备 on one machine: a streaming replica of the embedded cluster on its own port,
+    # synchronous, so a commit is on both before anyone is told it is done.
+    standby: bool = False
+    standby_port: int = Field(55433, ge=1024, le=65535)
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> EmbeddedSettings:
+        if self.standby and self.standby_port == self.pg_port:
+            raise ValueError(
+                "CHANGZHI_EMBEDDED_STANDBY_PORT must differ from CHANGZHI_EMBEDDED_PG_PORT"
+            )
+        return self
 
 
 class DatabaseSettings(BaseSettings):
@@ -72,6 +84,22 @@ class DatabaseSettings(BaseSettings):
         if self.pool_min > self.pool_max:
             raise ValueError("CHANGZHI_DATABASE_POOL_MIN cannot exceed CHANGZHI_DATABASE_POOL_MAX")
         return self
+
+
+class BackupSettings(BaseSettings):
+    """Base backups (``pg_basebackup``) and the WAL archive, for point-in-time restore."""
+
+    model_config = SettingsConfigDict(env_prefix="CHANGZHI_BACKUP_", extra="ignore")
+
+    # None: ``<var>/backups``. Put it on another disk than the database's.
+    dir: Path | None = None
+    # When `changzhi db backup` runs from the generated systemd timer (systemd OnCalendar).
+    schedule: str = "daily"
+    # Base backups kept; WAL older than the oldest kept one is removed with it.
+    keep: int = Field(7, ge=1, le=1000)
+    # The embedded cluster archives its WAL into <dir>/wal (archive_mode), which point-in-time
+    # restore needs; off by default because the archive grows until backups prune it.
+    archive: bool = False
 
 
 class MqttSettings(BaseSettings):
@@ -244,6 +272,7 @@ class Settings:
         self.run = overrides.get("run") or RunSettings()
         self.log = overrides.get("log") or LogSettings()
         self.ops = overrides.get("ops") or OpsSettings()
+        self.backup = overrides.get("backup") or BackupSettings()
         self.secrets = SecretStore(self.platform.var_dir)
 
     @property
@@ -256,18 +285,26 @@ class Settings:
 
     @property
     def database_url(self) -> str:
-        """libpq URL (``postgresql://...``) of the platform database."""
+        """libpq URL (``postgresql://...``) of the platform database.
+
+        With several hosts (a primary and its standbys) it asks for the one that takes
+        writes, so a fresh connection after a failover finds the promoted standby.
+        """
         if self.database.url:
-            return normalize_pg_url(self.database.url)
+            return read_write(normalize_pg_url(self.database.url))
         password = self.secrets.get_or_create("pg_password")
-        return (
-            f"postgresql://changzhi:{password}@{self.embedded.host}:{self.embedded.pg_port}"
-            "/changzhi"
-        )
+        hosts = f"{self.embedded.host}:{self.embedded.pg_port}"
+        if self.embedded.standby:
+            hosts += f",{self.embedded.host}:{self.embedded.standby_port}"
+        return read_write(f"postgresql://changzhi:{password}@{hosts}/changzhi")
 
     @property
     def sqlalchemy_url(self) -> str:
-        return self.database_url.replace("postgresql://", "postgresql+psycopg://", 1)
+        return sqlalchemy_url(self.database_url)
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.backup.dir or self.platform.var_dir / "backups"
 
     @property
     def mqtt_url(self) -> str:
@@ -306,6 +343,53 @@ def normalize_pg_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql://" + url[len(prefix) :]
     return url
+
+
+def pg_hosts(url: str) -> list[tuple[str, int]]:
+    """The (host, port) pairs of a libpq URL, in the order libpq tries them."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        params = conninfo_to_dict(url)
+    except Exception as exc:  # psycopg.ProgrammingError: the text libpq could not parse
+        raise ConfigError(f"not a PostgreSQL connection URL: {exc}") from None
+    hosts = str(params.get("host") or "localhost").split(",")
+    ports = str(params.get("port") or "5432").split(",")
+    if len(ports) == 1:
+        ports = ports * len(hosts)
+    if len(ports) != len(hosts):
+        raise ConfigError(f"the database URL names {len(hosts)} hosts but {len(ports)} ports")
+    return [(h, int(p or 5432)) for h, p in zip(hosts, ports, strict=True)]
+
+
+def read_write(url: str) -> str:
+    """``url`` with ``target_session_attrs=read-write`` when it names several hosts and does
+    not say otherwise: libpq then skips standbys and a host that is down."""
+    if len(pg_hosts(url)) < 2 or "target_session_attrs=" in url:
+        return url
+    return url + ("&" if "?" in url else "?") + "target_session_attrs=read-write"
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The SQLAlchemy (psycopg dialect) form of a libpq URL; several hosts become repeated
+    ``host=`` parameters, the only multi-host form SQLAlchemy parses."""
+    from urllib.parse import quote, urlencode
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    url = normalize_pg_url(url)
+    hosts = pg_hosts(url)
+    if len(hosts) < 2:
+        return url.replace("postgresql://", "postgresql+psycopg://", 1)
+    params = {k: str(v) for k, v in conninfo_to_dict(url).items()}
+    creds = quote(params.pop("user", ""), safe="")
+    if "password" in params:
+        creds += ":" + quote(params.pop("password"), safe="")
+    dbname = quote(params.pop("dbname", ""), safe="")
+    params.pop("host", None)
+    params.pop("port", None)
+    query = [("host", f"{h}:{p}") for h, p in hosts] + sorted(params.items())
+    return f"postgresql+psycopg://{creds}@/{dbname}?{urlencode(query)}"
 
 
 @lru_cache(maxsize=1)

@@ -252,3 +252,24 @@ def test_whole_device_publishes_are_taken_from_the_buffer_and_the_rest_left_to_p
         sock._buf, sock._pos = big[:cut], 0
         assert not client._drain_publishes(sock) and sock._pos == 0
     assert len(got) == 4
+
+
+def test_the_paho_internals_bulk_mqtt_relies_on_exist() -> None:
+    """pyproject pins paho-mqtt to >=2.0,<3 for these: a paho that renames one fails here,
+    by name, before any message is lost to it."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    for method in ("_handle_publish", "_create_socket", "_packet_queue", "loop_read"):
+        assert callable(getattr(client, method, None)), f"paho.mqtt.client.Client.{method}"
+    for attribute in (
+        "_in_packet",
+        "_sock",
+        "_ssl",
+        "_protocol",
+        "_manual_ack",
+        "_msgtime_mutex",
+        "_last_bytes_received",
+    ):
+        assert hasattr(client, attribute), f"paho.mqtt.client.Client.{attribute}"
+    assert set(client._in_packet) >= {"command", "packet"}
+    assert callable(mqtt.time_func)
+    assert isinstance(mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS, mqtt.MQTTErrorCode)

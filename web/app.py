@@ -12,6 +12,7 @@ from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
 from gis_core.application import Installed, installed
+from gis_core.db import check_alive
 from gis_core.logs import configure_logging
 from gis_core.settings import Settings, get_settings
 from layers.catalog import builtin_catalog
@@ -72,6 +73,9 @@ def create_app(settings: Settings | None = None, apps: Installed | None = None) 
             min_size=settings.database.pool_min,
             max_size=settings.database.pool_max,
             configure=_configure,
+            # A connection is tried before it is lent: after a failover the pooled ones point
+            # at a dead primary, and fresh ones find the promoted standby (read-write URL).
+            check=check_alive,
             open=False,
             name="api",
         )

@@ -92,14 +92,39 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 @services_app.command("start")
-def services_start() -> None:
+def services_start(
+    standby: Annotated[
+        bool,
+        typer.Option(
+            "--standby",
+            help="also a synchronous streaming replica on CHANGZHI_EMBEDDED_STANDBY_PORT "
+            "(as CHANGZHI_EMBEDDED_STANDBY=1 does)",
+        ),
+    ] = False,
+) -> None:
     """Start the private PostGIS cluster and Mosquitto (those not pointed elsewhere)."""
     s = settings()
+    if standby and not s.embedded.standby:
+        s = _with_standby(s)
+        out.print(
+            "[yellow]note:[/] set CHANGZHI_EMBEDDED_STANDBY=1 for every changzhi command, so "
+            "their connections name the standby too and follow a failover"
+        )
     svc = embedded_services(s)
     started = svc.start()
     _print_status(s)
     if not started:
         out.print("already running" if (svc.postgres or svc.mosquitto) else "nothing embedded")
+
+
+def _with_standby(s: Settings) -> Settings:
+    from gis_core.settings import EmbeddedSettings
+
+    embedded = EmbeddedSettings(**{**s.embedded.model_dump(), "standby": True})
+    return Settings(
+        **{k: getattr(s, k) for k in ("platform", "database", "mqtt", "backup")},
+        embedded=embedded,
+    )
 
 
 @services_app.command("stop")
@@ -120,9 +145,13 @@ def _print_status(s: Settings) -> None:
     svc = embedded_services(s)
     table = Table("service", "state", "address", "where")
     if svc.postgres is not None:
-        pg = svc.postgres
-        state = "[green]running[/]" if pg.running() else "[yellow]stopped[/]"
-        table.add_row("postgis", state, f"{pg.host}:{pg.port}", str(pg.data_dir))
+        for name, pg in (("postgis", svc.postgres), ("standby", svc.standby)):
+            if pg is None:
+                continue
+            state = "[green]running[/]" if pg.running() else "[yellow]stopped[/]"
+            if pg.promoted:
+                state += " (promoted: primary)"
+            table.add_row(name, state, f"{pg.host}:{pg.port}", str(pg.data_dir))
     else:
         table.add_row("postgis", "external", redact(s.database_url), "-")
     if svc.mosquitto is not None:
@@ -146,6 +175,81 @@ def db_migrate() -> None:
         out.print(f"schema is current (revision {after})")
     else:
         out.print(f"schema migrated: {before or 'empty'} → {after}")
+
+
+@db_app.command("promote")
+def db_promote() -> None:
+    """Promote the standby after its primary is lost; refuses while the primary is up."""
+    from .standby import promote
+
+    s = settings()
+    promoted = promote(s.database_url)
+    out.print(
+        f"promoted {promoted.host}:{promoted.port}: it takes writes now; the platform's "
+        "processes reconnect to it by themselves"
+    )
+
+
+@db_app.command("backup")
+def db_backup() -> None:
+    """A base backup now (pg_basebackup) into CHANGZHI_BACKUP_DIR, then retention."""
+    from .backup import take_backup
+
+    s = settings()
+    notes: list[str] = []
+    made = take_backup(s, notes)
+    for note in notes:
+        out.print(note)
+    out.print(
+        f"base backup {made.path} (restorable from {made.finished.isoformat()}; "
+        f"WAL from {made.start_wal})"
+    )
+
+
+@db_app.command("backups")
+def db_backups() -> None:
+    """List the base backups and the time each is restorable from."""
+    from .backup import base_backups
+
+    s = settings()
+    table = Table("base backup", "restorable from", "first WAL")
+    for b in base_backups(s.backup_dir):
+        table.add_row(str(b.path), b.finished.isoformat(), b.start_wal)
+    out.print(table)
+
+
+@db_app.command("restore")
+def db_restore(
+    to: Annotated[str, typer.Option("--to", help="ISO 8601 time, e.g. 2026-12-06T12:30+08:00")],
+    into: Annotated[
+        str | None, typer.Option(help="fresh data folder (default: var/services/restore-TIME)")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="port of the restored cluster")] = None,
+) -> None:
+    """Restore the database as it was at a time into a fresh cluster, and start it."""
+    from datetime import UTC
+    from pathlib import Path
+
+    from .backup import parse_time, restore
+    from .services import service_account, service_root
+
+    s = settings()
+    when = parse_time(to)
+    account = service_account(s.platform.service_user)
+    stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = Path(into) if into else service_root(s.platform.var_dir, account) / f"restore-{stamp}"
+    password = s.secrets.get_or_create("pg_password") if s.embedded_database else ""
+    done = restore(s.backup_dir, when, target.resolve(), account, password, port)
+    pg = done.cluster
+    as_account = f"runuser -u {account.name} -- " if account.uid is not None else ""
+    out.print(
+        f"restored to {when.isoformat()} from {done.backup.path.name} into {pg.data_dir}, "
+        f"running on {pg.host}:{pg.port}\n"
+        f"use it: CHANGZHI_DATABASE_URL=postgresql://USER:PASSWORD@{pg.host}:{pg.port}/changzhi"
+        f"\nstop it: {as_account}{pg._bin('pg_ctl')} stop -D {pg.data_dir}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 # --------------------------------------------------------------------------- data
@@ -305,6 +409,46 @@ def provision_broker(s: Settings) -> int:
     svc.mosquitto.write_accounts(creds, gateways)
     svc.mosquitto.reload()
     return len(creds)
+
+
+deploy_app = typer.Typer(help="Running on a server: systemd units.", no_args_is_help=True)
+app.add_typer(deploy_app, name="deploy")
+
+
+@deploy_app.command("systemd")
+def deploy_systemd(
+    out_dir: Annotated[str, typer.Option("--out", help="folder to write the units into")],
+    user: Annotated[str, typer.Option(help="the account the services run as")] = "changzhi",
+    ingest_workers: Annotated[int, typer.Option(help="ingest worker processes")] = 2,
+    env_file: Annotated[
+        str, typer.Option(help="environment file the units read")
+    ] = "/etc/changzhi/changzhi.env",
+) -> None:
+    """Write systemd units: API, ingest, each installed application's workers, backups."""
+    from pathlib import Path
+
+    from .deploy import systemd_units, write_units
+
+    if not 1 <= ingest_workers <= 64:
+        raise fail("--ingest-workers must be between 1 and 64")
+    units = systemd_units(
+        settings(), installed(), user=user, ingest_workers=ingest_workers, env_file=Path(env_file)
+    )
+    for path in write_units(units, Path(out_dir)):
+        out.print(str(path))
+
+
+@deploy_app.command("worker")
+def deploy_worker(
+    app_name: Annotated[str, typer.Argument(help="installed application, e.g. dispatch")],
+    worker: Annotated[str, typer.Argument(help="its worker, e.g. dispatch-monitor")],
+) -> None:
+    """Run one application's worker in the foreground (what its systemd unit runs)."""
+    from .deploy import run_worker
+
+    code = run_worker(installed(), app_name, worker)
+    if code:
+        raise fail(f"worker {worker} of {app_name} ended by itself", code)
 
 
 @app.command("ingest")

@@ -23,10 +23,17 @@ import time
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gis_core.settings import Settings
 
+if TYPE_CHECKING:
+    import psycopg
+
 PG_BINDIRS = (Path("/usr/lib/postgresql/15/bin"),)
+# The standby's name as the primary knows it (application_name, replication slot,
+# synchronous_standby_names).
+STANDBY_NAME = "changzhi_standby"
 
 
 class ServiceError(RuntimeError):
@@ -130,6 +137,33 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
     return False
 
 
+def pg_bin(name: str) -> str:
+    """A PostgreSQL 15 program (``initdb``, ``pg_basebackup``, ...)."""
+    bindir = os.environ.get("CHANGZHI_PG_BINDIR")
+    return str(_find_binary(name, (Path(bindir),) if bindir else PG_BINDIRS))
+
+
+def conf_quote(value: str) -> str:
+    """A string as a postgresql.conf value."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def archive_settings(wal_dir: Path) -> dict[str, str]:
+    """WAL archiving into ``wal_dir``, PostgreSQL's own way (``archive_command``): a segment
+    is copied under a temporary name and renamed, never overwritten; when the copy fails
+    (disk full) PostgreSQL keeps the segment and tries again, so nothing is lost."""
+    import shlex
+
+    target = shlex.quote(str(wal_dir)) + "/%f"
+    command = f"test ! -f {target} && cp %p {target}.part && mv {target}.part {target}"
+    return {
+        "archive_mode": "on",
+        "archive_command": conf_quote(command),
+        # A quiet city still gets a restorable point at least this often.
+        "archive_timeout": "'5min'",
+    }
+
+
 def _find_binary(name: str, dirs: tuple[Path, ...] = ()) -> Path:
     for directory in (*dirs, Path("/usr/sbin"), Path("/usr/bin")):
         candidate = directory / name
@@ -152,25 +186,34 @@ class Postgres:
     host: str = "127.0.0.1"
     # Durability stays on by default; the throwaway test cluster trades it for speed.
     settings: Mapping[str, str] = field(default_factory=dict)
+    # Its folder under ``root``: ``pg`` for the primary, ``pg-standby`` for the replica.
+    name: str = "pg"
+    # Set for a streaming replica: the cluster it is cloned from and follows.
+    primary: Postgres | None = None
+    start_timeout_s: int = 60
+    # False for a cluster still recovering when `pg_ctl start` returns (a restore).
+    ensure_db: bool = True
 
     @property
     def data_dir(self) -> Path:
-        return self.root / "pg" / "data"
+        return self.root / self.name / "data"
 
     @property
     def log_file(self) -> Path:
-        return self.root / "pg" / "postgres.log"
+        return self.root / self.name / "postgres.log"
 
     def _bin(self, name: str) -> str:
-        bindir = os.environ.get("CHANGZHI_PG_BINDIR")
-        return str(_find_binary(name, (Path(bindir),) if bindir else PG_BINDIRS))
+        return pg_bin(name)
 
-    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, *args: str, check: bool = True, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             list(args),
             capture_output=True,
             text=True,
             cwd=self.root,
+            env={**os.environ, **env} if env else None,
             # Own session: a Ctrl-C meant for `changzhi up` must not reach the server directly.
             start_new_session=True,
             **self.account.popen_kwargs(),  # type: ignore[call-overload]
@@ -184,7 +227,19 @@ class Postgres:
     def initialized(self) -> bool:
         return (self.data_dir / "PG_VERSION").exists()
 
+    @property
+    def promoted(self) -> bool:
+        """A replica that has been promoted (its ``standby.signal`` is gone)."""
+        return (
+            self.primary is not None
+            and self.initialized
+            and not (self.data_dir / "standby.signal").exists()
+        )
+
     def init(self) -> None:
+        if self.primary is not None:
+            self.clone()
+            return
         pg_dir = self.data_dir.parent
         pg_dir.mkdir(parents=True, exist_ok=True)
         (pg_dir / "run").mkdir(exist_ok=True)
@@ -214,6 +269,62 @@ class Postgres:
         with conf.open("a") as conf_fh:
             conf_fh.write("\ninclude_if_exists = 'changzhi.conf'\n")
 
+    def clone(self) -> None:
+        """Make this cluster a streaming replica of :attr:`primary`: ``pg_basebackup`` with a
+        replication slot, so the primary keeps the WAL the replica has not received yet."""
+        primary = self.primary
+        assert primary is not None
+        if not primary.running():
+            raise ServiceError("the primary is not running: a standby is cloned from it")
+        pg_dir = self.data_dir.parent
+        pg_dir.mkdir(parents=True, exist_ok=True)
+        (pg_dir / "run").mkdir(exist_ok=True)
+        for path in (self.root, pg_dir, pg_dir / "run"):
+            self.account.own(path)
+        os.chmod(pg_dir, 0o700)
+        with primary.admin() as conn:
+            # A slot left by an earlier standby of the same name would hold WAL for ever.
+            conn.execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                "WHERE slot_name = %s AND NOT active",
+                (STANDBY_NAME,),
+            )
+        self._run(
+            self._bin("pg_basebackup"),
+            "-D",
+            str(self.data_dir),
+            "-h",
+            primary.host,
+            "-p",
+            str(primary.port),
+            "-U",
+            "changzhi",
+            "--wal-method=stream",
+            "--checkpoint=fast",
+            "--create-slot",
+            f"--slot={STANDBY_NAME}",
+            "--no-password",
+            env={"PGPASSWORD": primary.password},
+        )
+        (self.data_dir / "standby.signal").touch()
+        self.account.own(self.data_dir / "standby.signal")
+
+    def replication_settings(self) -> dict[str, str]:
+        """What following :attr:`primary` takes (nothing for a primary)."""
+        if self.primary is None:
+            return {}
+        conninfo = (
+            f"host={self.primary.host} port={self.primary.port} user=changzhi "
+            f"password={self.password} application_name={STANDBY_NAME}"
+        )
+        return {
+            "primary_conninfo": conf_quote(conninfo),
+            "primary_slot_name": conf_quote(STANDBY_NAME),
+            "hot_standby": "on",
+            # Once promoted there is no standby to wait for: commits must not hang.
+            "synchronous_standby_names": "''",
+        }
+
     def write_config(self) -> None:
         lines = {
             "listen_addresses": f"'{self.host}'",
@@ -226,6 +337,7 @@ class Postgres:
             "log_timezone": "'Asia/Shanghai'",
             "jit": "off",
             **self.settings,
+            **self.replication_settings(),
         }
         path = self.data_dir / "changzhi.conf"
         path.write_text("".join(f"{k} = {v}\n" for k, v in lines.items()))
@@ -262,14 +374,24 @@ class Postgres:
             str(self.log_file),
             "-w",
             "-t",
-            "60",
+            str(self.start_timeout_s),
             check=False,
         )
         if result.returncode != 0:
             tail = self.log_file.read_text(errors="replace").strip().splitlines()[-3:]
             raise ServiceError("PostgreSQL did not start: " + " | ".join(tail))
-        self.ensure_database("changzhi")
+        if self.ensure_db and (self.primary is None or self.promoted):
+            self.ensure_database("changzhi")
         return True
+
+    def reload(self) -> None:
+        """Make the running server re-read its configuration."""
+        self._run(self._bin("pg_ctl"), "reload", "-D", str(self.data_dir))
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster, as a power cut would (tests of failover)."""
+        pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGKILL)
 
     def stop(self) -> bool:
         if not self.running():
@@ -281,11 +403,15 @@ class Postgres:
     def url(self) -> str:
         return f"postgresql://changzhi:{self.password}@{self.host}:{self.port}/changzhi"
 
-    def ensure_database(self, name: str) -> None:
+    def admin(self) -> psycopg.Connection:
+        """An autocommit connection to the ``postgres`` database as the cluster's owner."""
         import psycopg
 
         admin = f"postgresql://changzhi:{self.password}@{self.host}:{self.port}/postgres"
-        with psycopg.connect(admin, autocommit=True) as conn:
+        return psycopg.connect(admin, autocommit=True, connect_timeout=5)
+
+    def ensure_database(self, name: str) -> None:
+        with self.admin() as conn:
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
             ).fetchone()
@@ -501,23 +627,50 @@ connection_messages false
 class EmbeddedServices:
     postgres: Postgres | None
     mosquitto: Mosquitto | None
+    standby: Postgres | None = None
 
     def start(self) -> list[str]:
         """Start what is not running; return the names of what this call started."""
         started = []
+        if self.standby is not None and self.standby.promoted:
+            # The old primary's data ends where the standby took over: starting it would make
+            # two primaries that disagree.
+            if self.standby.start():
+                started.append("standby")
+            raise ServiceError(
+                f"the standby ({self.standby.data_dir}) was promoted and is now the primary; "
+                f"the old primary ({self.postgres.data_dir if self.postgres else '?'}) is "
+                'stale: see README "After a failover" to rebuild it as the new standby'
+            )
+        primary_conf = dict(self.postgres.settings) if self.postgres is not None else {}
+        if self.postgres is not None and self.standby is not None and not self.standby.initialized:
+            # A synchronous primary waits at every commit for a standby that is not cloned
+            # yet (its own CREATE DATABASE included): it starts asynchronous.
+            self.postgres.settings = {
+                k: v for k, v in primary_conf.items() if k != "synchronous_standby_names"
+            }
         if self.postgres is not None and self.postgres.start():
             started.append("postgres")
+        if self.standby is not None and self.standby.start():
+            started.append("standby")
+        if self.postgres is not None and self.standby is not None:
+            # Synchronous from now on (also for a primary that ran alone before).
+            self.postgres.settings = primary_conf
+            self.postgres.write_config()
+            self.postgres.reload()
         if self.mosquitto is not None and self.mosquitto.start():
             started.append("mosquitto")
         return started
 
     def stop(self, names: list[str] | None = None) -> list[str]:
         stopped = []
-        wanted = set(names) if names is not None else {"mosquitto", "postgres"}
+        wanted = set(names) if names is not None else {"mosquitto", "postgres", "standby"}
         if self.mosquitto is not None and "mosquitto" in wanted and self.mosquitto.stop():
             stopped.append("mosquitto")
         if self.postgres is not None and "postgres" in wanted and self.postgres.stop():
             stopped.append("postgres")
+        if self.standby is not None and "standby" in wanted and self.standby.stop():
+            stopped.append("standby")
         return stopped
 
 
@@ -525,7 +678,7 @@ def embedded_services(settings: Settings) -> EmbeddedServices:
     """The embedded services this configuration uses (none where URLs point elsewhere)."""
     account = service_account(settings.platform.service_user)
     root = service_root(settings.platform.var_dir, account)
-    postgres = mosquitto = None
+    postgres = mosquitto = standby = None
     if settings.embedded_database:
         postgres = Postgres(
             root=root,
@@ -533,7 +686,24 @@ def embedded_services(settings: Settings) -> EmbeddedServices:
             password=settings.secrets.get_or_create("pg_password"),
             account=account,
             host=settings.embedded.host,
+            settings=primary_settings(
+                standby=settings.embedded.standby,
+                wal_dir=wal_archive(settings.backup_dir, account)
+                if settings.backup.archive
+                else None,
+            ),
         )
+        if settings.embedded.standby:
+            standby = Postgres(
+                root=root,
+                port=settings.embedded.standby_port,
+                password=postgres.password,
+                account=account,
+                host=settings.embedded.host,
+                settings=postgres.settings,
+                name="pg-standby",
+                primary=postgres,
+            )
     if settings.embedded_broker:
         mosquitto = Mosquitto(
             root=root,
@@ -542,7 +712,28 @@ def embedded_services(settings: Settings) -> EmbeddedServices:
             account=account,
             host=settings.embedded.host,
         )
-    return EmbeddedServices(postgres, mosquitto)
+    return EmbeddedServices(postgres, mosquitto, standby)
+
+
+def primary_settings(*, standby: bool, wal_dir: Path | None) -> dict[str, str]:
+    """A primary's settings: synchronous replication to the standby (a commit returns once
+    the standby has it on disk) and WAL archiving for point-in-time restore."""
+    conf: dict[str, str] = {}
+    if standby:
+        conf["synchronous_standby_names"] = conf_quote(STANDBY_NAME)
+        conf["synchronous_commit"] = "on"
+    if wal_dir is not None:
+        conf.update(archive_settings(wal_dir))
+    return conf
+
+
+def wal_archive(backup_dir: Path, account: Account) -> Path:
+    """The WAL archive folder under ``backup_dir``, writable by the servers' account."""
+    wal = backup_dir / "wal"
+    wal.mkdir(parents=True, exist_ok=True)
+    account.own(backup_dir)
+    account.own(wal)
+    return wal
 
 
 @contextlib.contextmanager
@@ -576,6 +767,11 @@ class Throwaway:
     services: EmbeddedServices
 
     @property
+    def standby(self) -> Postgres:
+        assert self.services.standby is not None
+        return self.services.standby
+
+    @property
     def postgres(self) -> Postgres:
         assert self.services.postgres is not None
         return self.services.postgres
@@ -586,29 +782,54 @@ class Throwaway:
         return self.services.mosquitto
 
 
-def start_throwaway(prefix: str, *, durable: bool = False) -> Throwaway:
+def start_throwaway(
+    prefix: str, *, durable: bool = False, standby: bool = False, archive: bool = False
+) -> Throwaway:
     """A private PostGIS and Mosquitto on free ports in a temporary directory, for tests and
-    benchmarks; ``services.stop()`` and removing ``root`` leave nothing behind."""
+    benchmarks; ``services.stop()`` and removing ``root`` leave nothing behind.
+
+    ``standby`` adds a synchronous streaming replica; ``archive`` archives WAL into
+    ``root/backups/wal``. Both keep commits synchronous, as production does.
+    """
     account = service_account("changzhi")
     root = Path(tempfile.mkdtemp(prefix=prefix))
     os.chmod(root, 0o755)  # the unprivileged server account must reach it
-    services = EmbeddedServices(
+    # Tests trade durability for speed; benchmarks measure what production would run. A
+    # killed server (not a lost machine) keeps what it committed even without fsync.
+    conf = {} if durable else {"fsync": "off", "full_page_writes": "off"}
+    if not (durable or standby or archive):
+        conf["synchronous_commit"] = "off"
+    wal_dir = wal_archive(root / "backups", account) if archive else None
+    conf.update(primary_settings(standby=standby, wal_dir=wal_dir))
+    primary = Postgres(
+        root=root,
+        port=free_port(),
+        password=secrets.token_urlsafe(12),
+        account=account,
+        settings=conf,
+    )
+    replica = (
         Postgres(
             root=root,
             port=free_port(),
-            password=secrets.token_urlsafe(12),
+            password=primary.password,
             account=account,
-            # Tests trade durability for speed; benchmarks measure what production would run.
-            settings={}
-            if durable
-            else {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"},
-        ),
+            settings=conf,
+            name="pg-standby",
+            primary=primary,
+        )
+        if standby
+        else None
+    )
+    services = EmbeddedServices(
+        primary,
         Mosquitto(
             root=root,
             port=free_port(),
             platform_password=secrets.token_urlsafe(12),
             account=account,
         ),
+        replica,
     )
     services.start()
     return Throwaway(root, services)
