@@ -163,6 +163,10 @@ def test_the_walk_reads_every_json_media_type(openapi: dict[str, Any]) -> None:
 
 def test_a_route_is_untyped_if_any_of_its_json_answers_is() -> None:
     """Known answer: the same model as schema+json but nothing as plain JSON is untyped."""
+    kinds = ("application/json; charset=utf-8", "application/geo+json",
+             "application/vnd.mapbox.style+json", "application/vnd.mapbox-vector-tile",
+             "application/pdf", "text/json")  # fmt: skip
+    assert [is_json(t) for t in kinds] == [True, True, True, False, False, False]
     gauge = {"$ref": "#/components/schemas/Gauge"}
     document = {
         "paths": {
