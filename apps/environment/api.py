@@ -531,7 +531,113 @@ class HotlineIn(BaseModel):
     open_task: bool = True
 
 
-@router.post("/tasks/{task_id}/records", status_code=201, summary="An on-site inspection record")
+class PhotoOut(BaseModel):
+    id: int
+    record_id: int
+    filename: str
+    content_type: str = Field(description="image/jpeg or image/png, by the file's first bytes")
+    size_bytes: int
+    sha256: str
+    uploaded_by: str
+    created_at: datetime
+
+
+class ViolationOut(BaseModel):
+    id: int
+    record_id: int
+    enterprise_id: int | None = Field(description="the inspected task's enterprise")
+    clause: str
+    description: str
+    penalty_yuan: float | None
+    state: str = Field(description="found, decided, paid or rectified")
+    created_by: str
+    created_at: datetime
+
+
+class RecordOut(BaseModel):
+    id: int
+    task_id: int
+    inspector: str
+    visited_at: datetime
+    findings: str
+    created_at: datetime
+    photos: list[PhotoOut]
+    violations: list[ViolationOut]
+
+
+class NearEnterprise(BaseModel):
+    enterprise_id: int
+    name_zh: str
+    distance_m: float
+
+
+class ComplaintOut(BaseModel):
+    id: int
+    source: str
+    ticket_id: str | None = Field(description="the 12345 hotline's ticket number")
+    received_at: datetime
+    content: str
+    enterprise_id: int | None = Field(description="the nearest enterprise within the radius")
+    distance_m: float | None
+    candidates: list[NearEnterprise] = Field(description="the enterprises near, nearest first")
+    task_id: int | None = Field(description="the inspection task opened for it")
+    created_by: str
+    created_at: datetime
+    lon: float
+    lat: float
+
+
+class HotlineOut(BaseModel):
+    imported: int
+    matched: int = Field(description="of them, matched to an enterprise")
+    complaints: list[ComplaintOut]
+
+
+class EscalationOut(BaseModel):
+    task_id: int
+    overdue_hours: float
+    assignee: str | None
+    escalated_on: str = Field(description="the local (China Standard Time) day, ISO 8601")
+
+
+class EscalateOut(BaseModel):
+    escalated: list[EscalationOut]
+
+
+class EnterpriseViolations(BaseModel):
+    enterprise_id: int | None
+    name_zh: str | None
+    violations: int
+    penalty_yuan: float
+
+
+class InspectionReport(BaseModel):
+    year: int
+    quarter: int
+    start: str = Field(description="the quarter's first instant, China Standard Time")
+    end: str = Field(description="the next quarter's first instant")
+    tasks: int
+    tasks_by_state: dict[str, int]
+    tasks_from_exceedances: int
+    tasks_overdue: int
+    tasks_escalated: int
+    records: int
+    photos: int
+    violations: int
+    penalties_decided_yuan: float
+    penalties_paid_yuan: float
+    enterprises_most_violations: list[EnterpriseViolations] = Field(description="the top ten")
+    complaints: int
+    complaints_by_source: dict[str, int]
+    complaints_matched: int
+
+
+@router.post(
+    "/tasks/{task_id}/records",
+    response_model=RecordOut,
+    status_code=201,
+    summary="An on-site inspection record",
+)
 def post_record(task_id: int, body: RecordIn, user: Inspector, conn: ConnDep) -> Any:
     record = casework.add_record(
         conn, user, task_id, findings=body.findings, visited_at=body.visited_at
@@ -540,13 +646,18 @@ def post_record(task_id: int, body: RecordIn, user: Inspector, conn: ConnDep) ->
     return record
 
 
-@router.get("/tasks/{task_id}/records", summary="A task's records, photos and violations")
+@router.get(
+    "/tasks/{task_id}/records",
+    response_model=list[RecordOut],
+    summary="A task's records, photos and violations",
+)
 def get_records(task_id: int, _: CurrentUser, conn: ConnDep) -> Any:
     return casework.records_of(conn, task_id)
 
 
 @router.post(
     "/records/{record_id}/photos",
+    response_model=PhotoOut,
     status_code=201,
     summary="Attach a photo (JPEG or PNG, ≤ 10 MB) to a record",
     responses={413: {"description": "too large"}, 415: {"description": "not JPEG or PNG"}},
@@ -574,7 +685,10 @@ def get_photo(photo_id: int, _: CurrentUser, conn: ConnDep, settings: SettingsDe
 
 
 @router.post(
-    "/records/{record_id}/violations", status_code=201, summary="A violation and its penalty"
+    "/records/{record_id}/violations",
+    response_model=ViolationOut,
+    status_code=201,
+    summary="A violation and its penalty",
 )
 def post_violation(record_id: int, body: ViolationIn, user: Inspector, conn: ConnDep) -> Any:
     violation = casework.add_violation(conn, user, record_id, **body.model_dump())
@@ -582,7 +696,12 @@ def post_violation(record_id: int, body: ViolationIn, user: Inspector, conn: Con
     return violation
 
 
-@router.post("/complaints", status_code=201, summary="A complaint (信访), matched to enterprises")
+@router.post(
+    "/complaints",
+    response_model=ComplaintOut,
+    status_code=201,
+    summary="A complaint (信访), matched to enterprises",
+)
 def post_complaint(body: ComplaintIn, user: Inspector, conn: ConnDep, request: Request) -> Any:
     """Matched to the nearest enterprise within ``radius_m``; with ``open_task``, an inspection
     task for it."""
@@ -593,7 +712,7 @@ def post_complaint(body: ComplaintIn, user: Inspector, conn: ConnDep, request: R
     return complaint
 
 
-@router.get("/complaints", summary="Complaints, newest first")
+@router.get("/complaints", response_model=list[ComplaintOut], summary="Complaints, newest first")
 def get_complaints(
     _: Viewer,
     conn: ConnDep,
@@ -603,7 +722,11 @@ def get_complaints(
     return casework.list_complaints(conn, since=since, limit=limit)
 
 
-@router.post("/complaints/hotline", summary="12345 hotline tickets about the environment")
+@router.post(
+    "/complaints/hotline",
+    response_model=HotlineOut,
+    summary="12345 hotline tickets about the environment",
+)
 def post_hotline(body: HotlineIn, user: Inspector, conn: ConnDep) -> Any:
     """The hotline tickets dispatch imported whose text is about the environment (odour,
     smoke, dust, noise, sewage...), as complaints matched to the enterprises near them."""
@@ -612,7 +735,9 @@ def post_hotline(body: HotlineIn, user: Inspector, conn: ConnDep) -> Any:
     return made
 
 
-@router.post("/tasks/escalate", summary="Escalate overdue tasks (超时催办)")
+@router.post(
+    "/tasks/escalate", response_model=EscalateOut, summary="Escalate overdue tasks (超时催办)"
+)
 def post_escalate(_: Inspector, conn: ConnDep, request: Request) -> Any:
     """Each task past its due time, once a local day; the watcher does this every round."""
     made = casework.escalate_overdue(conn)
@@ -622,7 +747,11 @@ def post_escalate(_: Inspector, conn: ConnDep, request: Request) -> Any:
     return {"escalated": made}
 
 
-@router.get("/reports/inspection", summary="The quarterly inspection report")
+@router.get(
+    "/reports/inspection",
+    response_model=InspectionReport,
+    summary="The quarterly inspection report",
+)
 def get_inspection_report(
     _: Viewer,
     conn: ConnDep,
@@ -641,7 +770,41 @@ StatsBy = Annotated[str, Query(description="outlet, enterprise, industry or dist
 StatsPeriod = Annotated[str, Query(description="month, quarter or year (local time)")]
 
 
-@router.get("/stats/loads", summary="Emission loads, kg, by group and period")
+class LoadRow(BaseModel):
+    key: str = Field(description="the group's code: outlet id, enterprise id, industry or district")
+    name: str
+    period: str = Field(description="the period's first local day")
+    hours: int = Field(description="outlet-hours measured")
+    outlets: int
+    load_kg: dict[str, float] = Field(description="kg by pollutant (so2, nox, dust)")
+
+
+class ExceedanceRateRow(BaseModel):
+    key: str
+    name: str
+    period: str
+    pollutant: str
+    hours: int = Field(description="outlet-hours measured")
+    hours_over: int = Field(description="of them, above the permit's 1-hour limit")
+    rate: float
+    events: int = Field(description="emission exceedance events that began then")
+
+
+class AqiDaysRow(BaseModel):
+    id: str = Field(description="station device id, district code or 'city'")
+    name: str
+    period: str
+    days_by_level: dict[str, int] = Field(description="AQI level 1..6 → days")
+    good_days: int = Field(description="levels 1 and 2")
+    no_data: int
+    standards: list[str] = Field(description="the HJ 633 editions the counts come from")
+
+
+@router.get(
+    "/stats/loads",
+    response_model=list[LoadRow],
+    summary="Emission loads, kg, by group and period",
+)
 def get_loads(
     _: Viewer, conn: ConnDep, start: date, end: date, by: StatsBy = "district",
     period: StatsPeriod = "month",
@@ -650,7 +813,11 @@ def get_loads(
     return statistics.loads(conn, by=by, period=period, start=start, end=end)
 
 
-@router.get("/stats/exceedance-rates", summary="Hours above permit limits, by group and period")
+@router.get(
+    "/stats/exceedance-rates",
+    response_model=list[ExceedanceRateRow],
+    summary="Hours above permit limits, by group and period",
+)
 def get_rates(
     _: Viewer, conn: ConnDep, start: date, end: date, by: StatsBy = "industry",
     period: StatsPeriod = "month",
@@ -658,7 +825,11 @@ def get_rates(
     return statistics.exceedance_rates(conn, by=by, period=period, start=start, end=end)
 
 
-@router.get("/stats/aqi-days", summary="Days at each AQI level, by station/district/city")
+@router.get(
+    "/stats/aqi-days",
+    response_model=list[AqiDaysRow],
+    summary="Days at each AQI level, by station/district/city",
+)
 def get_aqi_days(
     _: CurrentUser,
     conn: ConnDep,

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 import orjson
 import psycopg
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from gis_core import features as core
 from gis_core import queryables as q
@@ -24,6 +24,20 @@ from layers.catalog import Catalog, Layer, builtin_catalog
 from layers.user_layers import user_layers
 from web.deps import ConnDep, OptionalUser, SettingsDep
 from web.routers.basemap import console_style
+from web.routers.ogc_models import (
+    Conformance,
+    GeoJsonFeature,
+    GeoJsonFeatureCollection,
+    MapLibreStyle,
+    OgcCollection,
+    OgcCollections,
+    Queryables,
+    TileJson,
+    TileMatrixSet,
+    TileMatrixSets,
+    TileSet,
+    TileSets,
+)
 
 router = APIRouter(tags=["OGC API"])
 
@@ -31,6 +45,25 @@ GEOJSON = "application/geo+json"
 MVT = "application/vnd.mapbox-vector-tile"
 SCHEMA_JSON = "application/schema+json"
 TILEJSON = "application/json"
+MAPLIBRE_STYLE = "application/vnd.mapbox.style+json"
+
+
+# The routes write their documents themselves (byte for byte what clients had) and return
+# them as a Response, which FastAPI passes on untouched; these classes only name the media
+# type each answers with, so OpenAPI shows the model's schema under it (FastAPI shows a
+# schema only for JSONResponse classes).
+class GeoJsonResponse(JSONResponse):
+    media_type = GEOJSON
+
+
+class SchemaJsonResponse(JSONResponse):
+    media_type = SCHEMA_JSON
+
+
+class StyleResponse(JSONResponse):
+    media_type = MAPLIBRE_STYLE
+
+
 # What is really served. Not oas30: FastAPI writes OpenAPI 3.1, which OGC API – Features 1.0
 # has no conformance class for (the landing page's service-desc says 3.1).
 CONFORMANCE = [
@@ -109,6 +142,12 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
+def _ref(model: type[Any]) -> dict[str, str]:
+    """A reference to a model's schema among the OpenAPI components (the route's own
+    response_model puts it there)."""
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
 def _json(body: Any, media_type: str = "application/json", **headers: str) -> Response:
     return Response(orjson.dumps(body), media_type=media_type, headers=headers or None)
 
@@ -155,7 +194,7 @@ def landing(request: Request) -> Response:
     )
 
 
-@router.get("/conformance")
+@router.get("/conformance", response_model=Conformance)
 def conformance() -> dict[str, list[str]]:
     return {"conformsTo": CONFORMANCE}
 
@@ -206,7 +245,7 @@ def describe(layer: Layer, base: str, extent: dict[str, Any] | None = None) -> d
     return body
 
 
-@router.get("/collections")
+@router.get("/collections", response_model=OgcCollections)
 def collections(request: Request, catalog: CatalogDep, user: OptionalUser) -> Response:
     base = _base(request)
     return _json(
@@ -217,7 +256,7 @@ def collections(request: Request, catalog: CatalogDep, user: OptionalUser) -> Re
     )
 
 
-@router.get("/collections/{collectionId}")
+@router.get("/collections/{collectionId}", response_model=OgcCollection)
 def collection(
     collection_id: CollectionId,
     request: Request,
@@ -229,7 +268,13 @@ def collection(
     return _json(describe(layer, _base(request), core.extent(conn, layer)))
 
 
-@router.get("/collections/{collectionId}/queryables")
+@router.get(
+    "/collections/{collectionId}/queryables",
+    response_model=Queryables,
+    response_class=SchemaJsonResponse,
+    # The same document as plain JSON to clients that ask for JSON only.
+    responses={200: {"content": {"application/json": {"schema": _ref(Queryables)}}}},
+)
 def queryables(
     collection_id: CollectionId,
     request: Request,
@@ -255,7 +300,11 @@ FILTER_ERRORS = (
 )
 
 
-@router.get("/collections/{collectionId}/items")
+@router.get(
+    "/collections/{collectionId}/items",
+    response_model=GeoJsonFeatureCollection,
+    response_class=GeoJsonResponse,
+)
 def items(
     collection_id: CollectionId,
     request: Request,
@@ -359,7 +408,11 @@ def items(
     return Response(body, media_type=GEOJSON, headers={"Content-Crs": f"<{out.uri}>"})
 
 
-@router.get("/collections/{collectionId}/items/{featureId}")
+@router.get(
+    "/collections/{collectionId}/items/{featureId}",
+    response_model=GeoJsonFeature,
+    response_class=GeoJsonResponse,
+)
 def item(
     collection_id: CollectionId,
     feature_id: Annotated[str, Path(alias="featureId")],
@@ -458,7 +511,7 @@ def _tileset(layer: Layer, base: str, extent: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.get("/tileMatrixSets")
+@router.get("/tileMatrixSets", response_model=TileMatrixSets)
 def tile_matrix_sets(request: Request) -> Response:
     base = _base(request)
     return _json(
@@ -482,7 +535,7 @@ def tile_matrix_sets(request: Request) -> Response:
     )
 
 
-@router.get("/tileMatrixSets/{tileMatrixSetId}")
+@router.get("/tileMatrixSets/{tileMatrixSetId}", response_model=TileMatrixSet)
 def tile_matrix_set(
     tile_matrix_set_id: Annotated[str, Path(alias="tileMatrixSetId")], request: Request
 ) -> Response:
@@ -498,7 +551,7 @@ def tile_matrix_set(
     return _json(body)
 
 
-@router.get("/collections/{collectionId}/tiles")
+@router.get("/collections/{collectionId}/tiles", response_model=TileSets)
 def tilesets(
     collection_id: CollectionId,
     request: Request,
@@ -530,7 +583,7 @@ def tilesets(
     )
 
 
-@router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}")
+@router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}", response_model=TileSet)
 def tileset(
     collection_id: CollectionId,
     tile_matrix_set_id: Annotated[str, Path(alias="tileMatrixSetId")],
@@ -547,7 +600,10 @@ def tileset(
 _JSON_TYPES = {"integer": "Number", "number": "Number", "boolean": "Boolean"}
 
 
-@router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}/tilejson.json")
+@router.get(
+    "/collections/{collectionId}/tiles/{tileMatrixSetId}/tilejson.json",
+    response_model=TileJson,
+)
 def tilejson(
     collection_id: CollectionId,
     tile_matrix_set_id: Annotated[str, Path(alias="tileMatrixSetId")],
@@ -597,7 +653,7 @@ def tilejson(
     )
 
 
-@router.get("/styles/console.json")
+@router.get("/styles/console.json", response_model=MapLibreStyle, response_class=StyleResponse)
 def console_map_style(
     request: Request,
     catalog: CatalogDep,
@@ -612,12 +668,18 @@ def console_map_style(
     city = next((layer for layer in visible if layer.group == "base" and layer.is_polygon), None)
     bounds = _lonlat_bounds(core.extent(conn, city)) if city is not None else None
     body = console_style(_base(request), visible, bounds, relief)
-    return _json(body, "application/vnd.mapbox.style+json")
+    return _json(body, MAPLIBRE_STYLE)
 
 
 @router.get(
     "/collections/{collectionId}/tiles/WebMercatorQuad/{tileMatrix}/{tileRow}/{tileCol}",
-    responses={200: {"content": {MVT: {}}}},
+    response_class=Response,
+    responses={
+        200: {
+            "content": {MVT: {"schema": {"type": "string", "format": "binary"}}},
+            "description": "a Mapbox Vector Tile of the collection",
+        }
+    },
 )
 def tile(
     collection_id: CollectionId,
