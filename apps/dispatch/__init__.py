@@ -8,16 +8,20 @@ through :mod:`gis_core.application` and never import this package.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from gis_core.application import (
     Application,
     DeviceKind,
+    Panel,
     TelemetryField,
     Threshold,
     Worker,
 )
 from gis_core.layer import Layer
+
+HERE = Path(__file__).resolve().parent
 
 
 def _router() -> Any:
@@ -91,6 +95,18 @@ APP = Application(
     events=("incident", "assignment"),
     workers=(Worker("dispatch-monitor", _monitor),),
     models="apps.dispatch.models",
+    console=HERE / "console",
+    panels=(
+        # Every logged-in user: those who may not read incidents (the catalog decides) see the
+        # column say so, rather than a wall with a hole in it; dispatching takes an operator.
+        Panel(
+            "incidents",
+            "incidents.js",
+            "事件与调度",
+            "Incidents and dispatch",
+            strings="strings.json",
+        ),
+    ),
     roles=("dispatcher", "supervisor", "admin"),
     benches={"dispatch": _bench},
 )

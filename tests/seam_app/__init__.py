@@ -5,8 +5,8 @@ It brings one route, one layer (a table made by its own migration branch), one d
 with a threshold, one console panel and one command.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the route below is made inside a function, and
+# FastAPI must see its parameter's type itself, not a name it cannot resolve.
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any

@@ -21,9 +21,6 @@ const DICT = {
     ack: '确认',
     acked_by: '已由 {by} 确认',
     cleared: '已恢复',
-    incidents: '事件（接处警）',
-    incidents_none: '暂无进行中的事件',
-    incidents_forbidden: '当前角色无权查看事件',
     overview: '综合态势',
     units_online: '在线车辆',
     units_moving: '出动中',
@@ -73,14 +70,6 @@ const DICT = {
     units: '辆',
     count: '数量',
     none: '无',
-    'kind.vehicle': '车辆',
-    'kind.air': '空气站',
-    'kind.water_level': '水位站',
-    'kind.rain': '雨量站',
-    'kind.soil': '墒情站',
-    'kind.water_quality': '水质站',
-    'kind.emission': '污染源在线监测',
-    'kind.signal': '信号机',
     'status.available': '待命',
     'status.dispatched': '已派车',
     'status.en_route': '途中',
@@ -133,9 +122,6 @@ const DICT = {
     ack: 'Ack',
     acked_by: 'acknowledged by {by}',
     cleared: 'cleared',
-    incidents: 'Incidents (dispatch)',
-    incidents_none: 'No open incidents',
-    incidents_forbidden: 'Your role may not see incidents',
     overview: 'Overview',
     units_online: 'Units online',
     units_moving: 'Responding',
@@ -185,14 +171,6 @@ const DICT = {
     units: '',
     count: 'count',
     none: 'none',
-    'kind.vehicle': 'Vehicles',
-    'kind.air': 'Air stations',
-    'kind.water_level': 'River gauges',
-    'kind.rain': 'Rain gauges',
-    'kind.soil': 'Soil probes',
-    'kind.water_quality': 'Water quality',
-    'kind.emission': 'Stack emissions',
-    'kind.signal': 'Traffic signals',
     'status.available': 'available',
     'status.dispatched': 'dispatched',
     'status.en_route': 'en route',
@@ -236,9 +214,12 @@ export function t(key, vars) {
   return text;
 }
 
-// Panels with many words of their own (dispatch) keep them in their own file and add them here.
+// Panels keep their words in their own file (an application's strings.json, a platform
+// panel's *-strings.js) and add them here; a language the console does not speak is ignored.
 export function addStrings(more) {
-  for (const [code, words] of Object.entries(more)) Object.assign(DICT[code], words);
+  for (const [code, words] of Object.entries(more || {})) {
+    if (DICT[code] && words && typeof words === 'object') Object.assign(DICT[code], words);
+  }
 }
 
 export function tOr(key, fallback) {
