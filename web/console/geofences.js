@@ -584,6 +584,6 @@ export function mount(ctx) {
     onExpired: ctx.onExpired,
   });
   opened = ctx.sharePlace('map-right', () => fences.close());
-  ctx.claimMapClicks((ev) => fences.claimsClick(ev));
+  ctx.claimMapClicks((lngLat, ev) => fences.claimsClick(ev));
   return fences;
 }

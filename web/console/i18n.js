@@ -216,10 +216,21 @@ export function t(key, vars) {
 
 // Panels keep their words in their own file (an application's strings.json, a platform
 // panel's *-strings.js) and add them here; a language the console does not speak is ignored.
-export function addStrings(more) {
+// With a prefix (an application's panel: 'traffic:'), every word is kept under the prefix
+// too, and a key the wall already has is not replaced: a panel's 'title' must not rename the
+// wall. The panel's ctx.t finds its own words first (hasKey).
+export function addStrings(more, prefix = '') {
   for (const [code, words] of Object.entries(more || {})) {
-    if (DICT[code] && words && typeof words === 'object') Object.assign(DICT[code], words);
+    if (!DICT[code] || !words || typeof words !== 'object') continue;
+    for (const [key, text] of Object.entries(words)) {
+      if (prefix) DICT[code][prefix + key] = text;
+      if (!prefix || !(key in DICT[code])) DICT[code][key] = text;
+    }
   }
+}
+
+export function hasKey(key) {
+  return key in DICT.zh || key in (DICT[lang] || {});
 }
 
 export function tOr(key, fallback) {

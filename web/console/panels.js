@@ -35,7 +35,8 @@
 //                             application that published it)
 //   ctx.onReconnect(fn)       after the live socket came back: events may have been missed
 //   ctx.onExpired(reason)     the session is over: back to the log-in screen, saying why
-//   ctx.claimMapClicks(fn)    fn(ev) sees every map click first; it returns true when it took it
+//   ctx.claimMapClicks(fn)    fn(lngLat, ev) sees every map click first (the clicked place, and
+//                             MapLibre's event for its pixel); it returns true when it took it
 //                             (picking a place, a click on its own markers)
 //
 // mount(ctx) returns an object (optionally with refresh(), called after a reconnect); the shell
@@ -43,7 +44,7 @@
 // reported on the console and leaves the rest of the wall working.
 
 import { el } from './dom.js';
-import { t, lang, onLang, addStrings, applyStatic } from './i18n.js';
+import { t, lang, onLang, addStrings, applyStatic, hasKey } from './i18n.js';
 import { api } from './api.js';
 
 // Whether a user sees a panel: no roles listed means every logged-in user; admins see all.
@@ -68,11 +69,13 @@ export class Panels {
   // The ctx one panel gets; everything it registers is kept here for the shell to call.
   context(app, panel) {
     const s = this.shell;
+    // The panel's own word for a key, else the wall's (see addStrings).
+    const own = (key) => (hasKey(`${app.name}:${key}`) ? `${app.name}:${key}` : key);
     return {
       app,
       panel,
       el,
-      t,
+      t: (key, vars) => t(own(key), vars),
       lang: () => lang,
       onLang,
       api,
@@ -87,7 +90,8 @@ export class Panels {
       },
       overlay: () => s.overlay,
       toolbarButton: (id, labelKey, onClick) => {
-        const button = el('button', { id, class: 'btn', type: 'button', i18n: labelKey }, t(labelKey));
+        const key = own(labelKey);
+        const button = el('button', { id, class: 'btn', type: 'button', i18n: key }, t(key));
         if (onClick) button.addEventListener('click', onClick);
         s.toolbar.append(button);
         return button;
@@ -124,7 +128,7 @@ export class Panels {
       for (const panel of app.panels || []) if (allowed(panel, this.shell.user)) wanted.push([app, panel]);
     }
     // Fetched together, mounted in order: the columns read the same on every wall.
-    const loaded = await Promise.all(wanted.map(([, panel]) => this.load(panel)));
+    const loaded = await Promise.all(wanted.map(([app, panel]) => this.load(app, panel)));
     wanted.forEach(([app, panel], i) => {
       const module = loaded[i];
       if (!module) return;
@@ -137,7 +141,7 @@ export class Panels {
     applyStatic();
   }
 
-  async load(panel) {
+  async load(app, panel) {
     const root = this.shell.staticRoot;
     try {
       const [module, strings] = await Promise.all([
@@ -148,7 +152,7 @@ export class Panels {
         }) : null,
       ]);
       if (typeof module.mount !== 'function') throw new Error(`${panel.module} exports no mount(ctx)`);
-      if (strings) addStrings(strings);
+      if (strings) addStrings(strings, `${app.name}:`);
       return module;
     } catch (err) {
       console.error(`panel ${panel.id}: not loaded:`, err && err.message);
@@ -173,6 +177,6 @@ export class Panels {
 
   // A map click: the first panel that claims it has it.
   claimClick(ev) {
-    return this.clickClaims.some((fn) => fn(ev) === true);
+    return this.clickClaims.some((fn) => fn(ev.lngLat, ev) === true);
   }
 }

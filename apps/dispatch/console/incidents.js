@@ -133,7 +133,7 @@ export function mount(ctx) {
   load();
 
   // A click on the map: the panel's "pick on map" first, then an incident marker.
-  function claimsClick(ev) {
+  function claimsClick(lngLat, ev) {
     if (!panel) return false;
     if (panel.claimsClick(ev)) return true;
     const hits = map.queryRenderedFeatures(ev.point, { layers: ['incidents-live'] });
