@@ -72,9 +72,18 @@ $('login-form').addEventListener('submit', async (ev) => {
     await login($('login-user').value.trim(), $('login-pass').value);
     $('login-pass').value = '';
     $('login').hidden = true;
-    await start();
   } catch (err) {
     $('login-msg').textContent = err.status === 401 ? t('wrong_password') : t('login_failed') + err.message;
+    btn.disabled = false;
+    return;
+  }
+  try {
+    await start();
+  } catch (err) {
+    // Logged in but the wall could not be built: say so where it shows, not on a hidden form.
+    console.error('console start:', err && err.message);
+    hook.errors.push(String(err && err.message));
+    showLogin(`${t('login_failed')}${err.message}`);
   } finally {
     btn.disabled = false;
   }
@@ -723,7 +732,11 @@ const pending = sessionStorage.getItem(MSG_KEY);
 sessionStorage.removeItem(MSG_KEY);
 if (session.load()) {
   $('login').hidden = true;
-  start();
+  start().catch((err) => {
+    console.error('console start:', err && err.message);
+    hook.errors.push(String(err && err.message));
+    showLogin(`${t('login_failed')}${err.message}`);
+  });
 } else {
   showLogin(pending || '');
 }

@@ -101,6 +101,7 @@ const DICT = {
     'group.registry': '不动产与矿权',
     'group.user': '用户图层',
     hillshade: '地形晕渲',
+    panel_failed: '“{panel}”面板未能加载：{error}',
   },
   en: {
     title: 'Changzhi City Operations Command',
@@ -202,6 +203,7 @@ const DICT = {
     'group.registry': 'Registries',
     'group.user': 'User layers',
     hillshade: 'Relief',
+    panel_failed: 'The “{panel}” panel could not start: {error}',
   },
 };
 

@@ -20,11 +20,16 @@
 //   ctx.user                  {username, roles, department}
 //   ctx.kinds                 the device kinds of GET /apps
 //   ctx.collections           the catalog collections this user may read (GET /collections)
-//   ctx.column('left'|'right') the DOM column to append a panel section to
+//   ctx.column('left'|'right') where to append a panel section: for a platform panel the wall's
+//                             column; for an application's panel its application's pane in the
+//                             right column's deck (one tab per application, one pane shown)
+//   ctx.onShow(fn)            fn() whenever the application's pane is shown (charts measure
+//                             themselves then: a hidden pane has no size)
 //   ctx.overlay()             the box over the map that floating panels are appended to (it
 //                             carries state classes such as `dispatching` for the page's CSS)
 //   ctx.toolbarButton(id, labelKey, onClick)
-//                             a button in the map tool bar (label from the dictionary); returned
+//                             a button in the map tool bar (label from the dictionary); returned.
+//                             An application's buttons show while its pane is shown
 //   ctx.sharePlace(place, close)
 //                             a floating panel that shares its place over the map with others
 //                             (e.g. 'map-right'): returns opened(), to call when it opens, which
@@ -40,8 +45,9 @@
 //                             (picking a place, a click on its own markers)
 //
 // mount(ctx) returns an object (optionally with refresh(), called after a reconnect); the shell
-// keeps it as window.__console[panel.id] for tests. A panel that fails to load or mount is
-// reported on the console and leaves the rest of the wall working.
+// keeps it as window.__console[panel.id] for tests. A panel that fails to load or mount (an
+// exception in mount(ctx), a module that does not load) leaves one line saying so in its place
+// and the rest of the wall working.
 
 import { el } from './dom.js';
 import { t, lang, onLang, addStrings, applyStatic, hasKey } from './i18n.js';
@@ -64,13 +70,18 @@ export class Panels {
     this.clickClaims = [];
     this.mounted = [];
     this.places = new Map(); // place over the map -> close() of each panel sharing it
+    this.decks = new Map(); // application name -> {tab, pane, buttons, shows}
+    this.deck = null;
+    this.shown = null; // the application whose pane is shown
   }
 
   // The ctx one panel gets; everything it registers is kept here for the shell to call.
+  // `app` is null for the platform's own panels (health, geofences).
   context(app, panel) {
     const s = this.shell;
+    const deck = app ? this.decks.get(app.name) : null;
     // The panel's own word for a key, else the wall's (see addStrings).
-    const own = (key) => (hasKey(`${app.name}:${key}`) ? `${app.name}:${key}` : key);
+    const own = (key) => (app && hasKey(`${app.name}:${key}`) ? `${app.name}:${key}` : key);
     return {
       app,
       panel,
@@ -86,16 +97,22 @@ export class Panels {
       column: (side) => {
         const col = s.columns[side];
         if (!col) throw new Error(`ctx.column: 'left' or 'right', not ${JSON.stringify(side)}`);
-        return col;
+        return deck ? deck.pane : col;
       },
       overlay: () => s.overlay,
       toolbarButton: (id, labelKey, onClick) => {
         const key = own(labelKey);
         const button = el('button', { id, class: 'btn', type: 'button', i18n: key }, t(key));
         if (onClick) button.addEventListener('click', onClick);
+        if (deck) {
+          button.dataset.app = app.name;
+          button.hidden = this.shown !== app.name;
+          deck.buttons.push(button);
+        }
         s.toolbar.append(button);
         return button;
       },
+      onShow: (fn) => { if (deck) deck.shows.push(fn); },
       onEvent: (type, fn) => {
         if (!this.listeners.has(type)) this.listeners.set(type, []);
         this.listeners.get(type).push(fn);
@@ -113,32 +130,98 @@ export class Panels {
     };
   }
 
-  // Mounts one panel module already imported (the platform's own panels come this way).
+  // Mounts one panel module already imported (the platform's own panels come this way). An
+  // exception in its mount leaves one line in its place; the wall goes on without it.
   mountModule(module, app, panel) {
-    const made = module.mount(this.context(app, panel)) || {};
-    this.mounted.push({ id: panel.id, made });
-    if (this.shell.hook) this.shell.hook[panel.id] = made;
-    return made;
+    try {
+      const made = module.mount(this.context(app, panel)) || {};
+      this.mounted.push({ id: panel.id, made });
+      if (this.shell.hook) this.shell.hook[panel.id] = made;
+      return made;
+    } catch (err) {
+      this.failed(app, panel, err);
+      return null;
+    }
+  }
+
+  // One line, in the panel's place, saying which panel is missing and why.
+  failed(app, panel, err) {
+    const why = (err && err.message) || String(err);
+    console.warn(`panel ${panel.id}:`, why);
+    if (this.shell.hook) (this.shell.hook.panelErrors ||= []).push({ panel: panel.id, error: why });
+    const deck = app ? this.decks.get(app.name) : null;
+    const place = deck ? deck.pane : this.shell.columns.right;
+    const line = el('div', { class: 'panel panel-error', role: 'alert', dataset: { panel: panel.id } });
+    const say = () => line.replaceChildren(t('panel_failed', { panel: this.title(panel), error: why }));
+    say();
+    onLang(say);
+    place.append(line);
+  }
+
+  title(item) {
+    return (lang === 'en' ? item.title_en : item.title_zh) || item.title_zh || item.id || item.name;
+  }
+
+  // The deck in the right column: a tab for every application with a panel this user may see,
+  // its pane under it; one application shows at a time (a wall has no room for seven).
+  buildDeck(apps) {
+    const tabs = el('nav', { class: 'app-tabs', id: 'app-tabs', role: 'tablist' });
+    const panes = el('div', { class: 'app-panes' });
+    this.deck = el('section', { class: 'panel app-deck', id: 'app-deck' }, tabs, panes);
+    for (const app of apps) {
+      const tab = el('button', {
+        class: 'app-tab', type: 'button', role: 'tab', id: `tab-${app.name}`,
+        dataset: { app: app.name }, 'aria-selected': 'false',
+      }, this.title(app));
+      const pane = el('div', { class: 'app-pane', id: `pane-${app.name}`, role: 'tabpanel', hidden: true, dataset: { app: app.name } });
+      tab.addEventListener('click', () => this.show(app.name));
+      tabs.append(tab);
+      panes.append(pane);
+      this.decks.set(app.name, { app, tab, pane, buttons: [], shows: [] });
+    }
+    onLang(() => { for (const { app, tab } of this.decks.values()) tab.textContent = this.title(app); });
+    this.deck.hidden = !apps.length;
+    this.shell.columns.right.append(this.deck);
+  }
+
+  // Shows one application's pane and tool-bar buttons, hides the others'.
+  show(name) {
+    if (!this.decks.has(name)) return false;
+    this.shown = name;
+    for (const [other, { tab, pane, buttons }] of this.decks) {
+      const on = other === name;
+      tab.classList.toggle('active', on);
+      tab.setAttribute('aria-selected', String(on));
+      pane.hidden = !on;
+      for (const b of buttons) b.hidden = !on;
+    }
+    for (const fn of this.decks.get(name).shows) {
+      try { fn(); } catch (err) { console.warn(`show ${name}:`, err && err.message); }
+    }
+    if (this.shell.hook) this.shell.hook.shownApp = name;
+    return true;
   }
 
   // Every allowed panel of every application in GET /apps, in the order listed.
   async mountApps(applications) {
     const wanted = [];
+    const withPanels = [];
     for (const app of applications || []) {
-      for (const panel of app.panels || []) if (allowed(panel, this.shell.user)) wanted.push([app, panel]);
+      const mine = (app.panels || []).filter((panel) => allowed(panel, this.shell.user));
+      if (mine.length) withPanels.push(app);
+      for (const panel of mine) wanted.push([app, panel]);
     }
-    // Fetched together, mounted in order: the columns read the same on every wall.
+    this.buildDeck(withPanels);
+    if (withPanels.length) this.show(withPanels[0].name);
+    // Fetched together, mounted in order: the tabs read the same on every wall.
     const loaded = await Promise.all(wanted.map(([app, panel]) => this.load(app, panel)));
     wanted.forEach(([app, panel], i) => {
-      const module = loaded[i];
-      if (!module) return;
-      try {
-        this.mountModule(module, app, panel);
-      } catch (err) {
-        console.error(`panel ${panel.id}: mount failed:`, err && err.message);
-      }
+      const { module, error } = loaded[i];
+      if (module) this.mountModule(module, app, panel);
+      else this.failed(app, panel, error);
     });
     applyStatic();
+    if (this.shown) this.show(this.shown); // the first pane's charts measure themselves now
   }
 
   async load(app, panel) {
@@ -153,10 +236,9 @@ export class Panels {
       ]);
       if (typeof module.mount !== 'function') throw new Error(`${panel.module} exports no mount(ctx)`);
       if (strings) addStrings(strings, `${app.name}:`);
-      return module;
+      return { module };
     } catch (err) {
-      console.error(`panel ${panel.id}: not loaded:`, err && err.message);
-      return null;
+      return { error: err };
     }
   }
 
