@@ -41,6 +41,8 @@ function shown(page) {
 async function main() {
   const page = await consolePage({ width: 1920, height: 1080 });
   await logIn(page, USER, PASSWORD);
+  // Applications' panels sit in the right column's deck, one tab each: open the probe's.
+  await page.click('#tab-seam_probe');
   await page.waitForSelector('#probe-panel h2');
   // The live layer has both beacons once the socket said hello.
   await page.waitForFunction(([a, b]) => {
@@ -67,6 +69,7 @@ async function main() {
 
   const wall = await consolePage({ width: 3840, height: 2160 });
   await logIn(wall, USER, PASSWORD);
+  await wall.click('#tab-seam_probe');
   await wall.waitForSelector('#probe-panel h2');
   await wall.click('#btn-layers');
   await wall.waitForTimeout(2000);

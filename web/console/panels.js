@@ -126,19 +126,33 @@ export class Panels {
       focus: (place) => s.focus(place),
       onReconnect: (fn) => { this.reconnects.push(fn); },
       onExpired: (reason) => s.onExpired(reason),
-      claimMapClicks: (fn) => { this.clickClaims.push(fn); },
+      claimMapClicks: (fn) => { this.clickClaims.push({ app: app && app.name, fn }); },
     };
   }
 
   // Mounts one panel module already imported (the platform's own panels come this way). An
   // exception in its mount leaves one line in its place; the wall goes on without it.
   mountModule(module, app, panel) {
+    // What was in the application's pane before: a panel that throws takes its half-built
+    // sections with it.
+    const deck = app ? this.decks.get(app.name) : null;
+    const before = deck ? new Set(deck.pane.children) : null;
     try {
-      const made = module.mount(this.context(app, panel)) || {};
-      this.mounted.push({ id: panel.id, made });
+      let made = module.mount(this.context(app, panel)) || {};
+      const entry = { id: panel.id, made };
+      this.mounted.push(entry);
+      if (typeof made.then === 'function') {
+        // An async mount: its failure, when it comes, is reported in its place the same way.
+        made.then((done) => {
+          entry.made = done || {};
+          if (this.shell.hook) this.shell.hook[panel.id] = entry.made;
+        }, (err) => this.failed(app, panel, err));
+        made = {};
+      }
       if (this.shell.hook) this.shell.hook[panel.id] = made;
       return made;
     } catch (err) {
+      if (deck) for (const node of [...deck.pane.children]) if (!before.has(node)) node.remove();
       this.failed(app, panel, err);
       return null;
     }
@@ -257,8 +271,17 @@ export class Panels {
     for (const { made } of this.mounted) if (typeof made.refresh === 'function') made.refresh();
   }
 
-  // A map click: the first panel that claims it has it.
+  // A map click: the first panel that claims it has it. An application's panel sees clicks
+  // while its pane is shown; one that throws has not taken the click.
   claimClick(ev) {
-    return this.clickClaims.some((fn) => fn(ev.lngLat, ev) === true);
+    return this.clickClaims.some(({ app, fn }) => {
+      if (app && app !== this.shown) return false;
+      try {
+        return fn(ev.lngLat, ev) === true;
+      } catch (err) {
+        console.warn('map click:', err && err.message);
+        return false;
+      }
+    });
   }
 }
