@@ -179,7 +179,7 @@ def scenario(base: str, artifacts: Path, role: str, app: str, **extra: str) -> d
         "APP": app,
         **extra,
     }
-    return run_browser_scenario(SCRIPT, CONSOLE_DIR, env, timeout=300)
+    return run_browser_scenario(SCRIPT, CONSOLE_DIR, env, timeout=480)
 
 
 @pytest.mark.parametrize("name", list(OPENED_BY))

@@ -61,7 +61,7 @@ export function mount(ctx) {
       const stops = bands.features.flatMap((f, i) => [f.properties.min_mm, RAIN_COLORS[Math.min(i, RAIN_COLORS.length - 1)]]);
       setData(map, SRC.rain, bands, [{
         id: 'flood-rain-fill', type: 'fill',
-        paint: { 'fill-opacity': 0.45, 'fill-color': stops.length ? ['step', ['get', 'min_mm'], RAIN_COLORS[0], ...stops] : RAIN_COLORS[0] },
+        paint: { 'fill-opacity': 0.3, 'fill-color': stops.length ? ['step', ['get', 'min_mm'], RAIN_COLORS[0], ...stops] : RAIN_COLORS[0] },
       }]);
       rainTable.replaceChildren(table(ctx, [ctx.t('district'), ctx.t('mm')], r.districts.map((d) => [d.name_zh, d.mm])),
         table(ctx, [ctx.t('catchment'), ctx.t('mm')], r.catchments.map((c) => [c.name_zh, c.mm])));
