@@ -93,6 +93,9 @@ async function main() {
   await page.click('#lang-btn');
   await page.setViewportSize({ width: 3840, height: 2160 });
   await page.evaluate((app) => {
+    // Twice the pixels each way: one zoom level more shows the city as it was at 1920.
+    const { map } = window.__console;
+    map.setZoom(map.getZoom() + 1);
     document.getElementById(`tab-${app}`).click();
     document.getElementById('btn-layers').click(); // the legend on the wall's picture
   }, APP);

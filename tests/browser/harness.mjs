@@ -54,7 +54,9 @@ export function watch(page, { expected = null } = {}) {
   page.on('pageerror', (e) => { pageErrors.push(e.message); console.error('pageerror:', e.message); });
   // Failed and refused requests go to stderr (not to pageErrors: scenarios provoke some).
   page.on('requestfailed', (req) => {
-    console.error('requestfailed:', req.url(), (req.failure() || {}).errorText || '');
+    const why = (req.failure() || {}).errorText || '';
+    if (why === 'net::ERR_ABORTED') return; // tiles the map no longer wants: not a failure
+    console.error('requestfailed:', req.url(), why);
   });
   page.on('response', (res) => {
     if (res.status() >= 400) console.error(`http ${res.status()}:`, res.request().method(), res.url());

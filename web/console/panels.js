@@ -195,6 +195,7 @@ export class Panels {
     }
     onLang(() => { for (const { app, tab } of this.decks.values()) tab.textContent = this.title(app); });
     this.deck.hidden = !apps.length;
+    this.shell.columns.right.classList.toggle('with-deck', apps.length > 0);
     this.shell.columns.right.append(this.deck);
   }
 
