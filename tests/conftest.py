@@ -24,6 +24,7 @@ from gis_core.settings import (
     PlatformSettings,
     Settings,
 )
+from tests.support import WITH_PROBE, own_database
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
@@ -108,3 +109,11 @@ def admin_headers(api: object, admin_password: str) -> dict[str, str]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+def probe_settings(settings: Settings, throwaway: Throwaway) -> Iterator[Settings]:
+    """The platform with the seam probe installed, on a database of its own (its migration
+    branch must not reach the other tests' database)."""
+    with own_database(settings, WITH_PROBE, "probe") as probe:
+        yield probe

@@ -5,6 +5,7 @@ browser scenario (tests/browser/*.mjs) that asks the test to act at its steps.""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 import time
@@ -17,6 +18,9 @@ import httpx
 import uvicorn
 
 from apps.platform.services import free_port
+
+# The platform with the seam probe (tests/seam_app) installed next to every shipped application.
+WITH_PROBE = "all,tests.seam_app"
 
 
 def wait_until(check: Callable[[], object], timeout: float = 15.0, what: str = "") -> Any:
@@ -116,3 +120,33 @@ def listen(url: str, topic: str) -> tuple[Any, list[dict[str, Any]]]:
     client.subscribe(topic, qos=1)
     client.loop_start()
     return client, heard
+
+
+@contextmanager
+def own_database(settings: Any, apps: str, tag: str) -> Iterator[Any]:
+    """The platform with ``apps`` installed, on a database of its own in the session's
+    cluster (an application's migration branch must not reach the other tests' database)."""
+    import psycopg
+
+    from gis_core.db import engine, migrate
+    from gis_core.settings import DatabaseSettings, MqttSettings, PlatformSettings, Settings
+
+    name = f"seam_{tag}_{os.getpid()}"
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    url = settings.database_url.rsplit("/", 1)[0] + f"/{name}"
+    own = Settings(
+        platform=PlatformSettings(var_dir=settings.platform.var_dir, apps=apps),
+        database=DatabaseSettings(url=url),
+        mqtt=MqttSettings(url=settings.mqtt.url, share_group=f"seam{tag}"),
+        auth=settings.auth,
+        data=settings.data,
+    )
+    migrate(own.sqlalchemy_url, apps)
+    try:
+        yield own
+    finally:
+        engine(own.sqlalchemy_url).dispose()
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

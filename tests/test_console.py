@@ -29,6 +29,7 @@ from starlette.websockets import WebSocketDisconnect
 from apps.bench.console import LiveFeeder
 from gis_core.db import connect
 from gis_core.identity import create_user
+from realtime import topics
 from realtime.ingest import IngestWorker
 from realtime.mqtt import BrokerAddress, make_client
 from realtime.provision import device_credentials
@@ -307,7 +308,7 @@ def test_layers_follow_the_role(console_url: str, artifacts: Path, platform: Pla
     def incident() -> dict[str, str]:
         # An incident change, announced as dispatch does; viewers may not read incidents.
         event = {"type": "incident", "event": "created", "id": 990001, "address": marker}
-        platform.client.publish("cz/v1/events/dispatch", orjson.dumps(event), qos=1)
+        platform.client.publish(topics.event_topic("dispatch"), orjson.dumps(event), qos=1)
         return {"marker": marker}
 
     result = run_scenario(

@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,14 +35,13 @@ from gis_core.application import (
 from gis_core.db import current_revision, engine, head_revision, migrate
 from gis_core.migrations.compare import include_object
 from gis_core.models import Base
-from gis_core.settings import DatabaseSettings, MqttSettings, PlatformSettings, Settings
+from gis_core.settings import Settings
 from realtime import topics
 from realtime.readings import Limits, Reading, kind_rules, parse_message
-from tests.support import wait_until
+from tests.support import WITH_PROBE, own_database, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = ("gis_core", "realtime", "layers", "web", "sensors")
-WITH_PROBE = "all,tests.seam_app"
 
 
 # ------------------------------------------------------------------ dependencies run one way
@@ -279,44 +277,13 @@ def test_autogenerate_finds_nothing_to_do_on_a_migrated_database(db_url: str, se
 # ------------------------------------------------------------------ a new application, by config
 
 
-@contextmanager
-def _own_database(settings: Settings, apps: str, tag: str) -> Iterator[Settings]:
-    """The platform with ``apps`` installed, on a database of its own (an application's
-    migration branch must not reach the other tests' database)."""
-    name = f"seam_{tag}_{os.getpid()}"
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    url = settings.database_url.rsplit("/", 1)[0] + f"/{name}"
-    own = Settings(
-        platform=PlatformSettings(var_dir=settings.platform.var_dir, apps=apps),
-        database=DatabaseSettings(url=url),
-        mqtt=MqttSettings(url=settings.mqtt.url, share_group=f"seam{tag}"),
-        auth=settings.auth,
-        data=settings.data,
-    )
-    migrate(own.sqlalchemy_url, apps)
-    try:
-        yield own
-    finally:
-        engine(own.sqlalchemy_url).dispose()
-        with psycopg.connect(settings.database_url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-@pytest.fixture(scope="module")
-def probe_settings(settings: Settings, throwaway) -> Iterator[Settings]:
-    with _own_database(settings, WITH_PROBE, "probe") as probe:
-        yield probe
-
-
 def test_a_city_without_dispatch_loads_serves_and_ingests(settings: Settings, throwaway) -> None:
     from fastapi.testclient import TestClient
 
     from layers.reference.load import load_dataset
     from web.app import create_app
 
-    with _own_database(settings, "all,-dispatch", "nodispatch") as city:
+    with own_database(settings, "all,-dispatch", "nodispatch") as city:
         report = load_dataset(city, force=True)
         assert report.counts["iot.device"] > 0
         with psycopg.connect(city.database_url) as conn:

@@ -7,14 +7,19 @@ through :mod:`gis_core.application` and never import this package.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from gis_core.application import (
     Application,
     DeviceKind,
+    Panel,
     TelemetryField,
     Threshold,
     Worker,
     deferred,
 )
+
+HERE = Path(__file__).resolve().parent
 
 VEHICLE = DeviceKind(
     "vehicle",
@@ -57,6 +62,18 @@ APP = Application(
     events=("incident", "assignment"),
     workers=(Worker("dispatch-monitor", deferred("apps.dispatch.monitor:spawn_monitor")),),
     models="apps.dispatch.models",
+    console=HERE / "console",
+    panels=(
+        # Every logged-in user: those who may not read incidents (the catalog decides) see the
+        # column say so, rather than a wall with a hole in it; dispatching takes an operator.
+        Panel(
+            "incidents",
+            "incidents.js",
+            "事件与调度",
+            "Incidents and dispatch",
+            strings="strings.json",
+        ),
+    ),
     roles=("dispatcher", "supervisor", "admin"),
     benches={"dispatch": deferred("apps.dispatch.bench:bench_dispatch")},
 )

@@ -20,6 +20,8 @@ export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--
 // Requests to other hosts, and errors the pages reported, over the whole scenario.
 export const external = [];
 export const pageErrors = [];
+// Every watched page, so that a failing scenario can say where each page's console stopped.
+const watched = [];
 
 export function check(cond, message) {
   if (!cond) throw new Error(`check failed: ${message}`);
@@ -50,6 +52,16 @@ export function watch(page, { expected = null } = {}) {
     if (!LOCAL.has(u.hostname)) external.push(ws.url());
   });
   page.on('pageerror', (e) => { pageErrors.push(e.message); console.error('pageerror:', e.message); });
+  // Failed and refused requests go to stderr (not to pageErrors: scenarios provoke some).
+  page.on('requestfailed', (req) => {
+    const why = (req.failure() || {}).errorText || '';
+    if (why === 'net::ERR_ABORTED') return; // tiles the map no longer wants: not a failure
+    console.error('requestfailed:', req.url(), why);
+  });
+  page.on('response', (res) => {
+    if (res.status() >= 400) console.error(`http ${res.status()}:`, res.request().method(), res.url());
+  });
+  watched.push(page);
   page.on('console', (m) => {
     if (m.type() !== 'error' || /GL Driver|GPU stall/.test(m.text())) return;
     if (expected && expected.test(m.text())) return;
@@ -68,6 +80,19 @@ export async function logIn(page, user, password) {
   await page.waitForFunction(() => window.__console && window.__console.ready, null, { timeout: 45000 });
 }
 
+// Where each watched page's console stopped (its start-up stage and the errors it caught).
+async function describePages() {
+  for (const [i, page] of watched.entries()) {
+    if (page.isClosed()) continue;
+    const seen = await page.evaluate(() => {
+      const hook = window.__console;
+      const said = (document.getElementById('login-msg') || {}).textContent;
+      return hook ? { stage: hook.stage, ready: hook.ready, errors: hook.errors, login: said } : null;
+    }).catch((e) => `not readable: ${e.message}`);
+    console.error(`page ${i}: console ${JSON.stringify(seen)}`);
+  }
+}
+
 // Runs a scenario's `main` and ends the process: one "RESULT {...}" line with what `main`
 // returned, the requests that left the machine, the page errors and whatever `extra()` adds
 // (on failure: the error instead of the result, after `onError` had its look), exit code 0/1.
@@ -79,6 +104,7 @@ export async function finish(browser, main, { extra = () => ({}), onError = asyn
     console.log(`RESULT ${JSON.stringify(result)}`);
   } catch (err) {
     console.error(err.stack || String(err));
+    await describePages();
     await onError();
     console.log(`RESULT ${JSON.stringify({ error: String(err), external, ...extra() })}`);
     code = 1;

@@ -4,8 +4,8 @@
 // During a replay the list shows the replayed window's alarms instead (read-only), while the
 // live ones keep arriving underneath for the return to live.
 
-import { t, lang, fmtTime, onLang } from './i18n.js';
-import { escapeHtml } from './layers.js';
+import { t, tOr, lang, fmtTime, onLang } from './i18n.js';
+import { el } from './dom.js';
 
 const SEVERITY = { 1: 'info', 2: 'minor', 3: 'major', 4: 'critical' };
 const RENDER_EVERY_MS = 200;
@@ -123,9 +123,7 @@ export class AlarmList {
       this.sortNeeded = false;
     }
     if (!this.rowHeight) {
-      const probe = document.createElement('div');
-      probe.className = 'al-row';
-      probe.innerHTML = '<div class="al-msg">x</div><div class="al-meta">x</div>';
+      const probe = el('div', { class: 'al-row' }, el('div', { class: 'al-msg' }, 'x'), el('div', { class: 'al-meta' }, 'x'));
       this.rows.append(probe);
       this.rowHeight = probe.getBoundingClientRect().height || 56;
       probe.remove();
@@ -137,24 +135,26 @@ export class AlarmList {
     const first = Math.max(0, Math.floor(top / h) - 3);
     const last = Math.min(n, Math.ceil((top + this.scroller.clientHeight) / h) + 3);
     this.rows.style.transform = `translateY(${first * h}px)`;
-    const html = [];
-    for (let i = first; i < last; i++) html.push(this.rowHtml(this.sorted[i]));
-    this.rows.innerHTML = html.join('');
+    const rows = [];
+    for (let i = first; i < last; i++) rows.push(this.row(this.sorted[i]));
+    this.rows.replaceChildren(...rows);
     this.empty.textContent = n ? '' : t('alarms_empty');
     this.counter.textContent = String(n);
     if (this.changed) { this.changed = false; this.onChange(); }
   }
 
-  rowHtml(a) {
+  row(a) {
     const sev = SEVERITY[a.severity] || 'minor';
     const msg = (lang === 'en' ? a.message_en : a.message_zh) || a.rule;
-    const ack = this.canAck && this.mode === 'live' ? `<button class="al-ack" data-ack="${a.id}">${escapeHtml(t('ack'))}</button>` : '';
-    return `<div class="al-row sev-${sev}${a.cleared ? ' al-cleared' : ''}" data-alarm="${a.id}">`
-      + `<span class="al-sev">${a.severity}</span>`
-      + `<div class="al-body"><div class="al-msg">${escapeHtml(msg)}</div>`
-      + `<div class="al-meta">${fmtTime(a.raised)} · ${escapeHtml(t(`kind.${a.kind}`))}`
-      + `${a.device_id ? ` · ${escapeHtml(a.device_id)}` : ''}${a.cleared ? ` · ${escapeHtml(t('cleared'))}` : ''}</div></div>`
-      + `${ack}</div>`;
+    const meta = [fmtTime(a.raised), tOr(`kind.${a.kind}`, a.kind), a.device_id, a.cleared ? t('cleared') : null];
+    return el('div', { class: `al-row sev-${sev}${a.cleared ? ' al-cleared' : ''}`, dataset: { alarm: String(a.id) } },
+      el('span', { class: 'al-sev' }, String(a.severity)),
+      el('div', { class: 'al-body' },
+        el('div', { class: 'al-msg' }, msg),
+        el('div', { class: 'al-meta' }, meta.filter(Boolean).join(' · '))),
+      this.canAck && this.mode === 'live'
+        ? el('button', { class: 'al-ack', type: 'button', dataset: { ack: String(a.id) } }, t('ack'))
+        : null);
   }
 
   click(ev) {

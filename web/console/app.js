@@ -1,16 +1,20 @@
-// The command console: log-in, the map, the live layer, alarms, incidents, overview, replay.
+// The command console's shell: log-in, the map, the live layer, alarms, overview and replay.
+// Everything else on the wall is a panel (panels.js): the platform's own and each installed
+// application's, as GET /apps lists them. Device kinds come from GET /apps too (kinds.js).
 
 import * as maplibregl from './vendor/maplibre-gl/maplibre-gl.mjs';
 import { session, login, api, SessionExpired, LiveSocket } from './api.js';
 import { t, lang, setLang, applyStatic, onLang, fmtTime, tOr, TZ } from './i18n.js';
-import { LayerManager, escapeHtml } from './layers.js';
-import { LiveFleet, KINDS, STATUS_COLORS, SENSOR_COLORS, DEPT_COLORS } from './live.js';
+import { LayerManager } from './layers.js';
+import { LiveFleet, STATUS_COLORS, SENSOR_COLORS, DEPT_COLORS } from './live.js';
+import { KINDS, setKinds, isMobile, shapeIndex } from './kinds.js';
+import { el } from './dom.js';
+import { Panels } from './panels.js';
 import { AlarmList } from './alarms.js';
-import { mountIncidents } from './incidents.js';
 import { Overview } from './overview.js';
 import { Replay } from './replay.js';
-import { HealthPanel } from './health.js';
-import { GeofencePanel } from './geofences.js';
+import * as healthPanel from './health.js';
+import * as geofencePanel from './geofences.js';
 
 const $ = (id) => document.getElementById(id);
 const CITY_CENTER = [113.10528, 36.18389];
@@ -18,6 +22,8 @@ const CITY_BBOX = [111.978457, 35.822762, 113.730044, 37.124709];
 const MSG_KEY = 'changzhi.console.message';
 const LOCAL_FONTS = '"Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei", "PingFang SC", sans-serif';
 const ACK_ROLES = ['dispatcher', 'supervisor', 'inspector', 'planner'];
+// Where this module was served from: the console's static root, panels are found under it.
+const STATIC = new URL('.', import.meta.url).href.replace(/\/$/, '');
 
 // What tests and the benchmark read; nothing in the page depends on it.
 const hook = { ready: false, errors: [], stats: { wsBytes: 0, wsMessages: 0, states: 0 } };
@@ -66,9 +72,18 @@ $('login-form').addEventListener('submit', async (ev) => {
     await login($('login-user').value.trim(), $('login-pass').value);
     $('login-pass').value = '';
     $('login').hidden = true;
-    await start();
   } catch (err) {
     $('login-msg').textContent = err.status === 401 ? t('wrong_password') : t('login_failed') + err.message;
+    btn.disabled = false;
+    return;
+  }
+  try {
+    await start();
+  } catch (err) {
+    // Logged in but the wall could not be built: say so where it shows, not on a hidden form.
+    console.error('console start:', err && err.message);
+    hook.errors.push(String(err && err.message));
+    showLogin(`${t('login_failed')}${err.message}`);
   } finally {
     btn.disabled = false;
   }
@@ -82,13 +97,15 @@ let started = false;
 async function start() {
   if (started) return;
   started = true;
-  let me, collections, devices;
+  let me, collections, devices, apps;
   hook.stage = 'auth';
   try {
     me = await api('/auth/me');
     session.user = me;
     session.save();
-    [collections, devices] = await Promise.all([api('/collections'), api('/console/api/devices')]);
+    [collections, devices, apps] = await Promise.all([
+      api('/collections'), api('/console/api/devices'), api('/apps'),
+    ]);
   } catch (err) {
     started = false;
     if (err instanceof SessionExpired) { session.clear(); showLogin(expiredMessage(err.message)); return; }
@@ -99,11 +116,17 @@ async function start() {
   const left = session.expiresAt - Date.now();
   if (session.expiresAt && left < 2 ** 31) setTimeout(() => endSession(t('session_expired')), Math.max(0, left));
 
+  // The kinds before anything is drawn: shapes, colours, labels and thresholds are theirs.
+  setKinds(apps.kinds);
+  hook.apps = apps;
+
   const roles = (me.roles || []).join(', ');
-  $('who').innerHTML = `<b>${escapeHtml(me.full_name || me.username)}</b><br>${escapeHtml(me.department ? tOr(`dept.${me.department}`, me.department) : '')} ${escapeHtml(roles)}`;
-  onLang(() => {
-    $('who').innerHTML = `<b>${escapeHtml(me.full_name || me.username)}</b><br>${escapeHtml(me.department ? tOr(`dept.${me.department}`, me.department) : '')} ${escapeHtml(roles)}`;
-  });
+  const renderWho = () => $('who').replaceChildren(
+    el('b', {}, me.full_name || me.username), el('br'),
+    `${me.department ? tOr(`dept.${me.department}`, me.department) : ''} ${roles}`,
+  );
+  renderWho();
+  onLang(renderWho);
 
   const meta = new Map(devices.map((d) => [d.id, d]));
   const myDept = me.department && devices.some((d) => (d.unit_department || d.department) === me.department) ? me.department : null;
@@ -162,6 +185,27 @@ async function start() {
   layers.install();
   layers.renderPanel();
   hook.layers = layers;
+
+  // The panels' side of the shell (panels.js): what their ctx reaches. Made before any click can
+  // reach the map, mounted once the live layer and the alarms are up.
+  const panels = new Panels({
+    staticRoot: STATIC,
+    map,
+    user: { username: me.username, roles: me.roles || [], department: me.department || null },
+    kinds: apps.kinds,
+    collections: list,
+    columns: { left: $('left'), right: $('right') },
+    overlay: $('mapwrap'),
+    toolbar: document.querySelector('#mapwrap .map-tools'),
+    onExpired: (reason) => endSession(expiredMessage(reason)),
+    focus: ({ lon, lat, id }) => {
+      map.flyTo({ center: [lon, lat], zoom: Math.max(map.getZoom(), 14), speed: 1.6 });
+      map.getSource('focus').setData({ type: 'Feature', properties: {}, geometry: { type: 'Point', coordinates: [lon, lat] } });
+      if (id && active.records.has(id)) selectUnit(id);
+    },
+    hook,
+  });
+  hook.panels = panels;
   $('catalog-layers').addEventListener('change', (ev) => {
     const id = ev.target.dataset.layerToggle;
     if (id) layers.setVisible(id, ev.target.checked);
@@ -204,8 +248,10 @@ async function start() {
     fleet.setKindHidden(kind, !ev.target.checked);
     replayFleet.setKindHidden(kind, !ev.target.checked);
     const shown = presentKinds.filter((k) => !fleet.hiddenKinds.has(k));
-    // Fewer kinds on screen, fewer bytes on the wire; none at all is the same as all hidden.
-    socket.setKinds(shown.length ? shown : ['signal']);
+    // Fewer kinds on screen, fewer bytes on the wire. None at all: ask for one kind nobody
+    // here has (the filter cannot be empty), else for one of the hidden ones.
+    const quiet = KINDS.find((k) => !presentKinds.includes(k)) || presentKinds[presentKinds.length - 1];
+    socket.setKinds(shown.length ? shown : [quiet]);
   });
   if (myDept) {
     $('dept-only-row').hidden = false;
@@ -230,8 +276,7 @@ async function start() {
   let selected = null;
   let trail = [];
   map.on('click', async (e) => {
-    if (hook.geofences && hook.geofences.claimsClick(e)) return; // drawing a geofence
-    if (hook.incidents && hook.incidents.claimsClick(e)) return; // picking a place, or an incident
+    if (panels.claimClick(e)) return; // a panel drawing a fence, picking a place, its markers
     const rec = active.pick(e.point.x, e.point.y);
     if (rec) { await selectUnit(rec.id); return; }
     const ids = layers.collections.flatMap((c) => ['circle', 'fill', 'line'].map((s) => `${c.id}-${s}`)).filter((id) => map.getLayer(id));
@@ -254,7 +299,7 @@ async function start() {
       const info = await api(`/devices/${encodeURIComponent(id)}`);
       if (selected !== id) return;
       renderDetails(active.records.get(id), info);
-      if (rec && rec.kind === 'vehicle' && active === fleet) {
+      if (rec && isMobile(rec.kind) && active === fleet) {
         const start = new Date(Date.now() - 10 * 60 * 1000).toISOString();
         const tr = await api(`/devices/${encodeURIComponent(id)}/track?start=${encodeURIComponent(start)}&max_points=300`);
         if (selected !== id) return;
@@ -279,22 +324,32 @@ async function start() {
     const name = (info && info.call_sign) || m.call_sign || (info && info.name_zh) || m.name || rec.id;
     const unitType = (info && info.unit_type) || m.unit_type;
     const dept = (info && info.department_code) || m.unit_department || m.department;
-    const color = rec.kind === 'vehicle' ? STATUS_COLORS[status] || STATUS_COLORS.unknown : SENSOR_COLORS[status];
-    const label = rec.kind === 'vehicle' ? t(`status.${status}`) : t(`sensor.${status}`);
+    const mobile = isMobile(rec.kind);
+    const color = mobile ? STATUS_COLORS[status] || STATUS_COLORS.unknown : SENSOR_COLORS[status];
+    const label = mobile ? t(`status.${status}`) : t(`sensor.${status}`);
     const rows = [];
-    const add = (k, v) => { if (v !== undefined && v !== null && v !== '') rows.push(`<dt>${escapeHtml(k)}</dt><dd>${v}</dd>`); };
-    add(t('status'), `<span class="pill" style="background:${color}">${escapeHtml(label)}</span>${stale ? ` <span class="pill stale">${escapeHtml(rec.online === false ? t('offline') : t('stale'))}</span>` : ''}`);
-    add(t('time'), escapeHtml(fmtTime(rec.ts, true)));
-    add(t('department'), escapeHtml(dept ? tOr(`dept.${dept}`, dept) : ''));
+    const add = (k, ...v) => {
+      if (v.some((x) => x !== undefined && x !== null && x !== '')) rows.push(el('dt', {}, k), el('dd', {}, ...v));
+    };
+    const pill = el('span', { class: 'pill' }, label);
+    pill.style.background = color;
+    add(t('status'), pill, stale ? [' ', el('span', { class: 'pill stale' }, rec.online === false ? t('offline') : t('stale'))] : null);
+    add(t('time'), fmtTime(rec.ts, true));
+    add(t('department'), dept ? tOr(`dept.${dept}`, dept) : '');
     if (typeof r.speed_kmh === 'number') add(t('speed'), `${r.speed_kmh.toFixed(0)} km/h`);
     if (typeof r.heading_deg === 'number') add(t('heading'), `${Math.round(r.heading_deg)}°`);
     if (typeof r.battery_pct === 'number') add(t('battery'), `${Math.round(r.battery_pct)}%`);
     const sig = r.signal_dbm ?? r.rssi ?? r.signal;
-    if (sig != null) add(t('signal'), escapeHtml(String(sig)));
+    if (sig != null) add(t('signal'), String(sig));
     const shown = Object.entries(r).filter(([k]) => !['status', 'speed_kmh', 'heading_deg', 'battery_pct', 'signal', 'rssi', 'signal_dbm'].includes(k));
-    if (shown.length) add(t('last_reading'), shown.map(([k, v]) => `${escapeHtml(k)}: ${escapeHtml(typeof v === 'number' ? +v.toFixed(2) : v)}`).join('<br>'));
-    $('details-body').innerHTML = `<h3>${escapeHtml(name)}</h3>`
-      + `<div class="sub">${escapeHtml(rec.id)} · ${escapeHtml(unitType ? t(`unit.${unitType}`) : t(`kind.${rec.kind}`))}</div><dl>${rows.join('')}</dl>`;
+    if (shown.length) {
+      add(t('last_reading'), shown.flatMap(([k, v], i) => [i ? el('br') : null, `${k}: ${typeof v === 'number' ? +v.toFixed(2) : v}`]));
+    }
+    $('details-body').replaceChildren(
+      el('h3', {}, name),
+      el('div', { class: 'sub' }, `${rec.id} · ${unitType ? t(`unit.${unitType}`) : tOr(`kind.${rec.kind}`, rec.kind)}`),
+      el('dl', {}, rows),
+    );
   }
 
   function updateTrail() {
@@ -306,7 +361,7 @@ async function start() {
     const rec = active.records.get(selected);
     if (!rec) return;
     renderDetails(rec, null);
-    if (rec.kind === 'vehicle' && rec.lon != null) {
+    if (isMobile(rec.kind) && rec.lon != null) {
       const last = trail[trail.length - 1];
       if (!last || last[0] !== rec.lon || last[1] !== rec.lat) {
         trail.push([rec.lon, rec.lat]);
@@ -322,9 +377,11 @@ async function start() {
     const title = c ? (lang === 'en' ? x.title_en : c.title) : f.layer.id;
     const props = Object.entries(f.properties || {}).filter(([k]) => k !== 'fid').slice(0, 10);
     const name = f.properties[(lang === 'en' && x.label_en) || x.label] || f.properties.name_zh || '';
-    const html = `<div class="popup"><b>${escapeHtml(name)}</b><div style="color:var(--muted)">${escapeHtml(title)}</div><dl>`
-      + props.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join('') + '</dl></div>';
-    new maplibregl.Popup({ maxWidth: '22rem' }).setLngLat(lngLat).setHTML(html).addTo(map);
+    const box = el('div', { class: 'popup' },
+      el('b', {}, name),
+      el('div', { style: 'color:var(--muted)' }, title),
+      el('dl', {}, props.map(([k, v]) => [el('dt', {}, k), el('dd', {}, v ?? '')])));
+    new maplibregl.Popup({ maxWidth: '22rem' }).setLngLat(lngLat).setDOMContent(box).addTo(map);
   }
 
   // ---------------------------------------------------------------- alarms
@@ -383,16 +440,6 @@ async function start() {
   let resync = null;
   const syncSoon = () => { clearTimeout(resync); resync = setTimeout(syncAlarms, 500); };
 
-  // ---------------------------------------------------------------- incidents (dispatch's panel)
-  const incidents = mountIncidents({
-    root: $('incident-list'),
-    counter: $('incident-count'),
-    map,
-    collections: list,
-    onExpired: (reason) => endSession(expiredMessage(reason)),
-  });
-  hook.incidents = incidents;
-
   // ---------------------------------------------------------------- the live socket
   const socket = new LiveSocket({
     onMessage: (msg) => {
@@ -412,22 +459,21 @@ async function start() {
       } else if (msg.type === 'alarm') {
         if (msg.event === 'raised') alarmHistory.set(msg.id, [Date.parse(msg.at) || Date.now(), msg.kind]);
         alarms.event(msg);
-      } else if (msg.type === 'incident') {
-        incidents.onMessage(msg);
       } else if (msg.type === 'dropped') {
         toast(t('ws_dropped', { n: msg.events }));
         syncSoon();
+      } else {
+        panels.emit(msg); // an application's event, for the panels that asked for its type
       }
     },
     onStatus: (state, attempt, delay) => {
       setConn(state, attempt, delay);
-      if (state === 'restored') { syncSoon(); incidents.refresh(); }
+      if (state === 'restored') { syncSoon(); panels.reconnected(); }
     },
     onAuthFailed: (reason) => endSession(expiredMessage(reason)),
     format: 'bin', // moving units as compact binary frames; everything else stays JSON
   });
   hook.socket = socket;
-  socket.open();
 
   // ---------------------------------------------------------------- overview
   const districtNames = new Map();
@@ -446,7 +492,7 @@ async function start() {
     for (const rec of fleet.records.values()) {
       const stale = fleet.isStale(rec, now);
       if (stale) offline += 1;
-      if (rec.kind === 'vehicle') {
+      if (isMobile(rec.kind)) {
         unitsTotal += 1;
         if (!stale) unitsOnline += 1;
         const s = fleet.statusOf(rec);
@@ -550,33 +596,16 @@ async function start() {
     }
   });
 
-  // ---------------------------------------------------------------- devices and data quality
-  // Only for roles the API lets read it; for the others the button stays hidden.
-  hook.health = new HealthPanel({
-    panel: $('health-panel'),
-    button: $('btn-health'),
-    wrap: $('mapwrap'),
-    onExpired: (reason) => endSession(expiredMessage(reason)),
-    onFocus: (d) => {
-      map.flyTo({ center: [d.lon, d.lat], zoom: Math.max(map.getZoom(), 14), speed: 1.6 });
-      map.getSource('focus').setData({ type: 'Feature', properties: {}, geometry: { type: 'Point', coordinates: [d.lon, d.lat] } });
-      if (active.records.has(d.id)) selectUnit(d.id);
-    },
-  });
-
-  // ---------------------------------------------------------------- geofences
-  // Everybody may see them; supervisors, dispatchers and admins draw and delete. The panel
-  // shares the right side of the map with the health panel: one of them at a time.
-  hook.geofences = new GeofencePanel({
-    map,
-    panel: $('geofence-panel'),
-    button: $('btn-geofences'),
-    wrap: $('mapwrap'),
-    beforeLayer: 'trail',
-    onOpen: () => { if (hook.health.open) hook.health.close(); },
-    onExpired: (reason) => endSession(expiredMessage(reason)),
-  });
-  $('btn-health').addEventListener('click', () => { if (hook.health.open) hook.geofences.close(); });
+  // ---------------------------------------------------------------- panels
+  // The platform's own first (device health, geofences: everybody may see the fences; the
+  // health button shows only to the roles that may read it), then each application's that the
+  // user's roles allow, as GET /apps lists them (dispatch's incidents, ...).
+  hook.stage = 'panels';
+  panels.mountModule(healthPanel, null, { id: 'health', roles: [] });
+  panels.mountModule(geofencePanel, null, { id: 'geofences', roles: [] });
+  await panels.mountApps(apps.applications);
+  // The feed once every panel listens: none of their events is lost to a late mount.
+  socket.open();
 
   // Test hooks: where a unit is drawn, and what the layers show.
   hook.unitScreenPos = (id) => {
@@ -648,29 +677,51 @@ function setConn(state, attempt, delay) {
   hook.conn = state;
 }
 
+// The legend's glyph of a kind: its marker shape (live-gl.js's order, as GET /apps gives it)
+// in the colour the map draws it with, a unit's "available" or a station's "normal".
+const GLYPHS = [
+  ['path', { d: 'M8 1 13 9a5 5 0 1 1-10 0Z' }], // arrow
+  ['circle', { cx: 8, cy: 8, r: 5.5 }], // circle
+  ['path', { d: 'M8 2 14 8 8 14 2 8Z' }], // diamond
+  ['rect', { x: 3, y: 3, width: 10, height: 10 }], // square
+  ['circle', { cx: 8, cy: 8, r: 4 }], // dot
+  ['path', { d: 'M8 2 14 13H2Z' }], // triangle
+];
+const SVG = 'http://www.w3.org/2000/svg';
+
+function svgNode(tag, attrs) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  return node;
+}
+
 function kindGlyph(kind) {
-  const shapes = {
-    vehicle: '<path d="M8 1 13 9a5 5 0 1 1-10 0Z"/>',
-    air: '<circle cx="8" cy="8" r="5.5"/>',
-    water_quality: '<circle cx="8" cy="8" r="5.5"/>',
-    water_level: '<path d="M8 2 14 8 8 14 2 8Z"/>',
-    rain: '<rect x="3" y="3" width="10" height="10"/>',
-    soil: '<circle cx="8" cy="8" r="4"/>',
-    signal: '<circle cx="8" cy="8" r="4"/>',
-    emission: '<path d="M8 2 14 13H2Z"/>',
-  };
-  const fill = kind === 'vehicle' ? STATUS_COLORS.available : SENSOR_COLORS.normal;
-  return `<svg class="kind-glyph" viewBox="0 0 16 16" fill="${fill}" stroke="#0b1622">${shapes[kind] || shapes.air}</svg>`;
+  const fill = isMobile(kind) ? STATUS_COLORS.available : SENSOR_COLORS.normal;
+  const svg = svgNode('svg', { class: 'kind-glyph', viewBox: '0 0 16 16', fill, stroke: '#0b1622' });
+  const [tag, attrs] = GLYPHS[shapeIndex(kind)] || GLYPHS[1];
+  svg.append(svgNode(tag, attrs));
+  return svg;
+}
+
+function swatch(style) {
+  const i = el('i');
+  Object.assign(i.style, style);
+  return i;
 }
 
 function renderLiveKinds(kinds, hidden = new Set()) {
-  $('live-kinds').innerHTML = kinds.map((k) => `<label class="lp-row"><input type="checkbox" data-kind="${k}" ${hidden.has(k) ? '' : 'checked'}>${kindGlyph(k)}<span class="lp-name">${escapeHtml(t(`kind.${k}`))}</span></label>`).join('');
+  $('live-kinds').replaceChildren(...kinds.map((k) => el('label', { class: 'lp-row' },
+    el('input', { type: 'checkbox', dataset: { kind: k }, checked: !hidden.has(k) }),
+    kindGlyph(k),
+    el('span', { class: 'lp-name' }, tOr(`kind.${k}`, k)))));
   const legend = Object.entries(STATUS_COLORS).filter(([s]) => s !== 'unknown')
-    .map(([s, c]) => `<span><i style="background:${c}"></i>${escapeHtml(t(`status.${s}`))}</span>`);
-  legend.push(`<span><i style="background:${SENSOR_COLORS.warning}"></i>${escapeHtml(t('sensor.warning'))}</span>`);
-  legend.push(`<span><i style="background:#59636e;opacity:.6"></i>${escapeHtml(t('stale'))}</span>`);
-  for (const [d, c] of Object.entries(DEPT_COLORS)) legend.push(`<span><i style="background:transparent;border:2px solid ${c}"></i>${escapeHtml(tOr(`dept.${d}`, d))}</span>`);
-  $('live-legend').innerHTML = legend.join('');
+    .map(([s, c]) => el('span', {}, swatch({ background: c }), t(`status.${s}`)));
+  legend.push(el('span', {}, swatch({ background: SENSOR_COLORS.warning }), t('sensor.warning')));
+  legend.push(el('span', {}, swatch({ background: '#59636e', opacity: '.6' }), t('stale')));
+  for (const [d, c] of Object.entries(DEPT_COLORS)) {
+    legend.push(el('span', {}, swatch({ background: 'transparent', border: `2px solid ${c}` }), tOr(`dept.${d}`, d)));
+  }
+  $('live-legend').replaceChildren(...legend);
 }
 
 // ------------------------------------------------------------------ boot
@@ -681,7 +732,11 @@ const pending = sessionStorage.getItem(MSG_KEY);
 sessionStorage.removeItem(MSG_KEY);
 if (session.load()) {
   $('login').hidden = true;
-  start();
+  start().catch((err) => {
+    console.error('console start:', err && err.message);
+    hook.errors.push(String(err && err.message));
+    showLogin(`${t('login_failed')}${err.message}`);
+  });
 } else {
   showLogin(pending || '');
 }

@@ -14,7 +14,7 @@
 import { api, session, SessionExpired } from './api.js';
 import { t, tOr, lang, onLang, applyStatic } from './i18n.js';
 import { el } from './dom.js';
-import { KINDS } from './live.js';
+import { KINDS, isMobile } from './kinds.js';
 import './geofence-strings.js';
 
 // Who may draw and delete, as web/routers/geofences.py's Editor dependency says (admins always).
@@ -279,7 +279,8 @@ export class GeofencePanel {
   resetForm() {
     const f = this.els.form;
     f.elements.name.value = '';
-    for (const box of f.querySelectorAll('input[name=kind]')) box.checked = box.value === 'vehicle';
+    // Fences are mostly about units on the move: those kinds are ticked to begin with.
+    for (const box of f.querySelectorAll('input[name=kind]')) box.checked = isMobile(box.value);
     f.elements.on_enter.checked = true;
     f.elements.on_leave.checked = true;
     this.formError = '';
@@ -563,4 +564,26 @@ export class GeofencePanel {
           el('button', { class: 'btn small', type: 'button', dataset: { action: 'cancel-delete' } }, t('gf_delete_no')))) : null);
     }));
   }
+}
+
+// Mounted by the shell through panels.js's ctx, as any application's panel is. Everybody sees
+// the fences; the panel shares the map's right side with others (one of them at a time), and
+// its fences are drawn under the shell's own overlays (the selected unit's trail).
+export function mount(ctx) {
+  const panel = ctx.el('div', { id: 'geofence-panel', class: 'floating geofence-panel', hidden: true });
+  ctx.overlay().append(panel);
+  const button = ctx.toolbarButton('btn-geofences', 'gf_button');
+  let opened = () => {};
+  const fences = new GeofencePanel({
+    map: ctx.map,
+    panel,
+    button,
+    wrap: ctx.overlay(),
+    beforeLayer: 'trail',
+    onOpen: () => opened(),
+    onExpired: ctx.onExpired,
+  });
+  opened = ctx.sharePlace('map-right', () => fences.close());
+  ctx.claimMapClicks((lngLat, ev) => fences.claimsClick(ev));
+  return fences;
 }

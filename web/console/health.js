@@ -365,3 +365,22 @@ export class HealthPanel {
     }));
   }
 }
+
+// Mounted by the shell through panels.js's ctx, as any application's panel is. The button shows
+// only for the roles that may read it; the panel shares the map's right side with others.
+export function mount(ctx) {
+  const panel = ctx.el('div', { id: 'health-panel', class: 'floating health-panel', hidden: true });
+  ctx.overlay().append(panel);
+  const button = ctx.toolbarButton('btn-health', 'hl_button');
+  button.hidden = true;
+  const health = new HealthPanel({
+    panel,
+    button,
+    wrap: ctx.overlay(),
+    onExpired: ctx.onExpired,
+    onFocus: (d) => ctx.focus({ lon: d.lon, lat: d.lat, id: d.id }),
+  });
+  const opened = ctx.sharePlace('map-right', () => { if (health.open) health.close(); });
+  button.addEventListener('click', () => { if (health.open) opened(); });
+  return health;
+}

@@ -21,9 +21,6 @@ const DICT = {
     ack: '确认',
     acked_by: '已由 {by} 确认',
     cleared: '已恢复',
-    incidents: '事件（接处警）',
-    incidents_none: '暂无进行中的事件',
-    incidents_forbidden: '当前角色无权查看事件',
     overview: '综合态势',
     units_online: '在线车辆',
     units_moving: '出动中',
@@ -73,14 +70,6 @@ const DICT = {
     units: '辆',
     count: '数量',
     none: '无',
-    'kind.vehicle': '车辆',
-    'kind.air': '空气站',
-    'kind.water_level': '水位站',
-    'kind.rain': '雨量站',
-    'kind.soil': '墒情站',
-    'kind.water_quality': '水质站',
-    'kind.emission': '污染源在线监测',
-    'kind.signal': '信号机',
     'status.available': '待命',
     'status.dispatched': '已派车',
     'status.en_route': '途中',
@@ -112,6 +101,7 @@ const DICT = {
     'group.registry': '不动产与矿权',
     'group.user': '用户图层',
     hillshade: '地形晕渲',
+    panel_failed: '“{panel}”面板未能加载：{error}',
   },
   en: {
     title: 'Changzhi City Operations Command',
@@ -133,9 +123,6 @@ const DICT = {
     ack: 'Ack',
     acked_by: 'acknowledged by {by}',
     cleared: 'cleared',
-    incidents: 'Incidents (dispatch)',
-    incidents_none: 'No open incidents',
-    incidents_forbidden: 'Your role may not see incidents',
     overview: 'Overview',
     units_online: 'Units online',
     units_moving: 'Responding',
@@ -185,14 +172,6 @@ const DICT = {
     units: '',
     count: 'count',
     none: 'none',
-    'kind.vehicle': 'Vehicles',
-    'kind.air': 'Air stations',
-    'kind.water_level': 'River gauges',
-    'kind.rain': 'Rain gauges',
-    'kind.soil': 'Soil probes',
-    'kind.water_quality': 'Water quality',
-    'kind.emission': 'Stack emissions',
-    'kind.signal': 'Traffic signals',
     'status.available': 'available',
     'status.dispatched': 'dispatched',
     'status.en_route': 'en route',
@@ -224,6 +203,7 @@ const DICT = {
     'group.registry': 'Registries',
     'group.user': 'User layers',
     hillshade: 'Relief',
+    panel_failed: 'The “{panel}” panel could not start: {error}',
   },
 };
 
@@ -236,9 +216,23 @@ export function t(key, vars) {
   return text;
 }
 
-// Panels with many words of their own (dispatch) keep them in their own file and add them here.
-export function addStrings(more) {
-  for (const [code, words] of Object.entries(more)) Object.assign(DICT[code], words);
+// Panels keep their words in their own file (an application's strings.json, a platform
+// panel's *-strings.js) and add them here; a language the console does not speak is ignored.
+// With a prefix (an application's panel: 'traffic:'), every word is kept under the prefix
+// too, and a key the wall already has is not replaced: a panel's 'title' must not rename the
+// wall. The panel's ctx.t finds its own words first (hasKey).
+export function addStrings(more, prefix = '') {
+  for (const [code, words] of Object.entries(more || {})) {
+    if (!DICT[code] || !words || typeof words !== 'object') continue;
+    for (const [key, text] of Object.entries(words)) {
+      if (prefix) DICT[code][prefix + key] = text;
+      if (!prefix || !(key in DICT[code])) DICT[code][key] = text;
+    }
+  }
+}
+
+export function hasKey(key) {
+  return key in DICT.zh || key in (DICT[lang] || {});
 }
 
 export function tOr(key, fallback) {

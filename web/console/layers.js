@@ -1,7 +1,9 @@
 // The base map and the catalog layers: MapLibre style built from /collections, and the layer
 // panel with its legend. Every tile and every feature comes from the platform itself.
 
-import { t, lang, onLang } from './i18n.js';
+import { t, tOr, lang, onLang } from './i18n.js';
+import { KINDS, isMobile, kindColor } from './kinds.js';
+import { el } from './dom.js';
 
 // Layers drawn from live data elsewhere on the page, not from tiles.
 const LIVE_COLLECTIONS = new Set(['device_states', 'alarms', 'incidents']);
@@ -39,7 +41,6 @@ function transparent(fill) {
 }
 
 const POINT_COUNT_GROWTH = ['min', 2.5, ['+', 1, ['*', 0.3, ['ln', ['coalesce', ['get', 'point_count'], 1]]]]];
-const CATEGORY_PALETTE = ['#36cfc9', '#ffa940', '#73d13d', '#40a9ff', '#f759ab', '#9254de', '#ffd666', '#ff7a45'];
 
 export function layerColor(c) {
   const s = c['x-changzhi'].style || {};
@@ -101,10 +102,11 @@ export function styleLayers(c) {
   } else {
     let color = layerColor(c);
     if (s.by && !s.classes) {
-      const values = { monitoring_sites: ['air', 'water_level', 'rain', 'soil', 'water_quality', 'emission', 'signal'] }[id];
-      if (values) {
+      // A monitoring site is coloured as its kind is everywhere else (GET /apps).
+      const values = id === 'monitoring_sites' ? KINDS.filter((k) => !isMobile(k)) : null;
+      if (values && values.length) {
         color = ['match', ['get', s.by]];
-        values.forEach((v, i) => color.push(v, CATEGORY_PALETTE[i % CATEGORY_PALETTE.length]));
+        values.forEach((v) => color.push(v, forDark(kindColor(v))));
         color.push(layerColor(c));
       }
     }
@@ -242,23 +244,16 @@ export class LayerManager {
       const ia = GROUP_ORDER.indexOf(a), ib = GROUP_ORDER.indexOf(b);
       return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib);
     });
-    const html = [];
-    for (const g of order) {
-      html.push(`<div class="lp-group"><h4>${escapeHtml(t(`group.${g}`))}</h4>`);
-      for (const c of groups.get(g)) {
+    this.panel.replaceChildren(...order.map((g) => el('div', { class: 'lp-group' },
+      el('h4', {}, tOr(`group.${g}`, g)),
+      groups.get(g).map((c) => {
         const x = c['x-changzhi'];
-        const name = lang === 'en' ? x.title_en : c.title;
-        const checked = this.on.has(c.id) ? 'checked' : '';
-        html.push(
-          `<label class="lp-row" data-layer="${c.id}"><input type="checkbox" data-layer-toggle="${c.id}" ${checked}>`
-          + `${swatch(c)}<span class="lp-name">${escapeHtml(name)}</span>`
-          + (x.restricted ? `<span class="lp-tag">${escapeHtml(t('restricted'))}</span>` : '')
-          + '</label>',
-        );
-      }
-      html.push('</div>');
-    }
-    this.panel.innerHTML = html.join('');
+        return el('label', { class: 'lp-row', dataset: { layer: c.id } },
+          el('input', { type: 'checkbox', dataset: { layerToggle: c.id }, checked: this.on.has(c.id) }),
+          swatch(c),
+          el('span', { class: 'lp-name' }, lang === 'en' ? x.title_en : c.title),
+          x.restricted ? el('span', { class: 'lp-tag' }, t('restricted')) : null);
+      }))));
   }
 }
 
@@ -266,22 +261,24 @@ function swatch(c) {
   const x = c['x-changzhi'];
   const s = x.style || {};
   const geom = x.geometry_type || '';
+  // Colours go through the style object, so a catalog value is a colour or nothing at all.
+  const span = (cls, style) => {
+    const node = el('span', { class: `sw ${cls}` });
+    Object.assign(node.style, style);
+    return node;
+  };
   if (geom.endsWith('Polygon')) {
     const fill = transparent(s.fill) ? 'transparent' : forDark(s.fill);
-    return `<span class="sw sw-area" style="border-color:${forDark(s.stroke || '#8ab4d8')};background:${fill}"></span>`;
+    return span('sw-area', { borderColor: forDark(s.stroke || '#8ab4d8'), background: fill });
   }
   if (geom.endsWith('LineString')) {
     if (s.classes) {
       const parts = Object.values(s.classes).map((v) => forDark(v.stroke)).slice(0, 3);
-      return `<span class="sw sw-line" style="background:linear-gradient(90deg,${parts.join(',')})"></span>`;
+      return span('sw-line', { background: `linear-gradient(90deg,${parts.join(',')})` });
     }
-    return `<span class="sw sw-line" style="background:${forDark(s.stroke || '#888')}"></span>`;
+    return span('sw-line', { background: forDark(s.stroke || '#888') });
   }
-  return `<span class="sw sw-dot" style="background:${layerColor(c)}"></span>`;
-}
-
-export function escapeHtml(s) {
-  return String(s ?? '').replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[ch]));
+  return span('sw-dot', { background: layerColor(c) });
 }
 
 // A label point inside a (multi)polygon: the largest ring's vertex average, moved inside if

@@ -8,6 +8,7 @@
 // (live-worker.js); the state (records, the attribute array, picking) stays here.
 
 import { PointRenderer, GL_OPTIONS, STRIDE } from './live-gl.js';
+import { isMobile, shapeIndex, intervalOf, overThreshold } from './kinds.js';
 
 export const STATUS_COLORS = {
   available: '#2fbf71',
@@ -19,12 +20,6 @@ export const STATUS_COLORS = {
 };
 export const SENSOR_COLORS = { normal: '#36cfc9', warning: '#ff3b3b' };
 export const DEPT_COLORS = { fire: '#ff4d4f', medical: '#f4f6fa', police: '#3d8bfd' };
-export const KIND_SHAPES = {
-  vehicle: 0, air: 1, water_level: 2, rain: 3, soil: 4, water_quality: 1, emission: 5, signal: 4,
-};
-export const KINDS = Object.keys(KIND_SHAPES);
-// GB 3095-2012 hourly limits the alarm rules use (µg/m³; CO mg/m³).
-const AIR_LIMITS = { pm25: 150, pm10: 350, so2: 500, no2: 200, o3: 200, co: 10 };
 const STALE_INTERVALS = 3;
 
 const F_STALE = 1, F_SELECTED = 2, F_MINE = 4, F_HIDDEN = 8, F_ALARM = 16;
@@ -126,9 +121,9 @@ export class LiveFleet {
     } else {
       const o = rec.slot * STRIDE;
       this.move(o, x, y, animate, t);
-      // A vehicle that only moved keeps its colours: turn it, skip the restyle.
+      // A unit that only moved keeps its colours: turn it, skip the restyle.
       const rs = rec.reading.status;
-      if (kind === 'vehicle' && rec.styledStatus === status && rec.styledReadingStatus === rs && !(d[o + 9] & F_STALE)) {
+      if (isMobile(kind) && rec.styledStatus === status && rec.styledReadingStatus === rs && !(d[o + 9] & F_STALE)) {
         const h = rec.reading.heading_deg;
         d[o + 8] = typeof h === 'number' ? h : 0;
         return rec;
@@ -184,7 +179,7 @@ export class LiveFleet {
       if (rec.slot < 0) { (restyle || (restyle = [])).push(rec); continue; }
       const o = rec.slot * STRIDE;
       this.move(o, mercX(x0) - this.ox, mercY(y0) - this.oy, true, t);
-      if (rec.kind === 'vehicle' && heading[i] !== 0xffff) d[o + 8] = heading[i] / 100;
+      if (heading[i] !== 0xffff && isMobile(rec.kind)) d[o + 8] = heading[i] / 100;
       if (d[o + 9] & F_STALE) this.style(rec); // fresh again
     }
     // Rare: a unit first seen without a position gets its slot through the general path.
@@ -211,32 +206,21 @@ export class LiveFleet {
     if (this.replay) return false;
     if (rec.online === false) return true;
     const m = this.meta.get(rec.id);
-    const interval = (m && m.interval_s) || (rec.kind === 'vehicle' ? 5 : 600);
+    const interval = (m && m.interval_s) || intervalOf(rec.kind) || 600;
     return nowMs - rec.ts > Math.max(STALE_INTERVALS * interval * 1000, 15000);
   }
 
   statusOf(rec) {
-    if (rec.kind !== 'vehicle') return this.sensorWarning(rec) ? 'warning' : 'normal';
+    if (!isMobile(rec.kind)) return this.sensorWarning(rec) ? 'warning' : 'normal';
     const m = this.meta.get(rec.id);
     return (rec.reading && rec.reading.status) || rec.status || (m && m.unit_status) || 'unknown';
   }
 
+  // A station over any threshold its kind declares (GET /apps), with its site's thresholds and
+  // its permit's limits from the device list; a flag only, the alarms say the rest.
   sensorWarning(rec) {
-    const r = rec.reading || {};
     const m = this.meta.get(rec.id);
-    if (rec.kind === 'water_level') {
-      const warn = m && m.thresholds && m.thresholds.warning_m;
-      return typeof r.level_m === 'number' && warn != null && r.level_m > warn;
-    }
-    if (rec.kind === 'air') {
-      return Object.entries(AIR_LIMITS).some(([k, lim]) => typeof r[k] === 'number' && r[k] > lim);
-    }
-    if (rec.kind === 'signal') return Boolean(r.fault);
-    if (rec.kind === 'water_quality') {
-      return (typeof r.ph === 'number' && (r.ph < 6 || r.ph > 9))
-        || (typeof r.cod_mgl === 'number' && r.cod_mgl > 20);
-    }
-    return false;
+    return overThreshold(rec.kind, rec.reading, m && m.thresholds, m && m.limits);
   }
 
   style(rec, nowMs = Date.now()) {
@@ -245,7 +229,8 @@ export class LiveFleet {
     const m = this.meta.get(rec.id);
     const dept = m ? (m.unit_department || m.department) : null;
     const status = this.statusOf(rec);
-    const fill = rec.kind === 'vehicle'
+    const mobile = isMobile(rec.kind);
+    const fill = mobile
       ? (STATUS_COLORS[status] || STATUS_COLORS.unknown)
       : SENSOR_COLORS[status];
     let flags = 0;
@@ -256,13 +241,13 @@ export class LiveFleet {
       flags |= F_HIDDEN;
     }
     if (this.alarmDevices.has(rec.id)) flags |= F_ALARM;
-    d[o + 5] = KIND_SHAPES[rec.kind] ?? 1;
+    d[o + 5] = shapeIndex(rec.kind);
     d[o + 6] = rgb24(fill);
-    d[o + 7] = rgb24(rec.kind === 'vehicle' ? (DEPT_COLORS[dept] || '#e6edf3') : '#0b1622');
+    d[o + 7] = rgb24(mobile ? (DEPT_COLORS[dept] || '#e6edf3') : '#0b1622');
     const heading = rec.reading && rec.reading.heading_deg;
     d[o + 8] = typeof heading === 'number' ? heading : 0;
     d[o + 9] = flags;
-    d[o + 10] = rec.kind === 'vehicle' ? 22 : 15;
+    d[o + 10] = mobile ? 22 : 15;
     rec.styledStatus = rec.status;
     rec.styledReadingStatus = rec.reading && rec.reading.status;
     this.dirty = true;

@@ -2,16 +2,13 @@
 // seconds from what the page already holds — no extra load on the platform per tick.
 
 import * as echarts from './vendor/echarts/echarts.esm.min.mjs';
-import { t, lang, onLang } from './i18n.js';
+import { t, tOr, lang, onLang } from './i18n.js';
 import { STATUS_COLORS } from './live.js';
+import { kindColor } from './kinds.js';
 
 const TEXT = '#c9d6e3';
 const GRID = 'rgba(140,170,200,0.15)';
 const STATUSES = ['available', 'dispatched', 'en_route', 'on_scene', 'out_of_service', 'unknown'];
-const KIND_COLORS = {
-  air: '#36cfc9', water_level: '#4096ff', rain: '#69b1ff', soil: '#d4b106', water_quality: '#13c2c2',
-  emission: '#9254de', signal: '#ffa940', vehicle: '#ff7a45',
-};
 
 // China's AQI bands for PM2.5 (HJ 633-2012, 24 h breakpoints), used as colours only.
 function pm25Color(v) {
@@ -85,11 +82,11 @@ export class Overview {
     const kinds = Object.keys(alarmsByKind).sort((a, b) => alarmsByKind[b] - alarmsByKind[a]);
     this.charts.alarms.setOption({
       ...this.base(t('chart_alarms')),
-      xAxis: { type: 'category', data: kinds.map((k) => t(`kind.${k}`)), axisLabel: { color: TEXT, fontSize: r * 0.65, interval: 0, rotate: kinds.length > 4 ? 25 : 0 }, axisLine: { lineStyle: { color: GRID } } },
+      xAxis: { type: 'category', data: kinds.map((k) => tOr(`kind.${k}`, k)), axisLabel: { color: TEXT, fontSize: r * 0.65, interval: 0, rotate: kinds.length > 4 ? 25 : 0 }, axisLine: { lineStyle: { color: GRID } } },
       yAxis: { type: 'value', minInterval: 1, axisLabel: { color: TEXT, fontSize: r * 0.65 }, splitLine: { lineStyle: { color: GRID } } },
       series: [{
         type: 'bar', barMaxWidth: r * 1.6,
-        data: kinds.map((k) => ({ value: alarmsByKind[k], itemStyle: { color: KIND_COLORS[k] || '#ff7a45' } })),
+        data: kinds.map((k) => ({ value: alarmsByKind[k], itemStyle: { color: kindColor(k) } })),
         label: { show: true, position: 'top', color: TEXT, fontSize: r * 0.65 },
       }],
       graphic: this.none(!kinds.length),

@@ -4,10 +4,17 @@
 
 import { api } from './api.js';
 import { t, fmtTime } from './i18n.js';
+import { isMobile, kindOf, primaryField } from './kinds.js';
 
 const MAX_VEHICLES = 300;
 const MAX_SENSORS = 80;
-const SENSOR_FIELD = { air: 'pm25', water_level: 'level_m', rain: 'mm', soil: 'vwc_pct' };
+
+// The figure a station is replayed by: its kind's primary field, when that is a number.
+function sensorField(kind) {
+  const field = primaryField(kind);
+  const spec = field && (kindOf(kind).fields || []).find((f) => f.name === field);
+  return spec && (spec.type === 'num' || spec.type === 'int') ? field : null;
+}
 const BEIJING_MS = 8 * 3600_000; // UTC+8 all year (no daylight saving since 1991)
 
 // A datetime-local value (wall time in Beijing, seconds optional) and back.
@@ -106,13 +113,13 @@ export class Replay {
     this.els.status.textContent = t('replay_loading');
     const bounds = this.map.getBounds();
     const records = [...this.liveFleet.records.values()];
-    const vehicles = records.filter((r) => r.kind === 'vehicle' && this.inView(r, bounds)).slice(0, MAX_VEHICLES);
-    const sensors = records.filter((r) => SENSOR_FIELD[r.kind] && this.inView(r, bounds)).slice(0, MAX_SENSORS);
+    const vehicles = records.filter((r) => isMobile(r.kind) && this.inView(r, bounds)).slice(0, MAX_VEHICLES);
+    const sensors = records.filter((r) => !isMobile(r.kind) && sensorField(r.kind) && this.inView(r, bounds)).slice(0, MAX_SENSORS);
     const qs = `start=${encodeURIComponent(new Date(start).toISOString())}&end=${encodeURIComponent(new Date(end).toISOString())}`;
     const bucket = Math.max(60, Math.round((end - start) / 1000 / 300));
     const [tracks, series, alarms] = await Promise.all([
       pool(vehicles, 6, (r) => api(`/devices/${encodeURIComponent(r.id)}/track?${qs}&max_points=800`)),
-      pool(sensors, 6, (r) => api(`/devices/${encodeURIComponent(r.id)}/series?field=${SENSOR_FIELD[r.kind]}&${qs}&bucket_s=${bucket}`)),
+      pool(sensors, 6, (r) => api(`/devices/${encodeURIComponent(r.id)}/series?field=${sensorField(r.kind)}&${qs}&bucket_s=${bucket}`)),
       api(`/alarms?state=all&limit=5000&${qs}`).catch(() => []),
     ]);
     if (generation !== this.generation) return; // left replay, or picked another window
@@ -122,6 +129,7 @@ export class Replay {
       if (!tr || !tr.geometry.coordinates.length) return;
       this.tracks.push({
         id: r.id,
+        kind: r.kind,
         coords: tr.geometry.coordinates,
         times: tr.properties.times.map((s) => Date.parse(s)),
         speed: tr.properties.speed_kmh,
@@ -203,7 +211,7 @@ export class Replay {
       const heading = (Math.atan2((x1 - x0) * Math.cos((lat * Math.PI) / 180), y1 - y0) * 180) / Math.PI;
       const speed = tr.speed[i] ?? 0;
       const moving = speed > 3 || (x1 !== x0 || y1 !== y0);
-      this.fleet.apply([tr.id, 'vehicle', lon, lat, tr.times[i], moving ? 'en_route' : 'available', {
+      this.fleet.apply([tr.id, tr.kind, lon, lat, tr.times[i], moving ? 'en_route' : 'available', {
         speed_kmh: speed, heading_deg: (heading + 360) % 360, status: moving ? 'en_route' : 'available',
       }], false);
       this.fleet.setAbsent(tr.id, false);

@@ -32,6 +32,9 @@ from web.routers.ogc import CatalogDep
 CONSOLE_DIR = Path(__file__).resolve().parents[1] / "console"
 STATIC_SKIP = {"node_modules", "package.json", "package-lock.json"}
 LONG_CACHE = "public, max-age=31536000, immutable"
+# The stacks' permits, whose limits the emission thresholds compare with (as the ingest's rules
+# read them): told only to users who may read a layer of that table.
+PERMITS_TABLE = "env.pollution_source"
 
 router = APIRouter(tags=["console"])
 
@@ -77,22 +80,27 @@ def console_slash() -> RedirectResponse:
 
 
 @router.get("/console/api/devices")
-def console_devices(user: CurrentUser, conn: ConnDep) -> list[dict[str, Any]]:
+def console_devices(user: CurrentUser, conn: ConnDep, catalog: CatalogDep) -> list[dict[str, Any]]:
     """What the console draws devices by, beyond their live state: names, departments,
-    unit types and call signs, site thresholds and districts (one row per device)."""
+    unit types and call signs, site thresholds, permit limits (for those who may read the
+    permits) and districts (one row per device)."""
+    permits = any(layer.table == PERMITS_TABLE for layer in catalog.visible(user))
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             """
             SELECT d.id, d.kind, d.name_zh AS name, d.department_code AS department,
                    d.expected_interval_s AS interval_s, d.site_id,
                    s.district_code AS district, s.thresholds,
+                   CASE WHEN %(permits)s THEN ps.limits END AS limits,
                    u.call_sign, u.unit_type, u.status AS unit_status,
                    coalesce(u.department_code, d.department_code) AS unit_department
             FROM iot.device d
             LEFT JOIN iot.monitoring_site s ON s.id = d.site_id
+            LEFT JOIN env.pollution_source ps ON ps.id = s.pollution_source_id
             LEFT JOIN ops.unit u ON u.device_id = d.id
             ORDER BY d.id
-            """
+            """,
+            {"permits": permits},
         )
         return cur.fetchall()
 
@@ -150,10 +158,12 @@ def report_map(
 
 def install(app: FastAPI, apps: Installed | None = None) -> None:
     """Mount the console, its static files, each installed application's panels (under
-    ``apps/<name>/``) and the report endpoint on ``app`` (idempotent)."""
+    ``apps/<name>/``) and the report endpoint on ``app`` (idempotent). ``apps`` defaults to
+    the applications the app was made with (``app.state.apps``)."""
     if getattr(app.state, "console_version", None):
         return
-    apps = apps or installed()
+    if apps is None:
+        apps = getattr(app.state, "apps", None) or installed()
     panels = {a.name: a.console for a in apps if a.console is not None}
     digest = hashlib.sha256(static_version().encode())
     for name, folder in sorted(panels.items()):

@@ -30,6 +30,8 @@ export function mount(ctx) {
     ctx.el('h2', { text: t('aqi_title') }), switcher, aqiNote, aqiChart, aqiList);
 
   async function drawChart(rows) {
+    aqiChart.hidden = !rows.length; // no bars to draw: the list says there is no data
+    if (!rows.length) return;
     try {
       const echarts = await import('../../vendor/echarts/echarts.esm.min.mjs');
       state.chart = state.chart || echarts.init(aqiChart);
@@ -85,6 +87,31 @@ export function mount(ctx) {
       if (!rows.length) exList.replaceChildren(ctx.el('li', { class: 'muted', text: t('no_exceedances') }));
     } catch (err) {
       exList.replaceChildren(ctx.el('li', { class: 'error', text: String(err.message || err) }));
+    }
+  }
+
+  // ------------------------------------------------------------------ pollution sources
+  // The monitored stacks and outlets, by enterprise: what the exceedances and the plume are of.
+  const srcNote = ctx.el('p', { class: 'muted' });
+  const srcList = ctx.el('ul', { class: 'environment-sources' });
+  const srcBox = ctx.el('section', { class: 'panel', id: 'environment-sources' },
+    ctx.el('h2', { text: t('sources_title') }), srcNote, srcList);
+  let sources = [];
+
+  function drawSources() {
+    const outlets = sources.reduce((n, s) => n + (s.outlets || []).length, 0);
+    srcNote.textContent = t('sources_note', { n: sources.length, outlets });
+    srcList.replaceChildren(...sources.slice(0, 40).map((s) => ctx.el('li', { dataset: { id: String(s.id) } },
+      ctx.el('strong', {}, (s.enterprise && s.enterprise.name_zh) || ''), ' ', s.name_zh,
+      s.stack_height_m != null ? ctx.el('span', { class: 'muted' }, ` · ${t('stack_m', { m: s.stack_height_m })}`) : null)));
+  }
+
+  async function loadSources() {
+    try {
+      sources = await ctx.api('/environment/sources');
+      drawSources();
+    } catch (err) {
+      srcList.replaceChildren(ctx.el('li', { class: 'error', text: String(err.message || err) }));
     }
   }
 
@@ -151,11 +178,19 @@ export function mount(ctx) {
   });
 
   // ------------------------------------------------------------------ wiring
-  ctx.column('right').append(aqiBox, exBox, plumeBox);
+  ctx.column('right').append(aqiBox, exBox, plumeBox, srcBox);
+  const headings = [[aqiBox, 'aqi_title'], [exBox, 'exceedances_title'], [plumeBox, 'plume_title'], [srcBox, 'sources_title']];
   ctx.onEvent('exceedance', (ev) => { if (ev.exceedance) exList.prepend(exItem({ ...ev.exceedance, limit: ev.exceedance.limit })); });
-  ctx.onReconnect(() => { loadExceedances(); });
-  ctx.onLang(() => { loadAqi(); loadExceedances(); });
-  loadAqi();
-  loadExceedances();
-  return { aqiBox, exBox, plumeBox };
+  ctx.onReconnect(() => { if (loaded) loadExceedances(); });
+  // The data is fetched when the pane is first shown: a wall does not pay for tabs it never opens.
+  let loaded = false;
+  ctx.onLang(() => {
+    for (const [box, key] of headings) box.querySelector('h2').textContent = t(key);
+    if (loaded) { loadAqi(); loadExceedances(); drawSources(); }
+  });
+  ctx.onShow(() => {
+    if (!loaded) { loaded = true; loadAqi(); loadExceedances(); loadSources(); }
+    if (state.chart) state.chart.resize();
+  });
+  return { aqiBox, exBox, plumeBox, srcBox };
 }

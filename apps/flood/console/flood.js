@@ -22,14 +22,14 @@ function table(ctx, head, rows) {
 }
 
 function select(ctx, values, label, current) {
-  const s = ctx.el('select', {}, ...values.map((v) => ctx.el('option', { attrs: { value: v }, text: label(v) })));
+  const s = ctx.el('select', {}, ...values.map((v) => ctx.el('option', { value: v, text: label(v) })));
   s.value = current;
   return s;
 }
 
 export function mount(ctx) {
   const { map } = ctx;
-  const box = ctx.el('section', { class: 'panel', attrs: { id: 'flood-panel' } });
+  const box = ctx.el('section', { class: 'panel', id: 'flood-panel' });
   ctx.column('right').append(box);
   const state = { window: '3h', method: 'kriging', gauge: null, chart: null };
 
@@ -38,9 +38,22 @@ export function mount(ctx) {
   const rainTable = ctx.el('div');
   const win = select(ctx, ['1h', '3h', '6h', '24h'], (v) => v, state.window);
   const meth = select(ctx, ['kriging', 'idw', 'thiessen'], (v) => ctx.t(`m_${v}`), state.method);
+  const WINDOW_H = { '1h': 1, '3h': 3, '6h': 6, '24h': 24 };
+  // Whether a device reported since `ms` ago (its latest reading, as GET /devices says).
+  const reported = (d, ms) => d.ts != null && Date.now() - Date.parse(d.ts) < ms;
   async function loadRain() {
     state.window = win.value; state.method = meth.value;
     try {
+      // No gauge reported in the window: there is no surface to draw, and asking for one
+      // would only be refused; say so instead.
+      const gauges = await ctx.api('/devices?kind=rain');
+      if (!gauges.some((d) => reported(d, WINDOW_H[state.window] * 3600e3))) {
+        state.rainError = 'silent';
+        rainInfo.textContent = ctx.t('rain_silent', { n: gauges.length, window: state.window });
+        rainTable.replaceChildren();
+        map.getSource(SRC.rain)?.setData({ type: 'FeatureCollection', features: [] });
+        return;
+      }
       const r = await ctx.api(`/flood/rain?window=${encodeURIComponent(state.window)}&method=${encodeURIComponent(state.method)}`);
       rainInfo.textContent = ctx.t('max_mm', { mm: r.grid.max_mm, mean: r.grid.mean_mm, method: ctx.t(`m_${r.method}`) })
         + (r.silent.length ? ` · ${ctx.t('silent', { n: r.silent.length })}` : '');
@@ -48,11 +61,17 @@ export function mount(ctx) {
       const stops = bands.features.flatMap((f, i) => [f.properties.min_mm, RAIN_COLORS[Math.min(i, RAIN_COLORS.length - 1)]]);
       setData(map, SRC.rain, bands, [{
         id: 'flood-rain-fill', type: 'fill',
-        paint: { 'fill-opacity': 0.45, 'fill-color': stops.length ? ['step', ['get', 'min_mm'], RAIN_COLORS[0], ...stops] : RAIN_COLORS[0] },
+        paint: { 'fill-opacity': 0.3, 'fill-color': stops.length ? ['step', ['get', 'min_mm'], RAIN_COLORS[0], ...stops] : RAIN_COLORS[0] },
       }]);
       rainTable.replaceChildren(table(ctx, [ctx.t('district'), ctx.t('mm')], r.districts.map((d) => [d.name_zh, d.mm])),
         table(ctx, [ctx.t('catchment'), ctx.t('mm')], r.catchments.map((c) => [c.name_zh, c.mm])));
-    } catch (e) { rainInfo.textContent = e.message; rainTable.replaceChildren(); }
+      state.rainError = null;
+    } catch (e) {
+      // No gauge reported in the window (a dry spell, a quiet network): say so, keep the rest.
+      state.rainError = e.message;
+      rainInfo.textContent = ctx.t('rain_failed', { detail: e.message });
+      rainTable.replaceChildren();
+    }
   }
   win.addEventListener('change', loadRain);
   meth.addEventListener('change', loadRain);
@@ -60,14 +79,25 @@ export function mount(ctx) {
   // ---- gauge hydrograph
   const gaugeSel = ctx.el('select');
   const gaugeInfo = ctx.el('div', { class: 'flood-note' });
-  const chartEl = ctx.el('div', { class: 'flood-chart', attrs: { style: 'height:220px' } });
+  const chartEl = ctx.el('div', { class: 'flood-chart', style: 'height:14rem', hidden: true });
+  // The water-level gauges are the registered devices of that kind; a forecast is by site.
   async function loadGauges() {
-    const rain = await ctx.api('/flood/rain?window=1h&method=idw').catch(() => null);
-    const ids = rain ? rain.catchments.map((c) => [c.site_id, c.name_zh]) : [];
-    gaugeSel.replaceChildren(...ids.map(([id, name]) => ctx.el('option', { attrs: { value: id }, text: `${name} ${id}` })));
-    if (ids.length) { gaugeSel.value = ids[0][0]; loadForecast(); }
+    try {
+      const gauges = (await ctx.api('/devices?kind=water_level')).filter((d) => d.site_id);
+      gaugeSel.replaceChildren(...gauges.map((d) => ctx.el('option', { value: d.site_id, text: `${d.name_zh} ${d.site_id}` })));
+      state.gauges = gauges;
+      if (gauges.length) { gaugeSel.value = gauges[0].site_id; loadForecast(); }
+      else gaugeInfo.textContent = ctx.t('no_gauges');
+    } catch (e) { gaugeInfo.textContent = ctx.t('rain_failed', { detail: e.message }); }
   }
   async function loadForecast() {
+    const gauge = (state.gauges || []).find((d) => d.site_id === gaugeSel.value);
+    if (gauge && !reported(gauge, 12 * 3600e3)) {
+      // No stage in the last 12 hours (the forecast's default look-back): nothing to fit.
+      chartEl.hidden = true;
+      gaugeInfo.textContent = ctx.t('gauge_silent');
+      return;
+    }
     try {
       const f = await ctx.api(`/flood/gauges/${encodeURIComponent(gaugeSel.value)}/forecast`);
       const n = f.observed_m.length;
@@ -75,6 +105,7 @@ export function mount(ctx) {
       const line = (name, data, color, dashed) => ({ name, type: 'line', data, showSymbol: false, lineStyle: { color, type: dashed ? 'dashed' : 'solid' }, itemStyle: { color } });
       const flat = (v) => times.map(() => v);
       state.chart = state.chart || echarts.init(chartEl);
+      chartEl.hidden = false;
       state.chart.setOption({
         tooltip: { trigger: 'axis' }, legend: { top: 0 }, grid: { left: 40, right: 10, top: 28, bottom: 24 },
         xAxis: { type: 'category', data: times }, yAxis: { type: 'value', scale: true, name: 'm' },
@@ -86,15 +117,19 @@ export function mount(ctx) {
         ],
       }, true);
       gaugeInfo.textContent = f.warning_at ? ctx.t('warn_at', { time: new Date(f.warning_at).toLocaleString() }) : ctx.t('no_warn');
-    } catch (e) { gaugeInfo.textContent = e.message; }
+    } catch (e) {
+      // A gauge with no readings in the window has no hydrograph: one line instead of a chart.
+      chartEl.hidden = true;
+      gaugeInfo.textContent = ctx.t('forecast_failed', { detail: e.message });
+    }
   }
   gaugeSel.addEventListener('change', loadForecast);
 
   // ---- inundation and evacuation
-  const rise = ctx.el('input', { attrs: { type: 'number', min: '0.1', max: '30', step: '0.5', value: '3' } });
+  const rise = ctx.el('input', { type: 'number', min: '0.1', max: '30', step: '0.5', value: '3' });
   const affected = ctx.el('div');
   const legend = ctx.el('div', { class: 'flood-legend' }, ctx.el('span', { text: ctx.t('depth_legend') }),
-    ...Object.entries(DEPTH_COLORS).map(([k, c]) => ctx.el('span', { attrs: { style: `background:${c}` }, text: ['<0.5', '0.5–1.5', '1.5–3', '>3'][k - 1] })));
+    ...Object.entries(DEPTH_COLORS).map(([k, c]) => ctx.el('span', { style: `background:${c}`, text: ['<0.5', '0.5–1.5', '1.5–3', '>3'][k - 1] })));
   const scenario = () => ({ rise_m: Number(rise.value) });
   async function inundate(body) {
     try {
@@ -123,7 +158,11 @@ export function mount(ctx) {
     for (const id of [SRC.flooded, SRC.routes]) map.getSource(id)?.setData({ type: 'FeatureCollection', features: [] });
     affected.replaceChildren();
   }
-  const button = (key, fn) => { const b = ctx.el('button', { text: ctx.t(key) }); b.addEventListener('click', fn); return b; };
+  const button = (key, fn) => {
+    const b = ctx.el('button', { class: 'btn small', type: 'button', text: ctx.t(key) });
+    b.addEventListener('click', fn);
+    return b;
+  };
 
   function render() {
     box.replaceChildren(
@@ -138,11 +177,21 @@ export function mount(ctx) {
       button('evacuate', evacuate), button('clear', clear), legend, affected);
   }
   render();
-  ctx.onLang(() => { render(); loadRain(); if (gaugeSel.value) loadForecast(); });
-  ctx.onEvent('inundation', () => loadRain());
-  ctx.onReconnect(() => loadRain());
+  // Words change with the language; options keep their value, so the choice stays.
+  // The data is fetched when the pane is first shown: a wall does not pay for tabs it never opens.
+  let loaded = false;
+  ctx.onLang(() => {
+    for (const o of meth.options) o.textContent = ctx.t(`m_${o.value}`);
+    render();
+    if (!loaded) return;
+    loadRain(); if (gaugeSel.value) loadForecast();
+  });
+  ctx.onShow(() => {
+    if (!loaded) { loaded = true; loadRain(); loadGauges(); }
+    if (state.chart) state.chart.resize();
+  });
+  ctx.onEvent('inundation', () => { if (loaded) loadRain(); });
+  ctx.onReconnect(() => { if (loaded) loadRain(); });
   ctx.toolbarButton('flood-toggle', 'button', () => box.scrollIntoView({ behavior: 'smooth' }));
-  loadRain();
-  loadGauges();
-  return { box };
+  return { box, state };
 }

@@ -1,5 +1,7 @@
 // The registry panel: find a right by licence or holder, see its history, and draw an
 // application's findings on the map. DOM through ctx.el only (never innerHTML with data).
+import { SessionExpired } from '../../api.js';
+
 const SRC_RIGHT = 'registry-right';
 const SRC_FINDINGS = 'registry-findings';
 const EMPTY = { type: 'FeatureCollection', features: [] };
@@ -36,21 +38,33 @@ function fit(map, geometries) {
 
 export function mount(ctx) {
   const { el, t, map } = ctx;
-  const input = el('input', { attrs: { type: 'search', placeholder: t('search') } });
+  const input = el('input', { type: 'search', placeholder: t('search') });
   const results = el('ul', { class: 'registry-results' });
   const history = el('table', { class: 'registry-history' });
-  const appInput = el('input', { attrs: { type: 'number', min: '1', placeholder: t('application') } });
+  const appInput = el('input', { type: 'number', min: '1', placeholder: t('application') });
   const findings = el('ul', { class: 'registry-findings' });
+  const found = el('p', { class: 'muted registry-found' });
+  const error = el('p', { class: 'error registry-error' });
+  // Words that follow the language: [node, key] (placeholders by attribute).
+  const words = [];
+  const word = (node, key) => { words.push([node, key]); return node; };
   const box = el('section', { class: 'panel', id: 'registry-panel' },
-    el('h2', { text: t('title') }),
-    el('form', { class: 'registry-find' }, input, el('button', { text: t('find') })),
-    results, el('h3', { text: t('history') }), history,
-    el('form', { class: 'registry-app' }, appInput, el('button', { text: t('show') })),
-    el('h3', { text: t('findings') }), findings);
+    word(el('h2', { text: t('title') }), 'title'),
+    el('form', { class: 'registry-find' }, input, word(el('button', { class: 'btn small', text: t('find') }), 'find')),
+    found, error, results, word(el('h3', { text: t('history') }), 'history'), history,
+    el('form', { class: 'registry-app' }, appInput, word(el('button', { class: 'btn small', text: t('show') }), 'show')),
+    word(el('h3', { text: t('findings') }), 'findings'), findings);
+  // A failed request says why in the panel, not as an unhandled rejection.
+  const guard = (fn) => async (...args) => {
+    try { error.textContent = ''; await fn(...args); } catch (err) {
+      if (err instanceof SessionExpired) ctx.onExpired(err.message);
+      else error.textContent = t('error', { detail: err.message || String(err) });
+    }
+  };
   ctx.column('right').append(box);
   if (map) ensureLayers(map);
 
-  async function showHistory(licence) {
+  const showHistory = guard(async (licence) => {
     const h = await ctx.api(`/registry/rights/${encodeURIComponent(licence)}/history`);
     history.replaceChildren(el('tr', {},
       ...['valid_from', 'valid_to', 'recorded', 'holder'].map((k) => el('th', { text: t(k) }))));
@@ -61,15 +75,19 @@ export function mount(ctx) {
         el('td', { text: day(v.recorded_from) }),
         el('td', { text: v.attrs.holder || '' })));
     }
-  }
+  });
 
-  box.querySelector('.registry-find').addEventListener('submit', async (ev) => {
+  let lastFound = null;
+  const sayFound = () => { found.textContent = lastFound == null ? '' : t('found', { n: lastFound }); };
+  box.querySelector('.registry-find').addEventListener('submit', guard(async (ev) => {
     ev.preventDefault();
     const q = input.value.trim();
     if (!q) return;
     const rights = await ctx.api(`/registry/rights?q=${encodeURIComponent(q)}`);
+    lastFound = rights.length;
+    sayFound();
     results.replaceChildren(...(rights.length ? rights.map((r) => {
-      const item = el('li', {}, el('a', { attrs: { href: '#' }, text: r.license_no }),
+      const item = el('li', {}, el('a', { href: '#', text: r.license_no }),
         ' ', r.attrs.holder || '', ' ', r.attrs.mineral || '');
       item.querySelector('a').addEventListener('click', (e) => {
         e.preventDefault();
@@ -82,9 +100,9 @@ export function mount(ctx) {
       });
       return item;
     }) : [el('li', { text: t('no_match') })]));
-  });
+  }));
 
-  async function showApplication(id) {
+  const showApplication = guard(async (id) => {
     const a = await ctx.api(`/registry/applications/${Number(id)}`);
     findings.replaceChildren(...(a.findings.length ? a.findings.map((f) => el('li',
       { class: `finding-${f.status}` },
@@ -98,7 +116,7 @@ export function mount(ctx) {
           properties: { status: f.status, other_id: f.other_id } })) });
       fit(map, [a.geometry]);
     }
-  }
+  });
 
   box.querySelector('.registry-app').addEventListener('submit', (ev) => {
     ev.preventDefault();
@@ -107,6 +125,11 @@ export function mount(ctx) {
   ctx.onEvent('application', (e) => {
     if (String(e.id) === appInput.value) showApplication(e.id);
   });
-  ctx.onLang(() => { box.querySelector('h2').textContent = t('title'); });
+  ctx.onLang(() => {
+    for (const [node, key] of words) node.textContent = t(key);
+    input.placeholder = t('search');
+    appInput.placeholder = t('application');
+    sayFound();
+  });
   return { box };
 }

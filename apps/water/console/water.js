@@ -58,7 +58,7 @@ export function mount(ctx) {
   const permitsBox = el('div', { class: 'water-permits' });
   const errorLine = el('div', { class: 'water-error' });
   const heading = (key) => el('h3', { text: t(key) });
-  const panel = el('section', { class: 'panel', attrs: { id: 'water-panel' } },
+  const panel = el('section', { class: 'panel', id: 'water-panel' },
     el('h2', {}, el('span', { text: t('water.title') })),
     errorLine,
     heading('water.classes'), classesBox, traceBox,
@@ -79,7 +79,7 @@ export function mount(ctx) {
       const note = s.missing.length ? t('water.missing', { factors: s.missing.join(', ') }) : '';
       return el('tr', { dataset: { station: s.station } },
         el('td', { text: s.name_zh }),
-        el('td', { text: s.label || t('water.no_data'), attrs: { style: `color:${CLASS_COLOURS[s.water_class || 0]}` } }),
+        el('td', { text: s.label || t('water.no_data'), style: `color:${CLASS_COLOURS[s.water_class || 0]}` }),
         el('td', { text: s.deciding.join(', ') }),
         el('td', { text: String(s.target_class) }),
         el('td', { text: note }),
@@ -145,7 +145,7 @@ export function mount(ctx) {
       el('td', { text: p.holder_name }),
       el('td', { text: Math.round(p.annual_quota_m3).toLocaleString() }),
       el('td', { text: p.ratio === null ? '-' : `${Math.round(p.ratio * 100)}%` }),
-      el('td', { text: t(`water.state.${p.state}`), attrs: { style: `color:${STATE_COLOURS[p.state] || '#8c8c8c'}`, title: p.fault || '' } }),
+      el('td', { text: t(`water.state.${p.state}`), style: `color:${STATE_COLOURS[p.state] || '#8c8c8c'}`, title: p.fault || '' }),
       el('td', { text: p.fee_yuan === null ? '-' : fmt(p.fee_yuan, 2) })));
     permitsBox.replaceChildren(el('table', {},
       el('thead', {}, el('tr', {}, ...['water.holder', 'water.quota', 'water.used', 'water.state', 'water.fee'].map((k) => el('th', { text: t(k) })))),
@@ -189,7 +189,9 @@ export function mount(ctx) {
     ['water.classes', 'water.drought', 'water.permits'].forEach((k, i) => { titles[i].textContent = t(k); });
     renderAll();
   });
-  ctx.onReconnect(refresh);
-  refresh();
+  // The data is fetched when the pane is first shown: a wall does not pay for tabs it never opens.
+  let loaded = false;
+  ctx.onShow(() => { if (!loaded) { loaded = true; refresh(); } });
+  ctx.onReconnect(() => { if (loaded) refresh(); });
   return { refresh, trace };
 }

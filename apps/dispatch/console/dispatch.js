@@ -3,11 +3,11 @@
 // road routes drawn, and act on it in one click. Whoever acts, every console hears it on
 // /ws/live and re-reads what changed, so all walls show the same incident.
 
-import { session, SessionExpired } from './api.js';
-import { t, tOr, lang, fmtTime, onLang } from './i18n.js';
-import { escapeHtml as e } from './layers.js';
-import { STATUS_COLORS } from './live.js';
-import './dispatch-strings.js';
+// Its words come from strings.json, merged by the console when it mounts the panel.
+import { session, SessionExpired } from '../../api.js';
+import { t, tOr, lang, fmtTime, onLang } from '../../i18n.js';
+import { el } from '../../dom.js';
+import { STATUS_COLORS } from '../../live.js';
 
 // Who may write, as apps/dispatch/api.py's Operator dependency says (admins always may).
 export const OPERATOR_ROLES = ['dispatcher', 'supervisor'];
@@ -462,18 +462,18 @@ export class DispatchPanel {
   // ---------------------------------------------------------------- actions
 
   onClick(ev) {
-    const el = ev.target.closest('[data-action], [data-assign], [data-step], [data-suggest], [data-unit]');
-    if (!el || el.disabled) return;
-    if (el.dataset.suggest != null) {
+    const hit = ev.target.closest('[data-action], [data-assign], [data-step], [data-suggest], [data-unit]');
+    if (!hit || hit.disabled) return;
+    if (hit.dataset.suggest != null) {
       const input = this.body.querySelector('[name=address]');
-      input.value = el.dataset.suggest;
+      input.value = hit.dataset.suggest;
       this.geocode();
-    } else if (el.dataset.assign) {
-      this.assign([el.dataset.assign]);
-    } else if (el.dataset.step) {
-      this.step(Number(el.dataset.assignment), el.dataset.step);
-    } else if (el.dataset.action) {
-      const act = el.dataset.action;
+    } else if (hit.dataset.assign) {
+      this.assign([hit.dataset.assign]);
+    } else if (hit.dataset.step) {
+      this.step(Number(hit.dataset.assignment), hit.dataset.step);
+    } else if (hit.dataset.action) {
+      const act = hit.dataset.action;
       if (act === 'geocode') this.geocode();
       else if (act === 'pick') { if (this.picking) { this.stopPicking(); this.renderWhere(); } else this.startPicking(); }
       else if (act === 'cancel') this.close();
@@ -484,8 +484,8 @@ export class DispatchPanel {
       else if (act === 'close-cancel') { this.closing = false; this.render(); }
       else if (act === 'close-confirm') this.closeIncident();
       else if (act === 'fit') this.fitIncident();
-    } else if (el.dataset.unit) {
-      this.emphUnit = el.dataset.unit;
+    } else if (hit.dataset.unit) {
+      this.emphUnit = hit.dataset.unit;
       this.drawRoutes();
       this.render();
     }
@@ -638,10 +638,10 @@ export class DispatchPanel {
   }
 
   renderMsg() {
-    const el = this.body.querySelector('[data-msg]');
-    if (!el) return;
-    el.className = `dsp-msg ${this.msg ? this.msg.kind : ''}`;
-    el.textContent = this.msg ? this.msg.text : '';
+    const box = this.body.querySelector('[data-msg]');
+    if (!box) return;
+    box.className = `dsp-msg ${this.msg ? this.msg.kind : ''}`;
+    box.textContent = this.msg ? this.msg.text : '';
   }
 
   renderNew() {
@@ -651,22 +651,26 @@ export class DispatchPanel {
     const touched = old && old.dataset.priorityTouched;
     const types = [...(this.plans ? this.plans.values() : [])];
     const first = types[0];
-    this.body.innerHTML = `<h3 class="dsp-title">${e(t('dsp_new_title'))}</h3>`
-      + '<form class="dsp-form" data-form="new" novalidate autocomplete="off">'
-      + `<label><span>${e(t('dsp_type'))}</span><select name="incident_type">${types.map((k) => `<option value="${e(k.code)}">${e(lang === 'en' ? k.name_en : `${k.name_zh} · ${k.name_en}`)}</option>`).join('')}</select></label>`
-      + `<label><span>${e(t('dsp_priority'))}</span><select name="priority">${[1, 2, 3, 4].map((p) => `<option value="${p}">${e(t(`dsp_pri.${p}`))}</option>`).join('')}</select></label>`
-      + `<label><span>${e(t('dsp_caller'))}</span><input name="caller" maxlength="200"></label>`
-      + `<label><span>${e(t('dsp_description'))}</span><textarea name="description" maxlength="4000" rows="2"></textarea></label>`
-      + `<div class="dsp-loc"><span class="dsp-label">${e(t('dsp_location'))}</span>`
-      + `<div class="dsp-addr"><input name="address" maxlength="300" placeholder="${e(t('dsp_address_ph'))}">`
-      + `<button type="button" class="btn" data-action="geocode">${e(t('dsp_geocode'))}</button>`
-      + `<button type="button" class="btn" data-action="pick">${e(t('dsp_pick'))}</button></div>`
-      + '<div class="dsp-where" data-where></div></div>'
-      + '<div class="dsp-msg" data-msg role="alert"></div>'
-      + `<div class="dsp-buttons"><button type="submit" class="btn primary" ${this.busy ? 'disabled' : ''}>${e(t('dsp_create'))}</button>`
-      + `<button type="button" class="btn ghost" data-action="cancel">${e(t('dsp_cancel'))}</button></div>`
-      + '</form>';
-    const form = this.body.querySelector('form');
+    const field = (key, control) => el('label', {}, el('span', {}, t(key)), control);
+    const form = el('form', { class: 'dsp-form', dataset: { form: 'new' }, novalidate: true, autocomplete: 'off' },
+      field('dsp_type', el('select', { name: 'incident_type' },
+        types.map((k) => el('option', { value: k.code }, lang === 'en' ? k.name_en : `${k.name_zh} · ${k.name_en}`)))),
+      field('dsp_priority', el('select', { name: 'priority' },
+        [1, 2, 3, 4].map((p) => el('option', { value: String(p) }, t(`dsp_pri.${p}`))))),
+      field('dsp_caller', el('input', { name: 'caller', maxlength: '200' })),
+      field('dsp_description', el('textarea', { name: 'description', maxlength: '4000', rows: '2' })),
+      el('div', { class: 'dsp-loc' },
+        el('span', { class: 'dsp-label' }, t('dsp_location')),
+        el('div', { class: 'dsp-addr' },
+          el('input', { name: 'address', maxlength: '300', placeholder: t('dsp_address_ph') }),
+          el('button', { type: 'button', class: 'btn', dataset: { action: 'geocode' } }, t('dsp_geocode')),
+          el('button', { type: 'button', class: 'btn', dataset: { action: 'pick' } }, t('dsp_pick'))),
+        el('div', { class: 'dsp-where', dataset: { where: '' } })),
+      el('div', { class: 'dsp-msg', dataset: { msg: '' }, role: 'alert' }),
+      el('div', { class: 'dsp-buttons' },
+        el('button', { type: 'submit', class: 'btn primary', disabled: this.busy }, t('dsp_create')),
+        el('button', { type: 'button', class: 'btn ghost', dataset: { action: 'cancel' } }, t('dsp_cancel'))));
+    this.body.replaceChildren(el('h3', { class: 'dsp-title' }, t('dsp_new_title')), form);
     if (kept) {
       for (const [k, v] of Object.entries(kept)) if (form[k]) form[k].value = v;
       if (touched) form.dataset.priorityTouched = '1';
@@ -678,26 +682,33 @@ export class DispatchPanel {
   }
 
   renderWhere() {
-    const el = this.body.querySelector('[data-where]');
-    if (!el) return;
+    const box = this.body.querySelector('[data-where]');
+    if (!box) return;
     const pick = this.body.querySelector('[data-action=pick]');
     if (pick) pick.classList.toggle('active', this.picking);
     if (this.picking) {
-      el.innerHTML = `<div class="dsp-hint">${e(t('dsp_picking'))}</div>`;
+      box.replaceChildren(el('div', { class: 'dsp-hint' }, t('dsp_picking')));
     } else if (this.loc && this.loc.source === 'geocode') {
       const m = this.loc.match;
-      el.innerHTML = `<div class="dsp-match ok"><b>${e(t('dsp_match', { match: m.match }))}</b>`
-        + ` <span class="dsp-conf">${e(t('dsp_confidence', { c: Math.round(m.confidence * 100) }))}</span>`
-        + `<div class="dsp-sub">${e([tOr(`dsp_kind.${m.kind}`, m.kind), m.district, tOr(`dsp_method.${m.method}`, m.method)].filter(Boolean).join(' · '))}`
-        + ` · ${e(m.lon.toFixed(5))}, ${e(m.lat.toFixed(5))}</div></div>`;
+      const what = [tOr(`dsp_kind.${m.kind}`, m.kind), m.district, tOr(`dsp_method.${m.method}`, m.method)].filter(Boolean).join(' · ');
+      box.replaceChildren(el('div', { class: 'dsp-match ok' },
+        el('b', {}, t('dsp_match', { match: m.match })), ' ',
+        el('span', { class: 'dsp-conf' }, t('dsp_confidence', { c: Math.round(m.confidence * 100) })),
+        el('div', { class: 'dsp-sub' }, `${what} · ${m.lon.toFixed(5)}, ${m.lat.toFixed(5)}`)));
     } else if (this.loc && this.loc.source === 'map') {
-      el.innerHTML = `<div class="dsp-match ok">${e(t('dsp_picked', { lon: this.loc.lon.toFixed(5), lat: this.loc.lat.toFixed(5) }))}</div>`;
+      box.replaceChildren(el('div', { class: 'dsp-match ok' },
+        t('dsp_picked', { lon: this.loc.lon.toFixed(5), lat: this.loc.lat.toFixed(5) })));
     } else if (this.unmatched) {
       const s = this.unmatched.suggestions;
-      el.innerHTML = `<div class="dsp-match bad">${e(t('dsp_no_match'))}${e(this.unmatched.detail)}</div>`
-        + (s.length ? `<div class="dsp-sub">${e(t('dsp_suggestions'))}</div><div class="dsp-sugg">${s.map((x) => `<button type="button" class="btn small" data-suggest="${e(x.name)}">${e(x.name)}<small>${e([tOr(`dsp_kind.${x.kind}`, x.kind), x.district === x.name ? '' : x.district].filter(Boolean).join(' · '))}</small></button>`).join('')}</div>` : '');
+      box.replaceChildren(
+        el('div', { class: 'dsp-match bad' }, t('dsp_no_match') + this.unmatched.detail),
+        s.length ? el('div', { class: 'dsp-sub' }, t('dsp_suggestions')) : null,
+        s.length ? el('div', { class: 'dsp-sugg' }, s.map((x) => el('button', { type: 'button', class: 'btn small', dataset: { suggest: x.name } },
+          x.name,
+          el('small', {}, [tOr(`dsp_kind.${x.kind}`, x.kind), x.district === x.name ? '' : x.district].filter(Boolean).join(' · '))))) : null,
+      );
     } else {
-      el.innerHTML = '';
+      box.replaceChildren();
     }
   }
 
@@ -707,7 +718,10 @@ export class DispatchPanel {
     const note = noteEl ? noteEl.value : '';
     const scroll = this.body.scrollTop;
     if (!d) {
-      this.body.innerHTML = `<h3 class="dsp-title">#${e(this.selectedId)}</h3><div class="dsp-msg" data-msg role="alert"></div><div class="dsp-hint">${e(t('dsp_loading'))}</div>`;
+      this.body.replaceChildren(
+        el('h3', { class: 'dsp-title' }, `#${this.selectedId}`),
+        el('div', { class: 'dsp-msg', dataset: { msg: '' }, role: 'alert' }),
+        el('div', { class: 'dsp-hint' }, t('dsp_loading')));
       this.renderMsg();
       return;
     }
@@ -716,105 +730,111 @@ export class DispatchPanel {
     const status = d.closed_at ? 'closed' : d.status;
     const geo = d.geocode || {};
     const facts = [];
-    const fact = (k, v) => { if (v) facts.push(`<dt>${e(k)}</dt><dd>${v}</dd>`); };
-    const conf = ` <span class="dsp-conf">${e(t('dsp_confidence', { c: Math.round((geo.confidence || 0) * 100) }))}</span>`;
+    const fact = (k, ...v) => { if (v.some((x) => x)) facts.push(el('dt', {}, k), el('dd', {}, ...v)); };
+    const conf = () => [' ', el('span', { class: 'dsp-conf' }, t('dsp_confidence', { c: Math.round((geo.confidence || 0) * 100) }))];
     const geocoded = geo.method && geo.method !== 'coordinates';
     if (geocoded && geo.match === d.address) {
-      fact(t('dsp_address'), e(d.address) + conf);
+      fact(t('dsp_address'), d.address, d.address ? conf() : null);
     } else {
-      fact(t('dsp_address'), e(d.address));
-      if (geocoded) fact(t('dsp_place'), e(geo.match) + conf);
+      fact(t('dsp_address'), d.address);
+      if (geocoded) fact(t('dsp_place'), geo.match, geo.match ? conf() : null);
     }
-    fact(t('dsp_district'), e([d.district, d.area_class ? t(`dsp_area.${d.area_class}`) : ''].filter(Boolean).join(' · ')));
-    fact(t('dsp_coordinates'), e(`${d.lon.toFixed(5)}, ${d.lat.toFixed(5)}`));
-    fact(t('dsp_caller'), e(d.caller));
-    fact(t('dsp_description'), e(d.description));
-    fact(t('dsp_created_at'), `${e(fmtTime(ms(d.created_at), true))} · ${e(d.created_by)}`);
-    if (d.response_target_s) fact(t('dsp_target'), `${e(Math.round(d.response_target_s / 60))} ${e(t('dsp_min'))}`);
+    fact(t('dsp_district'), [d.district, d.area_class ? t(`dsp_area.${d.area_class}`) : ''].filter(Boolean).join(' · '));
+    fact(t('dsp_coordinates'), `${d.lon.toFixed(5)}, ${d.lat.toFixed(5)}`);
+    fact(t('dsp_caller'), d.caller);
+    fact(t('dsp_description'), d.description);
+    fact(t('dsp_created_at'), `${fmtTime(ms(d.created_at), true)} · ${d.created_by}`);
+    if (d.response_target_s) fact(t('dsp_target'), `${Math.round(d.response_target_s / 60)} ${t('dsp_min')}`);
 
-    const html = [];
-    html.push('<div class="dsp-head">'
-      + `<span class="dsp-pri p${e(d.priority)}">P${e(d.priority)}</span>`
-      + `<h3 class="dsp-title">#${e(d.id)} ${e(this.typeName(d.incident_type))}</h3>`
-      + `<span class="dsp-status st-${e(status)}">${e(tOr(`dsp_inc.${status}`, status))}</span>`
-      + (d.joint ? `<span class="dsp-joint">${e(t('dsp_joint'))}</span>` : '')
-      + `<button type="button" class="btn small ghost dsp-fit" data-action="fit" title="${e(d.lon.toFixed(5))}, ${e(d.lat.toFixed(5))}">${e(t('dsp_fit'))}</button>`
-      + '</div>');
-    html.push('<div class="dsp-msg" data-msg role="alert"></div>');
-    html.push(`<dl class="dsp-facts">${facts.join('')}</dl>`);
+    const parts = [
+      el('div', { class: 'dsp-head' },
+        el('span', { class: `dsp-pri p${d.priority}` }, `P${d.priority}`),
+        el('h3', { class: 'dsp-title' }, `#${d.id} ${this.typeName(d.incident_type)}`),
+        el('span', { class: `dsp-status st-${status}` }, tOr(`dsp_inc.${status}`, status)),
+        d.joint ? el('span', { class: 'dsp-joint' }, t('dsp_joint')) : null,
+        el('button', { type: 'button', class: 'btn small ghost dsp-fit', dataset: { action: 'fit' }, title: `${d.lon.toFixed(5)}, ${d.lat.toFixed(5)}` }, t('dsp_fit'))),
+      el('div', { class: 'dsp-msg', dataset: { msg: '' }, role: 'alert' }),
+      el('dl', { class: 'dsp-facts' }, facts),
+    ];
     if (ops) {
-      html.push('<div class="dsp-actions">');
-      if (!d.joint) html.push(`<button type="button" class="btn" data-action="joint" ${this.busy ? 'disabled' : ''}>${e(t('dsp_declare_joint'))}</button>`);
-      if (this.closing) {
-        html.push(`<input name="close_note" maxlength="2000" placeholder="${e(t('dsp_close_note'))}">`
-          + `<button type="button" class="btn danger" data-action="close-confirm" ${this.busy ? 'disabled' : ''}>${e(t('dsp_close_confirm'))}</button>`
-          + `<button type="button" class="btn ghost" data-action="close-cancel">${e(t('dsp_cancel'))}</button>`);
-      } else {
-        html.push(`<button type="button" class="btn" data-action="close" ${this.busy ? 'disabled' : ''}>${e(t('dsp_close'))}</button>`);
-      }
-      html.push('</div>');
+      const button = (action, key, cls = 'btn', busy = true) => el('button', { type: 'button', class: cls, dataset: { action }, disabled: busy && this.busy }, t(key));
+      parts.push(el('div', { class: 'dsp-actions' },
+        d.joint ? null : button('joint', 'dsp_declare_joint'),
+        this.closing
+          ? [el('input', { name: 'close_note', maxlength: '2000', placeholder: t('dsp_close_note') }),
+            button('close-confirm', 'dsp_close_confirm', 'btn danger'),
+            button('close-cancel', 'dsp_cancel', 'btn ghost', false)]
+          : button('close', 'dsp_close')));
     }
-    html.push(this.assignmentsHtml(d, ops));
-    if (open) html.push(this.recommendationHtml(ops));
-    html.push(this.timelineHtml(d));
-    this.body.innerHTML = html.join('');
+    parts.push(...this.assignmentsDom(d, ops));
+    if (open) parts.push(...this.recommendationDom(ops));
+    parts.push(...this.timelineDom(d));
+    this.body.replaceChildren(...parts);
     const newNote = this.body.querySelector('[name=close_note]');
     if (newNote) newNote.value = note;
     this.body.scrollTop = scroll;
     this.renderMsg();
   }
 
-  assignmentsHtml(d, ops) {
+  assignmentsDom(d, ops) {
     const rows = d.assignments.map((a) => {
       const step = assignmentStep(a);
       const next = ops && step !== 'cleared' ? STEPS.slice(STEPS.indexOf(step) + 1) : [];
       const times = ['dispatched_at', 'en_route_at', 'on_scene_at', 'cleared_at']
         .filter((k) => a[k]).map((k) => `${t(`dsp_as.${k.replace('_at', '')}`)} ${fmtTime(ms(a[k]))}`);
-      return `<div class="dsp-asg ${step === 'cleared' ? 'done' : ''}" data-assignment-row="${e(a.id)}" data-unit-id="${e(a.unit_id)}">`
-        + '<div class="dsp-asg-main">'
-        + `<b>${e(a.call_sign || a.unit_id)}</b> <small>${e(a.unit_id)} · ${e(unitName(a.unit_type))}</small>`
-        + `<span class="dsp-pill" data-step-now="${e(step)}" style="background:${stepColor(step)}">${e(t(`dsp_as.${step}`))}</span>`
-        + '</div>'
-        + `<div class="dsp-sub">${e(times.join(' · '))}${a.eta_s != null ? ` · ${e(t('dsp_eta'))} ${e(fmtEta(a.eta_s))}` : ''}</div>`
-        + (next.length ? `<div class="dsp-steps">${next.map((s) => `<button type="button" class="btn small" data-step="${s}" data-assignment="${e(a.id)}" ${this.busy ? 'disabled' : ''}>${e(t(`dsp_btn.${s}`))}</button>`).join('')}</div>` : '')
-        + '</div>';
+      const pill = el('span', { class: 'dsp-pill', dataset: { stepNow: step } }, t(`dsp_as.${step}`));
+      pill.style.background = stepColor(step);
+      return el('div', { class: `dsp-asg ${step === 'cleared' ? 'done' : ''}`, dataset: { assignmentRow: String(a.id), unitId: a.unit_id } },
+        el('div', { class: 'dsp-asg-main' },
+          el('b', {}, a.call_sign || a.unit_id), ' ',
+          el('small', {}, `${a.unit_id} · ${unitName(a.unit_type)}`),
+          pill),
+        el('div', { class: 'dsp-sub' }, times.join(' · ') + (a.eta_s != null ? ` · ${t('dsp_eta')} ${fmtEta(a.eta_s)}` : '')),
+        next.length ? el('div', { class: 'dsp-steps' }, next.map((s) => el('button', {
+          type: 'button', class: 'btn small', dataset: { step: s, assignment: String(a.id) }, disabled: this.busy,
+        }, t(`dsp_btn.${s}`)))) : null);
     });
-    return `<h4 class="dsp-h">${e(t('dsp_assigned'))} <span class="dsp-n">${d.assignments.length}</span></h4>`
-      + (rows.length ? `<div class="dsp-asgs">${rows.join('')}</div>` : `<div class="dsp-hint">${e(t('dsp_assigned_none'))}</div>`);
+    return [
+      el('h4', { class: 'dsp-h' }, t('dsp_assigned'), ' ', el('span', { class: 'dsp-n' }, String(d.assignments.length))),
+      rows.length ? el('div', { class: 'dsp-asgs' }, rows) : el('div', { class: 'dsp-hint' }, t('dsp_assigned_none')),
+    ];
   }
 
-  recommendationHtml(ops) {
+  recommendationDom(ops) {
     const rec = this.rec;
-    const head = `<h4 class="dsp-h">${e(t('dsp_recommend'))}`
-      + `<button type="button" class="btn small ghost" data-action="refresh" ${this.recLoading ? 'disabled' : ''}>${e(t('dsp_refresh'))}</button>`
-      + (ops && rec ? `<button type="button" class="btn small primary" data-action="assign-plan" ${this.busy || !rec.proposal.length ? 'disabled' : ''}>${e(t('dsp_assign_plan', { n: rec.proposal.length }))}</button>` : '')
-      + '</h4>';
-    if (!rec) return `${head}<div class="dsp-hint">${e(this.recLoading ? t('dsp_loading') : '')}</div>`;
-    const out = [head, '<div class="dsp-rec">'];
+    const head = el('h4', { class: 'dsp-h' }, t('dsp_recommend'),
+      el('button', { type: 'button', class: 'btn small ghost', dataset: { action: 'refresh' }, disabled: this.recLoading }, t('dsp_refresh')),
+      ops && rec ? el('button', { type: 'button', class: 'btn small primary', dataset: { action: 'assign-plan' }, disabled: this.busy || !rec.proposal.length },
+        t('dsp_assign_plan', { n: rec.proposal.length })) : null);
+    if (!rec) return [head, el('div', { class: 'dsp-hint' }, this.recLoading ? t('dsp_loading') : '')];
+    const out = [];
     for (const p of rec.plan.filter((x) => x.visible)) {
       const cands = rec.candidates.filter((c) => c.unit_type === p.unit_type);
-      out.push(`<div class="dsp-type"><b>${e(unitName(p.unit_type))}</b> <small>${e(t('dsp_plan_need', { n: p.count, a: p.assigned }))}</small></div>`);
-      if (!cands.length) out.push(`<div class="dsp-hint">${e(t('dsp_no_candidates'))}</div>`);
+      out.push(el('div', { class: 'dsp-type' }, el('b', {}, unitName(p.unit_type)), ' ',
+        el('small', {}, t('dsp_plan_need', { n: p.count, a: p.assigned }))));
+      if (!cands.length) out.push(el('div', { class: 'dsp-hint' }, t('dsp_no_candidates')));
       for (const c of cands) {
-        const flags = c.flags.map((f) => `<span class="dsp-flag ${f === 'off_network' || f === 'unreachable' ? 'bad' : ''}">${e(tOr(`dsp_flag.${f}`, f))}</span>`).join('');
+        const flags = c.flags.map((f) => el('span', { class: `dsp-flag ${f === 'off_network' || f === 'unreachable' ? 'bad' : ''}` }, tOr(`dsp_flag.${f}`, f)));
         const proposed = rec.proposal.includes(c.unit_id);
-        out.push(`<div class="dsp-cand ${c.unit_id === this.emphUnit ? 'emph' : ''} ${proposed ? 'proposed' : ''}" data-unit="${e(c.unit_id)}">`
-          + `<span class="dsp-rank">${e(c.rank)}</span>`
-          + `<div class="dsp-cand-body"><div><b>${e(c.call_sign || c.unit_id)}</b> <small>${e(c.unit_id)} · ${e(deptName(c.department_code))}</small></div>`
-          + `<div class="dsp-cand-meta"><span class="dsp-eta" title="${e(t('dsp_eta'))}">${e(fmtEta(c.eta_s))}</span>`
-          + `<span title="${e(t('dsp_distance'))}">${e(fmtDistance(c.distance_m))}</span>${flags}</div></div>`
-          + (ops ? `<button type="button" class="btn small primary" data-assign="${e(c.unit_id)}" ${this.busy ? 'disabled' : ''}>${e(t('dsp_assign'))}</button>` : '')
-          + '</div>');
+        out.push(el('div', { class: `dsp-cand ${c.unit_id === this.emphUnit ? 'emph' : ''} ${proposed ? 'proposed' : ''}`, dataset: { unit: c.unit_id } },
+          el('span', { class: 'dsp-rank' }, String(c.rank)),
+          el('div', { class: 'dsp-cand-body' },
+            el('div', {}, el('b', {}, c.call_sign || c.unit_id), ' ', el('small', {}, `${c.unit_id} · ${deptName(c.department_code)}`)),
+            el('div', { class: 'dsp-cand-meta' },
+              el('span', { class: 'dsp-eta', title: t('dsp_eta') }, fmtEta(c.eta_s)),
+              el('span', { title: t('dsp_distance') }, fmtDistance(c.distance_m)),
+              flags)),
+          ops ? el('button', { type: 'button', class: 'btn small primary', dataset: { assign: c.unit_id }, disabled: this.busy }, t('dsp_assign')) : null));
       }
     }
     for (const h of rec.hidden) {
-      out.push(`<div class="dsp-hidden">${e(t('dsp_hidden', { type: unitName(h.unit_type), dept: deptName(h.department) }))}</div>`);
+      out.push(el('div', { class: 'dsp-hidden' }, t('dsp_hidden', { type: unitName(h.unit_type), dept: deptName(h.department) })));
     }
-    out.push(`<div class="dsp-sub">${e(t('dsp_considered', { n: rec.considered }))}</div></div>`);
-    return out.join('');
+    out.push(el('div', { class: 'dsp-sub' }, t('dsp_considered', { n: rec.considered })));
+    return [head, el('div', { class: 'dsp-rec' }, out)];
   }
 
-  timelineHtml(d) {
+  timelineDom(d) {
     const items = d.timeline.map((ev) => {
       const det = ev.detail || {};
       let what = '';
@@ -832,10 +852,12 @@ export class DispatchPanel {
         what = det.note || '';
       }
       const by = ev.actor === 'gps' ? t('dsp_gps') : ev.actor;
-      return `<li data-event="${e(ev.event)}"><time title="${e(fmtTime(ms(ev.at), true))}">${e(fmtTime(ms(ev.at)))}</time>`
-        + `<span class="dsp-ev">${e(tOr(`dsp_ev.${ev.event}`, ev.event))}</span>`
-        + `<span class="dsp-ev-what">${e(what)}</span><span class="dsp-ev-by">${e(t('dsp_by', { by }))}</span></li>`;
+      return el('li', { dataset: { event: ev.event } },
+        el('time', { title: fmtTime(ms(ev.at), true) }, fmtTime(ms(ev.at))),
+        el('span', { class: 'dsp-ev' }, tOr(`dsp_ev.${ev.event}`, ev.event)),
+        el('span', { class: 'dsp-ev-what' }, what),
+        el('span', { class: 'dsp-ev-by' }, t('dsp_by', { by })));
     });
-    return `<h4 class="dsp-h">${e(t('dsp_timeline'))}</h4><ol class="dsp-timeline">${items.join('')}</ol>`;
+    return [el('h4', { class: 'dsp-h' }, t('dsp_timeline')), el('ol', { class: 'dsp-timeline' }, items)];
   }
 }
