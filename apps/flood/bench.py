@@ -174,6 +174,7 @@ def _simulated_storm(
     from apps.flood import service
     from apps.flood.stations import RainGauge, WaterLevelGauge, load_basins
     from sensors.scenarios import Environment, StormBand
+    from sensors.stations import StationModel
     from sensors.world import load_world
 
     world = load_world(conn, roads=False)
@@ -189,7 +190,7 @@ def _simulated_storm(
     env = Environment("storm", t0, world.bbox, seed=seed, storm=band)
     rain_specs = [s for s in world.stations if s.kind == "rain"]
     level_specs = [s for s in world.stations if s.kind == "water_level" and s.site_id in basins]
-    models = [RainGauge(s, env, seed) for s in rain_specs]
+    models: list[StationModel] = [RainGauge(s, env, seed) for s in rain_specs]
     models += WaterLevelGauge.build_all(level_specs, env, seed, basins=basins)
     levels: dict[str, list[float]] = {s.device_id: [] for s in level_specs}
     rows = []

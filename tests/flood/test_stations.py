@@ -78,9 +78,8 @@ def test_storm_levels_rise_after_the_catchment_rain_with_its_lag(prepared, db_ur
         assert isinstance(gauge, WaterLevelGauge)
         b = gauge.basin
         levels = np.array([gauge.level_at(t) for t in times])
-        rain = np.array(
-            [np.mean([env.rain_rate(t, x, y) for x, y in zip(b.lon, b.lat)]) for t in times]
-        )
+        points = list(zip(b.lon, b.lat, strict=True))
+        rain = np.array([np.mean([env.rain_rate(t, x, y) for x, y in points]) for t in times])
         assert levels[0] == pytest.approx(gauge.base, abs=1e-3)  # baseflow before the rain
         if rain.max() < 5.0 or levels.max() - gauge.base < 0.05:
             continue
