@@ -10,10 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from apps.flood import service
+from gis_core.errors import InvalidInput
 from gis_core.identity import Principal
 from web.deps import ConnDep, CurrentUser, require_roles
 
@@ -231,3 +232,31 @@ def evacuation(body: EvacuationIn, _: CurrentUser, conn: ConnDep) -> EvacuationO
         conn, stages=body.stages, rise_m=body.rise_m, observed=body.observed, routes=body.routes
     )
     return EvacuationOut.model_validate(out)
+
+
+@router.get(
+    "/briefing.{fmt}",
+    summary="Flood consultation briefing (防汛会商): map, hydrographs, alarms, tables",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}, "image/png": {}}}},
+)
+def briefing(
+    fmt: str,
+    _: CurrentUser,
+    conn: ConnDep,
+    window: Annotated[str, Query(description="rain window: 1h, 3h, 6h or 24h")] = "3h",
+    rise_m: Annotated[
+        float | None, Query(gt=0, le=30, description="scenario: stage above every bed (m)")
+    ] = None,
+) -> Response:
+    from apps.flood.briefing import briefing as make
+
+    if fmt not in ("pdf", "png"):
+        raise InvalidInput(f"briefing.{fmt}: ask for briefing.pdf or briefing.png")
+    data, _summary = make(conn, fmt=fmt, window=window, rise_m=rise_m)  # type: ignore[arg-type]
+    conn.rollback()  # the briefing only looks: nothing it touched is kept
+    return Response(
+        data,
+        media_type="application/pdf" if fmt == "pdf" else "image/png",
+        headers={"Content-Disposition": f'inline; filename="flood-briefing.{fmt}"'},
+    )
