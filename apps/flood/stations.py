@@ -16,6 +16,11 @@ not the forecast's, so that the forecast (SCS curve number + SCS unit hydrograph
 
 When the database cannot be reached or the DEM is not prepared, a gauge stands for a disc of
 :data:`FALLBACK_AREA_KM2` around itself with straight-line travel (``basin.source`` says so).
+
+The live demo's storm (``sensors.scenarios.StormBand``) crosses the city in half an hour; a
+real band takes hours (:data:`REAL_STORM_CROSSING_S`). The catchments then run at the same
+pace: a scenario second is that many catchment seconds, so the rain depth, the floods and
+their travel all keep their proportions, played fast.
 """
 
 from __future__ import annotations
@@ -52,7 +57,8 @@ FloatArray = npt.NDArray[np.float64]
 
 CHANNEL_VELOCITY_M_S = 1.2  # flood-wave celerity along the flow path
 SINUOSITY = 1.3  # flow path over straight line, when no D8 path is known
-FALLBACK_AREA_KM2 = 40.0
+FALLBACK_AREA_KM2 = 250.0  # a river gauge's catchment: hundreds of km²
+REAL_STORM_CROSSING_S = 8 * 3600.0  # a frontal band takes hours to cross a city
 POINTS = 48  # sample points per catchment
 STEP_S = 60.0
 SOIL_CAPACITY_MM = 60.0
@@ -123,15 +129,20 @@ class RoutedCatchment:
         self.cursor = (self.cursor + 1) % size
         return self.discharge
 
-    def advance(self, env: Environment, t_from: float, t_to: float) -> float:
-        """Step from ``t_from`` to ``t_to`` with the scenario's rain; the flow at ``t_to``."""
+    def advance(
+        self, env: Environment, t_from: float, t_to: float, time_scale: float = 1.0
+    ) -> float:
+        """Step from ``t_from`` to ``t_to`` (scenario seconds) with the scenario's rain; the
+        flow at ``t_to``. A scenario second is ``time_scale`` seconds of the catchment's
+        (a storm played fast plays its rivers as fast)."""
         t = t_from
+        env_step = self.step_s / time_scale
         lon, lat = self.basin.lon, self.basin.lat
-        while t + self.step_s <= t_to + 1e-6:
-            mid = t + self.step_s / 2
+        while t + env_step <= t_to + 1e-6:
+            mid = t + env_step / 2
             rain = np.array([env.rain_rate(mid, x, y) for x, y in zip(lon, lat, strict=True)])
             self.step(rain)
-            t += self.step_s
+            t += env_step
         return self.discharge
 
 
@@ -311,13 +322,20 @@ class WaterLevelGauge(StationModel):
         self.base = max(self.base, self.rating.h0 + 0.05)
         self.baseflow = float(self.rating.discharge(self.base)[()])
         self.routing = RoutedCatchment(self.basin)
+        # The live demo's storm crosses the city in minutes: its rivers run as fast.
+        self.time_scale = (
+            max(REAL_STORM_CROSSING_S / env.storm.crossing_s, 1.0)
+            if env.scenario == "storm"
+            else 1.0
+        )
         self.last_t = env.t0
 
     def level_at(self, t: float) -> float:
         """The noiseless stage at ``t`` (advancing the catchment to it)."""
         if t > self.last_t:
-            self.routing.advance(self.env, self.last_t, t)
-            self.last_t += math.floor((t - self.last_t) / STEP_S + 1e-9) * STEP_S
+            self.routing.advance(self.env, self.last_t, t, self.time_scale)
+            env_step = STEP_S / self.time_scale
+            self.last_t += math.floor((t - self.last_t) / env_step + 1e-9) * env_step
         r = self.rating
         return r.h0 + ((self.baseflow + self.routing.discharge) / r.a) ** (1.0 / r.b)
 
