@@ -260,3 +260,48 @@ def briefing(
         media_type="application/pdf" if fmt == "pdf" else "image/png",
         headers={"Content-Disposition": f'inline; filename="flood-briefing.{fmt}"'},
     )
+
+
+class ForecastStep(BaseModel):
+    step: int
+    time: datetime
+    stages: dict[str, float] = Field(description="site id -> forecast level (m)")
+
+
+class ForecastStepsOut(BaseModel):
+    now: datetime
+    step_min: int
+    steps: list[ForecastStep]
+    notes: list[str]
+
+
+@router.get("/forecast/steps", summary="Every forecast gauge's level per step ahead")
+def forecast_steps(
+    _: CurrentUser,
+    conn: ConnDep,
+    horizon_h: Annotated[float, Query(ge=0.5, le=24)] = 6.0,
+) -> ForecastStepsOut:
+    from apps.flood.tiles import forecast_steps as steps
+
+    return ForecastStepsOut.model_validate(steps(conn, horizon_h=horizon_h))
+
+
+@router.get(
+    "/depth/{z}/{x}/{y}.png",
+    summary="Inundation depth tile (EPSG:3857) of a rise or of a forecast step",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+def depth_tile(
+    z: int,
+    x: int,
+    y: int,
+    _: CurrentUser,
+    conn: ConnDep,
+    rise_m: Annotated[float | None, Query(gt=0, le=30)] = None,
+    step: Annotated[int | None, Query(ge=0, description="forecast step (/forecast/steps)")] = None,
+) -> Response:
+    from apps.flood.tiles import depth_tile as tile
+
+    data = tile(conn, z, x, y, rise_m=rise_m, step=step)
+    return Response(data, media_type="image/png", headers={"Cache-Control": "max-age=60"})

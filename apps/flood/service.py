@@ -631,8 +631,10 @@ class Scenario:
     graph: RoadGraph
 
 
-# The last scenario, so an evacuation right after its inundation does not redo it.
+# The last two scenarios: an evacuation right after its inundation, and the tiles of a time
+# slider moving between two steps, do not redo them (a depth grid is 4 bytes a cell).
 _last_scenario: dict[tuple[Any, ...], Scenario] = {}
+_KEEP_SCENARIOS = 2
 
 
 def scenario(
@@ -651,7 +653,8 @@ def scenario(
         return found
     depth, window = prep.plain.depth(by_zone)
     sc = Scenario(prep, depth, window, notes, flooded_edges(graph, prep, depth), graph)
-    _last_scenario.clear()
+    while len(_last_scenario) >= _KEEP_SCENARIOS:
+        _last_scenario.pop(next(iter(_last_scenario)))
     _last_scenario[key] = sc
     return sc
 
