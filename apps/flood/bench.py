@@ -285,8 +285,15 @@ def bench_flood(
     scale: float = 0.2,
     repeats: int = 10,
     peer: bool = True,
+    prepare: bool | None = None,
     **_: Any,
 ) -> dict[str, Any]:
+    """The benchmark's figures (module docstring). ``prepare=False`` (or the environment's
+    ``CHANGZHI_FLOOD_BENCH_SERVICES_ONLY=1``, as ``changzhi bench`` passes no options) skips
+    the fresh-process prepare and pysheds and measures the rain surface, inundation and
+    forecast only, while iterating on them."""
+    import os
+
     from gis_core.settings import get_settings
     from layers.reference.load import ensure_dem
 
@@ -303,49 +310,15 @@ def bench_flood(
         settings.data.seed,
     )
     result: dict[str, Any] = {"bench": "flood", "dem": str(dem), "resolution_m": resolution_m}
+    if prepare is None:
+        prepare = os.environ.get("CHANGZHI_FLOOD_BENCH_SERVICES_ONLY", "") != "1"
     work = Path(tempfile.mkdtemp(prefix="flood-bench-"))
     try:
-        log("preparing it (fresh process)")
-        ours = _child(_OURS, str(dem), str(work / "ours"), str(work), "2.0", timeout=3600)
-        cells = int(ours["cells"])
-        result.update(
-            cells=cells,
-            prepare_s=round(ours["seconds"], 2),
-            peak_rss_mb=round(ours["peak_kb"] / 1024, 1),
-            bytes_per_cell=round((ours["peak_kb"] - ours["base_kb"]) * 1024 / cells, 2),
-        )
-        notes.append(
-            "peak_rss_mb is the preparing process's whole peak (interpreter, numba, GDAL);"
-            " bytes_per_cell counts the growth over its state before the run"
-        )
-        if peer:
-            log("pysheds on the same DEM (fresh process)")
-            (work / "peer").mkdir()
-            try:
-                theirs = _child(
-                    _PEER, str(dem), str(work / "peer"), str(ours["threshold"]), timeout=7200
-                )
-            except (RuntimeError, subprocess.TimeoutExpired) as exc:
-                result.update(peer="pysheds", peer_prepare_s=None)
-                notes.append(f"pysheds did not finish: {exc}")
-            else:
-                result.update(
-                    peer="pysheds",
-                    peer_prepare_s=round(theirs["seconds"], 2),
-                    peer_peak_rss_mb=round(theirs["peak_kb"] / 1024, 1),
-                )
-                result.update(_agreement(work / "ours", work / "peer"))
-                notes.append(
-                    "D8 differences: pysheds inflates flats and weighs diagonal drops by"
-                    " distance, Barnes' flat resolution here drains by mask only (see"
-                    " d8_differ_in_or_beside_flats); edge cells are left out"
-                )
+        if prepare:
+            result.update(_prepare_and_peer(dem, work, peer, log, notes))
         else:
-            result.update(peer=None, peer_prepare_s=None, d8_agreement=None, hand_agreement=None)
-            notes.append("peer skipped (peer=False)")
-        shutil.rmtree(work / "ours", ignore_errors=True)
-        shutil.rmtree(work / "peer", ignore_errors=True)
-
+            result.update(prepare_s=None, peer=None, peer_prepare_s=None)
+            notes.append("prepare and pysheds skipped (services only)")
         with bench_services("flood") as env:
             result.update(
                 _with_services(env, settings, dem, resolution_m, scale, repeats, log, notes)
@@ -353,6 +326,53 @@ def bench_flood(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result["notes"] = notes
+    return result
+
+
+def _prepare_and_peer(
+    dem: Path, work: Path, peer: bool, log: Log, notes: list[str]
+) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    log("preparing it (fresh process)")
+    ours = _child(_OURS, str(dem), str(work / "ours"), str(work), "2.0", timeout=3600)
+    cells = int(ours["cells"])
+    result.update(
+        cells=cells,
+        prepare_s=round(ours["seconds"], 2),
+        peak_rss_mb=round(ours["peak_kb"] / 1024, 1),
+        bytes_per_cell=round((ours["peak_kb"] - ours["base_kb"]) * 1024 / cells, 2),
+    )
+    notes.append(
+        "peak_rss_mb is the preparing process's whole peak (interpreter, numba, GDAL);"
+        " bytes_per_cell counts the growth over its state before the run"
+    )
+    if peer:
+        log("pysheds on the same DEM (fresh process)")
+        (work / "peer").mkdir()
+        try:
+            theirs = _child(
+                _PEER, str(dem), str(work / "peer"), str(ours["threshold"]), timeout=7200
+            )
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            result.update(peer="pysheds", peer_prepare_s=None)
+            notes.append(f"pysheds did not finish: {exc}")
+        else:
+            result.update(
+                peer="pysheds",
+                peer_prepare_s=round(theirs["seconds"], 2),
+                peer_peak_rss_mb=round(theirs["peak_kb"] / 1024, 1),
+            )
+            result.update(_agreement(work / "ours", work / "peer"))
+            notes.append(
+                "D8 differences: pysheds inflates flats and weighs diagonal drops by"
+                " distance, Barnes' flat resolution here drains by mask only (see"
+                " d8_differ_in_or_beside_flats); edge cells are left out"
+            )
+    else:
+        result.update(peer=None, peer_prepare_s=None, d8_agreement=None, hand_agreement=None)
+        notes.append("peer skipped (peer=False)")
+    shutil.rmtree(work / "ours", ignore_errors=True)
+    shutil.rmtree(work / "peer", ignore_errors=True)
     return result
 
 
@@ -385,8 +405,9 @@ def _with_services(
     out: dict[str, Any] = {}
     with connect(env.database_url) as conn:
         log("preparing it in the database (streams, catchments)")
-        prepare_city(conn, env.var_dir)
+        city = prepare_city(conn, env.var_dir)
         conn.commit()
+        out["city_prepare_s"] = round(city.prepare_s, 1)
         end = datetime.now(UTC).replace(microsecond=0)
         gauges = _storm(conn, end, seed=14)
         conn.commit()
