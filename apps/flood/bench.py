@@ -447,7 +447,7 @@ def _with_services(
         out["inundation_p95_ms"] = round(percentile(laps, 95), 1)
         out["inundation_p50_ms"] = round(statistics.median(laps), 1)
         nse, peak = _design_storm_nse(conn)
-        log("the simulator's storm: 12 h of rain and river readings, then the forecasts")
+        log("the simulator's storm: 24 h of rain and river readings, then the forecasts")
         storm = _simulated_storm(conn, end - timedelta(hours=2), seed=14)
         conn.rollback()
     out["forecast_nse"] = storm.get("nse")
