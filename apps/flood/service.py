@@ -635,6 +635,7 @@ class Scenario:
 # slider moving between two steps, do not redo them (a depth grid is 4 bytes a cell).
 _last_scenario: dict[tuple[Any, ...], Scenario] = {}
 _KEEP_SCENARIOS = 2
+DRAWN_CELLS = 1_000_000  # most cells the flooded polygons are drawn from
 
 
 def scenario(
@@ -705,10 +706,20 @@ def inundate(
         close_roads(
             conn, road_ids, source="flood", reason=f"inundation: water above {ROAD_CUT_M} m"
         )
+    notes = list(sc.notes)
     classes = np.digitize(np.nan_to_num(depth), DEPTH_CLASSES_M, right=True).astype(np.uint8)
     classes[~wet] = 0
+    # The map's polygons: a wide wet window is drawn in blocks of f × f cells (deepest class
+    # of the block), at most DRAWN_CELLS of them; the counts above are cell by cell.
+    f = max(1, math.ceil(math.sqrt(classes.size / DRAWN_CELLS)))
+    if f > 1:
+        h, w = classes.shape
+        padded = np.zeros((math.ceil(h / f) * f, math.ceil(w / f) * f), dtype=np.uint8)
+        padded[:h, :w] = classes
+        classes = padded.reshape(padded.shape[0] // f, f, padded.shape[1] // f, f).max(axis=(1, 3))
+        notes.append(f"flooded polygons drawn on {f * prep.cell_m:g} m blocks")
     polys, props = [], []
-    window_tr = prep.transform * Affine.translation(c0, r0)
+    window_tr = prep.transform @ Affine.translation(c0, r0) @ Affine.scale(f)
     drawn = shapes(classes, classes > 0, transform=window_tr) if classes.size else ()
     for geom, value in drawn:
         k = int(value)
@@ -733,7 +744,7 @@ def inundate(
         "roads_flooded": road_ids,
         "roads_closed": len(road_ids) if close else 0,
         "flooded": _geojson(_to_wgs(polys, prep.epsg, prep.cell_m / 2), props),
-        "notes": sc.notes,
+        "notes": notes,
     }
 
 
