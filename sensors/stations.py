@@ -2,8 +2,8 @@
 
 :class:`StationModel` is the base of every station model; an application brings the models of
 its kinds (e.g. ``apps/environment/stations.py``) and names each in its kind's ``simulator``
-(``"module:Class"``), which :func:`model_class` resolves. The river and rain gauges here are
-next to move to their application.
+(``"module:Class"``), which :func:`model_class` resolves. ``_Catchment`` (a two-reservoir
+response to rain) stays here for the models that share it.
 
 Every model keeps its own state (a river's storage, the soil's moisture, a controller's fault)
 and a private random stream seeded from the run's seed and the device id, so a run with the
@@ -23,9 +23,7 @@ from sensors.scenarios import Environment
 from sensors.world import StationSpec
 
 __all__ = [
-    "RainGauge",
     "StationModel",
-    "WaterLevelGauge",
     "build_stations",
     "model_class",
 ]
@@ -85,86 +83,6 @@ class _Catchment:
         for k in range(steps):
             self.step(env.rain_rate(t_from + (k + 0.5) * h, lon, lat), h)
         return self.s2
-
-
-class WaterLevelGauge(StationModel):
-    """A river gauge: a baseline below the warning level that follows the catchment's rain.
-
-    In the storm scenario the response is scaled so that the flood peak lands at
-    ``warning + severity * (danger - warning)``: ``severity`` > 1 passes the danger level.
-    """
-
-    kind = "water_level"
-
-    @classmethod
-    def build_all(
-        cls, specs: Sequence[StationSpec], env: Environment, seed: int
-    ) -> list[StationModel]:
-        """Spread storm severities, so that a storm takes every gauge past its warning level
-        and about half of them past danger."""
-        order = list(range(len(specs)))
-        random.Random(f"{seed}-severity").shuffle(order)
-        severity = [1.2] * len(specs)
-        if len(specs) > 1:
-            for rank, i in enumerate(order):
-                severity[i] = 0.45 + 1.0 * (rank + 0.5) / len(specs)
-        return [
-            cls(spec, env, seed, severity=sev) for spec, sev in zip(specs, severity, strict=True)
-        ]
-
-    def __init__(
-        self, spec: StationSpec, env: Environment, seed: int, severity: float = 1.0
-    ) -> None:
-        super().__init__(spec, env, seed)
-        th = spec.thresholds
-        self.warning = float(th.get("warning_m", 3.0))
-        self.danger = float(th.get("danger_m", self.warning + 1.0))
-        self.base = self.warning - self.rng.uniform(0.9, 1.6)
-        self.catchment = _Catchment()
-        self.last_t = env.t0
-        self.severity = severity
-        self.gain = 0.05  # metres per mm/h of runoff: a shower shows, barely
-        if env.scenario == "storm":
-            peak = self._unit_peak()
-            target = self.warning + severity * (self.danger - self.warning) - self.base
-            if peak > 1e-6:
-                self.gain = target / peak
-
-    def _unit_peak(self) -> float:
-        """Peak runoff of this catchment in the scenario's storm."""
-        env, probe = self.env, _Catchment()
-        end = env.t0 + env.storm.start_s + 2.0 * env.storm.crossing_s + 8 * _RESERVOIR_S
-        peak, t = 0.0, env.t0
-        while t < end:
-            peak = max(peak, probe.step(env.rain_rate(t + 30.0, self.lon, self.lat), 60.0))
-            t += 60.0
-        return peak
-
-    def read(self, t: float, dt: float) -> dict[str, Any]:
-        if t > self.last_t:
-            self.catchment.advance(self.env, self.last_t, t, self.lon, self.lat)
-            self.last_t = t
-        h = self.env.local_hour(t)
-        level = self.base + self.gain * self.catchment.s2
-        level += 0.02 * math.sin(2 * math.pi * (h - 6) / 24) + self.rng.gauss(0, 0.004)
-        return {"level_m": round(level, 3)}
-
-
-class RainGauge(StationModel):
-    """A tipping-bucket gauge (0.2 mm a tip): rain since the previous reading."""
-
-    kind = "rain"
-    BUCKET_MM = 0.2
-
-    def __init__(self, spec: StationSpec, env: Environment, seed: int) -> None:
-        super().__init__(spec, env, seed)
-        self.collected = 0.0
-
-    def read(self, t: float, dt: float) -> dict[str, Any]:
-        self.collected += self.env.rain_between(t - dt, t, self.lon, self.lat)
-        tips = math.floor(self.collected / self.BUCKET_MM + 1e-9)
-        self.collected -= tips * self.BUCKET_MM
-        return {"mm": round(tips * self.BUCKET_MM, 1)}
 
 
 def model_class(kind: str) -> type[StationModel] | None:

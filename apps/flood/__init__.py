@@ -96,7 +96,7 @@ WATER_LEVEL = DeviceKind(
     department="water",
     id_prefix="WL",
     vendors=("水文仪器", "江河测控", "安澜科技"),
-    simulator="sensors.stations:WaterLevelGauge",
+    simulator="apps.flood.stations:WaterLevelGauge",
 )
 RAIN = DeviceKind(
     "rain",
@@ -110,7 +110,7 @@ RAIN = DeviceKind(
     department="water",
     id_prefix="RAIN",
     vendors=("水文仪器", "云雨测控", "安澜科技"),
-    simulator="sensors.stations:RainGauge",
+    simulator="apps.flood.stations:RainGauge",
 )
 
 APP = Application(

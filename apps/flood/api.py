@@ -10,10 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from apps.flood import service
+from gis_core.errors import InvalidInput
 from gis_core.identity import Principal
 from web.deps import ConnDep, CurrentUser, require_roles
 
@@ -231,3 +232,76 @@ def evacuation(body: EvacuationIn, _: CurrentUser, conn: ConnDep) -> EvacuationO
         conn, stages=body.stages, rise_m=body.rise_m, observed=body.observed, routes=body.routes
     )
     return EvacuationOut.model_validate(out)
+
+
+@router.get(
+    "/briefing.{fmt}",
+    summary="Flood consultation briefing (防汛会商): map, hydrographs, alarms, tables",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}, "image/png": {}}}},
+)
+def briefing(
+    fmt: str,
+    _: CurrentUser,
+    conn: ConnDep,
+    window: Annotated[str, Query(description="rain window: 1h, 3h, 6h or 24h")] = "3h",
+    rise_m: Annotated[
+        float | None, Query(gt=0, le=30, description="scenario: stage above every bed (m)")
+    ] = None,
+) -> Response:
+    from apps.flood.briefing import briefing as make
+
+    if fmt not in ("pdf", "png"):
+        raise InvalidInput(f"briefing.{fmt}: ask for briefing.pdf or briefing.png")
+    data, _summary = make(conn, fmt=fmt, window=window, rise_m=rise_m)  # type: ignore[arg-type]
+    conn.rollback()  # the briefing only looks: nothing it touched is kept
+    return Response(
+        data,
+        media_type="application/pdf" if fmt == "pdf" else "image/png",
+        headers={"Content-Disposition": f'inline; filename="flood-briefing.{fmt}"'},
+    )
+
+
+class ForecastStep(BaseModel):
+    step: int
+    time: datetime
+    stages: dict[str, float] = Field(description="site id -> forecast level (m)")
+
+
+class ForecastStepsOut(BaseModel):
+    now: datetime
+    step_min: int
+    steps: list[ForecastStep]
+    notes: list[str]
+
+
+@router.get("/forecast/steps", summary="Every forecast gauge's level per step ahead")
+def forecast_steps(
+    _: CurrentUser,
+    conn: ConnDep,
+    horizon_h: Annotated[float, Query(ge=0.5, le=24)] = 6.0,
+) -> ForecastStepsOut:
+    from apps.flood.tiles import forecast_steps as steps
+
+    return ForecastStepsOut.model_validate(steps(conn, horizon_h=horizon_h))
+
+
+@router.get(
+    "/depth/{z}/{x}/{y}.png",
+    summary="Inundation depth tile (EPSG:3857) of a rise or of a forecast step",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+def depth_tile(
+    z: int,
+    x: int,
+    y: int,
+    _: CurrentUser,
+    conn: ConnDep,
+    rise_m: Annotated[float | None, Query(gt=0, le=30)] = None,
+    step: Annotated[int | None, Query(ge=0, description="forecast step (/forecast/steps)")] = None,
+) -> Response:
+    from apps.flood.tiles import depth_tile as tile
+
+    data = tile(conn, z, x, y, rise_m=rise_m, step=step)
+    return Response(data, media_type="image/png", headers={"Cache-Control": "max-age=60"})

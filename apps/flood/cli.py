@@ -222,6 +222,44 @@ def evacuate_cmd(
         out.print(f"[yellow]note:[/] {escape(note)}")
 
 
+@flood_app.command("briefing")
+def briefing_cmd(
+    out_file: Annotated[str, typer.Option("--out", help="the briefing file: NAME.pdf or NAME.png")],
+    window: Annotated[str, typer.Option(help="rain window: 1h, 3h, 6h or 24h")] = "3h",
+    rise: Annotated[
+        float | None, typer.Option(help="inundation scenario: stage above every bed (m)")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """The flood consultation briefing (防汛会商): map, hydrographs, alarms, affected and
+    evacuation tables, as one PDF or PNG page, made offline."""
+    from pathlib import Path
+
+    from apps.flood.briefing import briefing
+
+    path = Path(out_file)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in ("pdf", "png"):
+        raise _fail(f"--out {out_file}: the briefing is a .pdf or a .png file")
+    if not path.parent.is_dir():
+        raise _fail(f"--out {out_file}: no folder {path.parent}")
+    data, summary = _run(
+        lambda conn: briefing(conn, fmt=fmt, window=window, rise_m=rise)  # type: ignore[arg-type]
+    )
+    path.write_bytes(data)
+    if as_json:
+        _dump({"file": str(path), "bytes": len(data), **summary})
+        return
+    out.print(f"briefing written to {path} ({len(data):,} bytes)")
+    for alarm in summary["alarms"]:
+        out.print(
+            f"[red]forecast alarm[/] {escape(alarm['name_zh'])}: warning at "
+            f"{alarm['warning_at'] or '-'}, danger at {alarm['danger_at'] or '-'}"
+        )
+    for note in summary["notes"]:
+        out.print(f"[yellow]note:[/] {escape(note)}")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``changzhi flood`` to the platform's command line."""
     app.add_typer(flood_app, name="flood")

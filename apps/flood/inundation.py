@@ -15,6 +15,7 @@ the overflow onward to the next depression are ignored: a screening estimate.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +26,7 @@ from scipy import ndimage
 from shapely.geometry.base import BaseGeometry
 
 __all__ = [
+    "FloodPlain",
     "InundationError",
     "affected_pois",
     "affected_population",
@@ -77,6 +79,98 @@ def fluvial_depth(
     seeded = np.unique(labels[(reach_of_cell != 0) & wet])
     connected = np.isin(labels, seeded[seeded > 0])
     return np.where(connected, depth, 0.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class FloodPlain:
+    """The cells any allowed stage can wet, indexed once per prepared DEM, so a scenario
+    touches only them (the same depths as :func:`fluvial_depth`).
+
+    A cell can be wet only if it drains to a reach and its HAND is at most the highest stage
+    allowed; on a city DEM that is a fraction of the grid, and its wet part a smaller one.
+    """
+
+    shape: tuple[int, int]
+    index: npt.NDArray[np.int32]  # flat cell index, by reach then HAND
+    hand: npt.NDArray[np.float32]
+    stream: npt.NDArray[np.bool_]  # the cell is a stream cell of a reach (seeds wetness)
+    reaches: npt.NDArray[np.int32]  # reach ids, ascending
+    starts: npt.NDArray[np.int64]  # where each reach's cells begin (and end: one more)
+
+    @classmethod
+    def build(
+        cls,
+        hand: npt.NDArray[np.floating],
+        drain: npt.NDArray[np.integer],
+        reach_of_cell: npt.NDArray[np.integer],
+        max_stage_m: float,
+    ) -> FloodPlain:
+        if not hand.shape == drain.shape == reach_of_cell.shape:
+            raise InundationError("HAND, drain and reach rasters must have the same shape")
+        d = drain.ravel()
+        flat_reach = reach_of_cell.ravel()
+        with np.errstate(invalid="ignore"):
+            low = (hand.ravel() <= max_stage_m) & (d >= 0)
+        index = np.flatnonzero(low)
+        reach = flat_reach[d[index]].astype(np.int32)
+        keep = reach != 0
+        index, reach = index[keep], reach[keep]
+        cell_hand = hand.ravel()[index].astype(np.float32)
+        # By reach, then HAND: a stage wets a prefix of its reach's cells.
+        order = np.lexsort((cell_hand, reach))
+        index, reach, cell_hand = index[order], reach[order], cell_hand[order]
+        reaches, starts = np.unique(reach, return_index=True)
+        return cls(
+            (int(hand.shape[0]), int(hand.shape[1])),
+            index.astype(np.int32),
+            cell_hand,
+            flat_reach[index] != 0,
+            reaches.astype(np.int32),
+            np.append(starts, index.size).astype(np.int64),
+        )
+
+    def depth(
+        self, stage_by_reach: dict[int, float]
+    ) -> tuple[npt.NDArray[np.float32], tuple[int, int, int, int]]:
+        """Depth grid (m) and the window ``(row0, row1, col0, col1)`` holding every wet cell."""
+        if any(not np.isfinite(v) or v < 0 for v in stage_by_reach.values()):
+            raise InundationError("stages must be finite and >= 0 m above the bed")
+        out = np.zeros(self.shape, dtype=np.float32)
+        parts, depths = [], []
+        for reach_id, level in stage_by_reach.items():
+            k = int(np.searchsorted(self.reaches, reach_id))
+            if k == self.reaches.size or self.reaches[k] != reach_id:
+                continue  # a reach with no cells that can be wet
+            lo, hi = self.starts[k], self.starts[k + 1]
+            n_wet = int(np.searchsorted(self.hand[lo:hi], level, side="left"))
+            parts.append(np.arange(lo, lo + n_wet))
+            depths.append(level - self.hand[lo : lo + n_wet])
+        wet = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        if wet.size == 0:
+            return out, (0, 0, 0, 0)
+        depth = np.concatenate(depths).astype(np.float32)
+        joined_depth_of = depth  # aligned with ``wet``
+        width = self.shape[1]
+        rows, cols = np.divmod(self.index[wet].astype(np.int64), width)
+        r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+        grid = np.zeros((r1 - r0, c1 - c0), dtype=bool)
+        grid[rows - r0, cols - c0] = True
+        labels, n = ndimage.label(grid, structure=_EIGHT)
+        cell_label = labels[rows - r0, cols - c0]
+        seeded = np.zeros(n + 1, dtype=bool)
+        seeded[cell_label[self.stream[wet]]] = True
+        seeded[0] = False
+        joined = seeded[cell_label]
+        out.ravel()[self.index[wet[joined]]] = joined_depth_of[joined]
+        if not joined.any():
+            return out, (0, 0, 0, 0)
+        rows, cols = rows[joined], cols[joined]
+        return out, (
+            int(rows.min()),
+            int(rows.max()) + 1,
+            int(cols.min()),
+            int(cols.max()) + 1,
+        )
 
 
 def ponding_depth(

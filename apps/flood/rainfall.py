@@ -8,11 +8,13 @@ window. A surface is a float32 grid on an affine transform (row 0 north).
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import contourpy
+import numba
 import numpy as np
 import numpy.typing as npt
 import shapely
@@ -120,6 +122,32 @@ def thiessen_areal(
     return float(weights @ gz / weights.sum())
 
 
+@numba.njit(cache=True)
+def _spherical_grid(
+    dx2: np.ndarray, dy2: np.ndarray, weights: np.ndarray, psill: float, rng: float, nugget: float
+) -> np.ndarray:  # pragma: no cover - jitted
+    """Σ_i w_i · (-γ(d_i)) + w_n per cell, γ spherical; d from per-gauge squared offsets."""
+    n, cols = dx2.shape
+    rows = dy2.shape[1]
+    out = np.empty((rows, cols), dtype=np.float64)
+    rng2 = rng * rng
+    sill = psill + nugget
+    for r in range(rows):
+        for c in range(cols):
+            acc = weights[n]
+            for i in range(n):
+                d2 = dx2[i, c] + dy2[i, r]
+                if d2 >= rng2:  # beyond the range: the sill, no square root needed
+                    acc -= weights[i] * sill
+                elif d2 <= 1e-20:
+                    continue  # on a gauge: pykrige's exact match, γ = 0
+                else:
+                    h = math.sqrt(d2) / rng
+                    acc -= weights[i] * (psill * (1.5 * h - 0.5 * h * h * h) + nugget)
+            out[r, c] = acc
+    return out
+
+
 def kriging(
     x: npt.ArrayLike,
     y: npt.ArrayLike,
@@ -129,22 +157,44 @@ def kriging(
     *,
     variogram_model: str = "spherical",
 ) -> tuple[npt.NDArray[np.float32], dict[str, float]]:
-    """Ordinary kriging (pykrige) with a variogram fitted to the gauges; negatives clipped.
+    """Ordinary kriging with a variogram fitted to the gauges (pykrige); negatives clipped.
 
+    pykrige fits the variogram; the estimate is pykrige's ordinary-kriging system solved once
+    instead of per cell: with A the (n+1)² kriging matrix (-γ between gauges, 0 on its
+    diagonal, bordered by ones) and b(p) = [-γ(|p - x_i|); 1], the estimate Zᵀ (A⁻¹ b)[:n]
+    equals cᵀ b(p) with c = A⁻ᵀ [Z; 0], so a grid is one pass over cells × gauges.
     Returns the grid and the fitted variogram parameters.
     """
     from pykrige.ok import OrdinaryKriging
+    from scipy.linalg import inv
 
     gx, gy, gz = _gauges(x, y, mm)
     ok = OrdinaryKriging(gx, gy, gz, variogram_model=variogram_model, nlags=6)
     xs, ys = _centres(transform, shape)
-    z, _ = ok.execute("grid", xs, ys)
-    params = dict(
-        zip(("sill", "range", "nugget"), map(float, ok.variogram_model_parameters), strict=False)
-    )
+    vparams = [float(v) for v in ok.variogram_model_parameters]
+    n = gz.size
+    d = np.hypot(gx[:, None] - gx[None, :], gy[:, None] - gy[None, :])
+    a = np.zeros((n + 1, n + 1))
+    a[:n, :n] = -ok.variogram_function(ok.variogram_model_parameters, d)
+    np.fill_diagonal(a, 0.0)
+    a[n, :n] = a[:n, n] = 1.0
+    weights = inv(a).T @ np.append(gz, 0.0)
+    dx2 = (xs[None, :] - gx[:, None]) ** 2
+    dy2 = (ys[None, :] - gy[:, None]) ** 2
+    if variogram_model == "spherical":
+        psill, rng, nugget = vparams
+        z = _spherical_grid(dx2, dy2, weights, psill, rng, nugget)
+    else:  # other models: the same product, in numpy row blocks
+        z = np.empty(shape)
+        for r in range(shape[0]):
+            dist = np.sqrt(dx2 + dy2[:, r : r + 1])
+            gamma = ok.variogram_function(ok.variogram_model_parameters, dist)
+            gamma[dist <= 1e-10] = 0.0
+            z[r] = weights[n] - weights[:n] @ gamma
+    params = dict(zip(("sill", "range", "nugget"), vparams, strict=False))
     if variogram_model == "spherical":
         params["sill"] += params["nugget"]  # pykrige reports the partial sill
-    return np.clip(np.asarray(z), 0.0, None).astype(np.float32), params
+    return np.clip(z, 0.0, None).astype(np.float32), params
 
 
 def rain_surface(

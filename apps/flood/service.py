@@ -8,6 +8,7 @@ out in WGS84.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import threading
@@ -470,9 +471,7 @@ class Prepared:
     transform: Affine
     epsg: int
     cell_m: float
-    hand: npt.NDArray[np.float32]
-    drain: npt.NDArray[np.int32]
-    reach: npt.NDArray[np.int16]  # gauge zone of each stream cell, 0 elsewhere
+    plain: inu.FloodPlain  # the cells a stage can wet, by reach and HAND
     zone_of_site: dict[str, int]
 
 
@@ -499,16 +498,14 @@ def prepared(conn: psycopg.Connection) -> Prepared:
             hand = src.read(1)
             tr, epsg = src.transform, src.crs.to_epsg()
         streams = read_band(out / "streams.tif") > 0
-        zones = read_band(out / "zones.tif")
+        reach = np.where(streams, read_band(out / "zones.tif"), 0).astype(np.int16)
+        del streams
+        plain = inu.FloodPlain.build(
+            hand, read_band(out / "drain.tif"), reach, MAX_STAGE_ABOVE_BED_M
+        )
+        del hand, reach
         found = Prepared(
-            out,
-            tr,
-            int(epsg),
-            abs(tr.a),
-            hand,
-            read_band(out / "drain.tif"),
-            np.where(streams, zones, 0).astype(np.int16),
-            {site: int(k) for k, site in row[1].items()},
+            out, tr, int(epsg), abs(tr.a), plain, {site: int(k) for k, site in row[1].items()}
         )
         _prepared.clear()  # one city, one preparation in force
         _prepared[key] = found
@@ -589,8 +586,16 @@ def stages_above_bed(
     return out, notes
 
 
-def flooded_edges(graph: RoadGraph, prep: Prepared, depth: np.ndarray) -> npt.NDArray[np.int64]:
-    """Edge indices of roads with a point under more than ``ROAD_CUT_M`` of water."""
+_road_cells: dict[tuple[Path, bytes], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _road_samples(graph: RoadGraph, prep: Prepared) -> tuple[np.ndarray, np.ndarray]:
+    """Flat grid cell and edge index of points every half cell along each road, kept per
+    road set and preparation (closures rebuild the graph, not the roads' geometry)."""
+    key = (prep.out_dir, hashlib.sha1(graph.edge_id.tobytes()).digest())
+    found = _road_cells.get(key)
+    if found is not None:
+        return found
     if prep.epsg != CGCS2000_GK_CM114:
         geoms = transform_geometry(graph.geoms_wgs, WGS84, prep.epsg)
     else:
@@ -599,11 +604,19 @@ def flooded_edges(graph: RoadGraph, prep: Prepared, depth: np.ndarray) -> npt.ND
     xy, idx = shapely.get_coordinates(dense, return_index=True)
     col, row = ~prep.transform @ (xy[:, 0], xy[:, 1])
     r, c = np.floor(row).astype(np.int64), np.floor(col).astype(np.int64)
-    h, w = depth.shape
+    h, w = prep.plain.shape
     ok = (r >= 0) & (r < h) & (c >= 0) & (c < w)
-    worst = np.zeros(graph.edges)
-    np.maximum.at(worst, idx[ok], np.nan_to_num(depth[r[ok], c[ok]]))
-    return np.flatnonzero(worst > ROAD_CUT_M)
+    found = ((r[ok] * w + c[ok]), idx[ok].astype(np.int64))
+    _road_cells.clear()
+    _road_cells[key] = found
+    return found
+
+
+def flooded_edges(graph: RoadGraph, prep: Prepared, depth: np.ndarray) -> npt.NDArray[np.int64]:
+    """Edge indices of roads with a point under more than ``ROAD_CUT_M`` of water."""
+    cells, idx = _road_samples(graph, prep)
+    under = depth.ravel()[cells] > ROAD_CUT_M
+    return np.unique(idx[under])
 
 
 @dataclass
@@ -612,9 +625,17 @@ class Scenario:
 
     prep: Prepared
     depth: npt.NDArray[np.float32]
+    window: tuple[int, int, int, int]  # rows and columns holding every wet cell
     notes: list[str]
     flooded_edges: npt.NDArray[np.int64]
     graph: RoadGraph
+
+
+# The last two scenarios: an evacuation right after its inundation, and the tiles of a time
+# slider moving between two steps, do not redo them (a depth grid is 4 bytes a cell).
+_last_scenario: dict[tuple[Any, ...], Scenario] = {}
+_KEEP_SCENARIOS = 2
+DRAWN_CELLS = 1_000_000  # most cells the flooded polygons are drawn from
 
 
 def scenario(
@@ -626,9 +647,17 @@ def scenario(
 ) -> Scenario:
     prep = prepared(conn)
     by_zone, notes = stages_above_bed(conn, prep, stages=stages, rise_m=rise_m, observed=observed)
-    depth = inu.fluvial_depth(prep.hand, prep.drain, prep.reach, by_zone)
     graph = graph_for(conn)
-    return Scenario(prep, depth, notes, flooded_edges(graph, prep, depth), graph)
+    key = (id(prep), id(graph), tuple(sorted(by_zone.items())))
+    found = _last_scenario.get(key)
+    if found is not None:
+        return found
+    depth, window = prep.plain.depth(by_zone)
+    sc = Scenario(prep, depth, window, notes, flooded_edges(graph, prep, depth), graph)
+    while len(_last_scenario) >= _KEEP_SCENARIOS:
+        _last_scenario.pop(next(iter(_last_scenario)))
+    _last_scenario[key] = sc
+    return sc
 
 
 def inundate(
@@ -643,7 +672,9 @@ def inundate(
     more than 0.3 m of water closed in the shared road graph (the flood's earlier closures
     are lifted first: one scenario in force)."""
     sc = scenario(conn, stages=stages, rise_m=rise_m, observed=observed)
-    prep, depth = sc.prep, sc.depth
+    prep = sc.prep
+    r0, r1, c0, c1 = sc.window
+    depth = sc.depth[r0:r1, c0:c1]  # every wet cell is in the window
     wet = depth > 0
     districts = _districts(conn)
     people = conn.execute(
@@ -675,10 +706,22 @@ def inundate(
         close_roads(
             conn, road_ids, source="flood", reason=f"inundation: water above {ROAD_CUT_M} m"
         )
+    notes = list(sc.notes)
     classes = np.digitize(np.nan_to_num(depth), DEPTH_CLASSES_M, right=True).astype(np.uint8)
     classes[~wet] = 0
+    # The map's polygons: a wide wet window is drawn in blocks of f × f cells (deepest class
+    # of the block), at most DRAWN_CELLS of them; the counts above are cell by cell.
+    f = max(1, math.ceil(math.sqrt(classes.size / DRAWN_CELLS)))
+    if f > 1:
+        h, w = classes.shape
+        padded = np.zeros((math.ceil(h / f) * f, math.ceil(w / f) * f), dtype=np.uint8)
+        padded[:h, :w] = classes
+        classes = padded.reshape(padded.shape[0] // f, f, padded.shape[1] // f, f).max(axis=(1, 3))
+        notes.append(f"flooded polygons drawn on {f * prep.cell_m:g} m blocks")
     polys, props = [], []
-    for geom, value in shapes(classes, classes > 0, transform=prep.transform):
+    window_tr = prep.transform @ Affine.translation(c0, r0) @ Affine.scale(f)
+    drawn = shapes(classes, classes > 0, transform=window_tr) if classes.size else ()
+    for geom, value in drawn:
         k = int(value)
         polys.append(shapely.geometry.shape(geom))
         hi = DEPTH_CLASSES_M[k] if k < len(DEPTH_CLASSES_M) else None
@@ -701,7 +744,7 @@ def inundate(
         "roads_flooded": road_ids,
         "roads_closed": len(road_ids) if close else 0,
         "flooded": _geojson(_to_wgs(polys, prep.epsg, prep.cell_m / 2), props),
-        "notes": sc.notes,
+        "notes": notes,
     }
 
 

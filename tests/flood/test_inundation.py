@@ -31,6 +31,28 @@ def test_fluvial_depth_needs_connection_to_the_reach() -> None:
     assert not fl.fluvial_depth(hand, drain, reach, {8: 5.0}).any()  # no stage, no water
 
 
+def test_flood_plain_gives_fluvial_depth_on_a_random_valley() -> None:
+    rng = np.random.default_rng(4)
+    h, w = 60, 80
+    hand = (np.abs(np.arange(h)[:, None] - 30) * 0.4 + rng.uniform(0, 3, (h, w))).astype(np.float32)
+    hand[30, :] = 0.0  # the stream, in two reaches
+    hand[rng.uniform(size=(h, w)) < 0.02] = np.nan  # no-data holes
+    reach = np.zeros((h, w), dtype=np.int32)
+    reach[30, :40], reach[30, 40:] = 3, 5
+    drain = (30 * w + np.arange(w))[None, :].repeat(h, axis=0)
+    drain[:5] = -1  # cells that drain nowhere
+    plain = fl.FloodPlain.build(hand, drain, reach, max_stage_m=30.0)
+    for stages in ({3: 2.5}, {3: 1.0, 5: 6.0}, {5: 30.0}, {9: 4.0}):
+        want = fl.fluvial_depth(hand, drain, reach, stages)
+        got, (r0, r1, c0, c1) = plain.depth(stages)
+        np.testing.assert_array_equal(got, want)
+        wet = np.argwhere(want > 0)
+        if wet.size:  # the window is the wet cells' bounding box
+            assert (r0, c0) == tuple(wet.min(axis=0)) and (r1, c1) == tuple(wet.max(axis=0) + 1)
+        else:
+            assert (r0, r1, c0, c1) == (0, 0, 0, 0)
+
+
 def test_ponding_fills_to_the_volume_then_stops_at_the_spill() -> None:
     dem = np.full((3, 4), 10.0)
     dem[1, 1], dem[1, 2] = 8.0, 9.0  # a hollow of two cells, spill level 10

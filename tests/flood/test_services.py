@@ -226,3 +226,21 @@ def test_a_dispatch_recommendation_routes_around_a_road_the_flood_closed(conn) -
         _, _, edges = routing.route(closed, fld, case["a"], 0.5, int(way[0]))
         assert int(open_graph.edge_id[e]) not in edges
         assert secs[0] > case["secs"]  # the detour is slower
+
+
+def test_a_wide_flood_is_drawn_in_blocks_that_cover_every_wet_cell(conn, monkeypatch) -> None:
+    fine = service.inundate(conn, rise_m=3.0, close=False)
+    monkeypatch.setattr(service, "DRAWN_CELLS", 50)
+    coarse = service.inundate(conn, rise_m=3.0, close=False)
+    assert any("blocks" in n for n in coarse["notes"])
+    assert not any("blocks" in n for n in fine["notes"])
+    assert coarse["wet_cells"] == fine["wet_cells"] and coarse["people"] == fine["people"]
+    area = [
+        shapely.union_all([shapely.geometry.shape(f["geometry"]) for f in r["flooded"]["features"]])
+        for r in (fine, coarse)
+    ]
+    # blocks take the deepest class of their cells: they cover the cell-by-cell polygons
+    # (both are simplified by half a cell for the map: covered, to within that)
+    assert area[1].area > area[0].area
+    assert area[0].intersection(area[1]).area > 0.95 * area[0].area
+    assert len(coarse["flooded"]["features"]) < len(fine["flooded"]["features"])
