@@ -181,8 +181,13 @@ def known_gauges(reference, db_url: str) -> Iterator[tuple[str, str, np.ndarray,
     telemetry; the second's cut to twelve months. Restored afterwards."""
     last = drought_service._last_complete_month()
     with psycopg.connect(db_url) as conn:
+        # Gauges at a site: other modules add bare rain devices to the shared database.
         first, second = [
-            r[0] for r in conn.execute("SELECT id FROM iot.device WHERE kind = 'rain' ORDER BY id")
+            r[0]
+            for r in conn.execute(
+                "SELECT d.id FROM iot.device d JOIN iot.monitoring_site s ON s.id = d.site_id"
+                " WHERE d.kind = 'rain' ORDER BY d.id"
+            )
         ][:2]
         saved = conn.execute(
             "SELECT gauge_id, month, mm, source FROM water.rain_month WHERE gauge_id = ANY(%s)",
