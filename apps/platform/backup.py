@@ -27,7 +27,9 @@ from gis_core.settings import Settings
 
 from .services import Account, Postgres, ServiceError, conf_quote, free_port, pg_bin
 
-STAMP = "%Y%m%dT%H%M%SZ"
+# Microseconds: two backups within one second (a schedule retried, a test) must not share
+# a folder.
+STAMP = "%Y%m%dT%H%M%S%fZ"
 MANIFEST = "changzhi-backup.json"
 
 
