@@ -1,6 +1,6 @@
 """Printable documents (PDF/PNG) made offline with matplotlib, in Chinese and English.
 
-Certificates, briefings and reports are drawn on :class:`matplotlib.figure.Figure` objects
+Certificates and reports are drawn on :class:`matplotlib.figure.Figure` objects
 (never pyplot: no global state, safe in a server thread) with a CJK font that ships with the
 operating system (Debian ``fonts-noto-cjk``, installed by the bootstrap), so a document made
 on a network without internet still shows every character.
@@ -80,11 +80,4 @@ def pdf_bytes(pages: Iterable[Figure]) -> bytes:
     with PdfPages(buf) as pdf:
         for fig in pages:
             pdf.savefig(fig)
-    return buf.getvalue()
-
-
-def png_bytes(page: Figure, dpi: int = 150) -> bytes:
-    """One page as a PNG image."""
-    buf = io.BytesIO()
-    page.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()

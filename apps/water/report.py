@@ -22,13 +22,12 @@ import psycopg
 import shapely
 
 from apps.water import quality, resources, service
-from gis_core.documents import cjk_family
+from gis_core.documents import A4, cjk_family
 
 WAN = 1e4  # 万m³
 SOURCE_ZH = {"surface": "地表水", "groundwater": "地下水", "unconventional": "非常规水源",
              "transfer": "调水"}  # fmt: skip
 SECTOR_ZH = {"agriculture": "农业", "industry": "工业", "domestic": "生活", "ecological": "生态"}
-A4 = (8.27, 11.69)
 ROWS_PER_PAGE = 28  # of a long table on one A4 page
 
 
